@@ -1,0 +1,1 @@
+"""Tasks, the toy corpus, TFDS builders, JSONL import and batching."""

@@ -1,0 +1,47 @@
+"""Pure functions over (graphdef, params): what jitted code and notebooks call.
+
+`params` is a pure dict of arrays (nnx.to_pure_dict of the model state), so optax, Orbax and
+`jax.tree` work on it directly and swapping parameters never retraces.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from r1jax import sharding
+from r1jax.model.config import ModelConfig
+from r1jax.model.kv_cache import KVCache
+from r1jax.model.transformer import Transformer
+
+
+def create(
+    cfg: ModelConfig, seed: int, mesh: Any, rules: sharding.Rules
+) -> tuple[nnx.GraphDef, dict, dict]:
+    """Initialises the transformer straight into its shards: (graphdef, params, param shardings)."""
+    return sharding.init_sharded(lambda: Transformer(cfg, nnx.Rngs(seed)), mesh, rules)
+
+
+def apply(
+    graphdef: nnx.GraphDef,
+    params: dict,
+    tokens_BxT: jax.Array,
+    valid_BxT: jax.Array | None = None,
+    cache: KVCache | None = None,
+    return_hidden: bool = False,
+) -> tuple[jax.Array, KVCache | None]:
+    """Runs the model as a pure function; see `Transformer.__call__`."""
+    model = nnx.merge(graphdef, params)
+    return model(tokens_BxT, valid_BxT, cache, return_hidden=return_hidden)
+
+
+def token_logprobs(
+    logits_BxTxV: jax.Array, targets_BxT: jax.Array, temperature: float = 1.0
+) -> jax.Array:
+    """log softmax(logits / temperature)[target] per position, in float32 (no V-sized gather copy)."""
+    z = logits_BxTxV.astype(jnp.float32) / temperature
+    picked = jnp.take_along_axis(z, targets_BxT[..., None], axis=-1)[..., 0]
+    return picked - jax.nn.logsumexp(z, axis=-1)
