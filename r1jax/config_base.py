@@ -1,0 +1,136 @@
+"""Building blocks of experiment configs (ml-collections), shared by the files in experiments/.
+
+An experiment file starts from one of the stage defaults here and changes values; `config_check`
+validates a finished config against the same defaults, so every key a user can set is listed here
+with its type. Presets are plain dicts so that an experiment can print or override any entry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import ml_collections
+
+from r1jax import sharding
+from r1jax.data.corpus import CorpusConfig
+from r1jax.model.config import ModelConfig
+
+MODEL_PRESETS: dict[str, dict[str, Any]] = {
+    # ~1M parameters: the toy base model (pretrains in minutes on 2 CPU cores).
+    "toy": dict(
+        vocab_size=512, d_model=128, n_layers=4, n_heads=4, n_kv_heads=2, mlp_dim=384, max_len=512
+    ),
+    # the peers' shared tiny config (TRL / Tunix benchmarks).
+    "peer_tiny": dict(
+        vocab_size=512,
+        d_model=256,
+        n_layers=4,
+        n_heads=4,
+        n_kv_heads=2,
+        mlp_dim=688,
+        qkv_bias=True,
+        max_len=512,
+    ),
+    # for the unit tests: compiles in a second or two.
+    "test": dict(
+        vocab_size=512, d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, mlp_dim=64, max_len=512
+    ),
+    # the MFU benchmark's model.
+    "bench_512": dict(
+        vocab_size=512, d_model=512, n_layers=8, n_heads=8, n_kv_heads=8, mlp_dim=1536, max_len=512
+    ),
+}
+
+
+def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
+    """big_vision-style `file.py:tiny,seed=3`: bare words are True flags, key=value pairs are typed."""
+    out = ml_collections.ConfigDict(defaults)
+    if not arg:
+        return out
+    for part in arg.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        key, _, val = part.partition("=")
+        if key not in defaults:
+            raise ValueError(
+                f"unknown config argument {key!r}; valid arguments: {sorted(defaults)}."
+            )
+        if not val:
+            out[key] = True
+        else:
+            kind = type(defaults[key])
+            out[key] = val.lower() in ("1", "true", "yes") if kind is bool else kind(val)
+    return out
+
+
+def model(preset: str = "toy", **overrides: Any) -> ml_collections.ConfigDict:
+    fields = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
+    fields["rope_scaling"] = None
+    fields.update(MODEL_PRESETS[preset])
+    fields.update(overrides)
+    return ml_collections.ConfigDict(fields)
+
+
+def corpus(**overrides: Any) -> ml_collections.ConfigDict:
+    fields = dataclasses.asdict(CorpusConfig())
+    fields.update(overrides)
+    return ml_collections.ConfigDict(fields)
+
+
+def optimizer(**overrides: Any) -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict(
+        dict(
+            lr=1e-3,
+            warmup_steps=100,
+            schedule="cosine",  # cosine | constant | linear
+            end_lr_fraction=0.1,
+            b1=0.9,
+            b2=0.95,
+            eps=1e-8,
+            weight_decay=0.1,
+            clip_norm=1.0,
+            grad_accum=1,
+        )
+    )
+    c.update(overrides)
+    return c
+
+
+def checkpoint(**overrides: Any) -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict(
+        dict(every_steps=200, keep=2, keep_period=0, async_save=True, fallback_to_previous=True)
+    )
+    c.update(overrides)
+    return c
+
+
+def common(stage: str) -> ml_collections.ConfigDict:
+    """Keys every stage has."""
+    c = ml_collections.ConfigDict()
+    c.stage = stage
+    c.seed = 0
+    c.mesh = ml_collections.ConfigDict(dict(shape=(-1, 1, 1)))
+    c.sharding_rules = tuple(sharding.DEFAULT_RULES)
+    c.distributed = ml_collections.ConfigDict(
+        dict(coordinator="", num_processes=1, process_id=0, cpu_collectives="gloo")
+    )
+    c.checkpoint = checkpoint()
+    c.log_every = 1
+    c.plot_keys = ("loss",)
+    c.max_consecutive_nonfinite = 5
+    return c
+
+
+def pretrain() -> ml_collections.ConfigDict:
+    """Defaults of the LM training stage (stages/pretrain.py)."""
+    c = common("pretrain")
+    c.model = model("toy")
+    c.tokenizer = ml_collections.ConfigDict(dict(path="", vocab_size=512, train_docs=20000))
+    c.corpus = corpus()
+    c.data = ml_collections.ConfigDict(dict(seq_len=256, batch_size=32, loss_on="all"))
+    c.optimizer = optimizer()
+    c.steps = 2000
+    c.plot_keys = ("loss", "grad_norm", "lr", "tokens_per_s")
+    return c

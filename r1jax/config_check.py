@@ -1,0 +1,95 @@
+"""Config validation before anything compiles: unknown keys, wrong types, impossible arithmetic.
+
+Every problem is a `ConfigError` with a one-line message naming the key and the fix; `main.py`
+prints it without a traceback. The schema of a stage is its defaults in `config_base`: a key that
+is not there is unknown, and a value must have the default's type (ints are accepted for floats,
+None is accepted where the default is None or a container).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import ml_collections
+
+
+class ConfigError(ValueError):
+    """A user-facing configuration problem (printed as one line)."""
+
+
+def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, (Mapping, ml_collections.ConfigDict)) and not isinstance(v, str):
+            out.update(_flatten(dict(v.items()), key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _type_ok(value: Any, default: Any) -> bool:
+    if default is None or value is None:
+        return True
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, (tuple, list)):
+        return isinstance(value, (tuple, list))
+    return isinstance(value, type(default))
+
+
+def check_schema(config: ml_collections.ConfigDict, defaults: ml_collections.ConfigDict) -> None:
+    """Unknown keys and wrong types, compared with the stage's defaults."""
+    got = _flatten(config.to_dict())
+    want = _flatten(defaults.to_dict())
+    # a key whose default is None (e.g. model.rope_scaling) may hold a sub-dict
+    open_keys = [k for k, v in want.items() if v is None]
+    for key, value in got.items():
+        if key in want:
+            if not _type_ok(value, want[key]):
+                raise ConfigError(
+                    f"config.{key}={value!r} has type {type(value).__name__}; "
+                    f"expected {type(want[key]).__name__} (default {want[key]!r})."
+                )
+            continue
+        if any(key.startswith(k + ".") for k in open_keys):
+            continue
+        close = difflib.get_close_matches(key, list(want), n=1)
+        hint = f" (did you mean config.{close[0]}?)" if close else ""
+        raise ConfigError(f"unknown config key config.{key}{hint}; remove it or fix its name.")
+
+
+def require_positive(config: ml_collections.ConfigDict, *keys: str) -> None:
+    flat = _flatten(config.to_dict())
+    for key in keys:
+        if flat[key] <= 0:
+            raise ConfigError(f"config.{key}={flat[key]} must be positive.")
+
+
+def require_divisible(value: int, by: int, what: str, fix: str) -> None:
+    if by <= 0 or value % by:
+        raise ConfigError(f"{what} ({value}) is not divisible by {by}; {fix}.")
+
+
+def require_path(path: str, key: str, what: str = "file") -> None:
+    if not path or not os.path.exists(path):
+        raise ConfigError(
+            f"config.{key}={path!r}: {what} does not exist; point it at an existing {what}."
+        )
+
+
+def check_mesh(config: ml_collections.ConfigDict, num_devices: int) -> tuple[int, ...]:
+    """The resolved mesh shape, or a ConfigError naming the device count."""
+    from r1jax import sharding
+
+    try:
+        return sharding.resolve_mesh_shape(tuple(config.mesh.shape), num_devices)
+    except ValueError as e:
+        raise ConfigError(f"config.mesh.shape: {e}") from None

@@ -1,0 +1,174 @@
+"""Countdown (as in TinyZero): combine the given numbers with + - * / to reach the target.
+
+An *attempt* combines two numbers of the pool into one, step by step, until one number is left:
+`7*3=21,21+2=23`. Subtraction and division are written bigger-first and only when the result is a
+positive integer, so every intermediate is a positive integer and the reasoning never needs
+fractions. Every expression tree over the numbers is reachable this way.
+
+The toy corpus's traces search over attempts honestly: each attempt's arithmetic and verdict are
+right, and the errors are only in *which* attempt is tried and *when to stop* (giving up early),
+which is what RL can fix by searching longer. Attempts are tried without repeats, in an order biased
+towards values close to the target (an "intuition" the model can learn and RL can sharpen).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+Step = tuple[int, str, int, int]  # (left, op, right, result), left >= right for - and /
+Attempt = tuple[tuple[Step, ...], str]  # steps, final expression
+
+
+def _combine(x: int, y: int, op: str) -> tuple[int, int, int] | None:
+    """(left, right, result) of x op y in the written order, or None if not a positive integer."""
+    a, b = (x, y) if x >= y else (y, x)
+    if op == "+":
+        return a, b, a + b
+    if op == "*":
+        return a, b, a * b
+    if op == "-":
+        return (a, b, a - b) if a > b else None
+    if op == "/":
+        return (a, b, a // b) if b > 1 and a % b == 0 else None
+    raise ValueError(op)
+
+
+def _wrap(e: str) -> str:
+    return e if e.isdigit() else f"({e})"
+
+
+def attempts(numbers: Sequence[int]) -> list[Attempt]:
+    """Every distinct attempt over the numbers (up to commutation of + and *), in a fixed order."""
+    out: dict[tuple, Attempt] = {}
+
+    def rec(pool: list[tuple[int, str]], steps: tuple[Step, ...]):
+        if len(pool) == 1:
+            key = tuple(sorted(steps[:-1])) + (steps[-1],) if steps else ()
+            out.setdefault(key, (steps, pool[0][1]))
+            return
+        for i, j in itertools.combinations(range(len(pool)), 2):
+            (x, ex), (y, ey) = pool[i], pool[j]
+            rest = [p for k, p in enumerate(pool) if k not in (i, j)]
+            for op in "+*-/":
+                got = _combine(x, y, op)
+                if got is None:
+                    continue
+                left, right, res = got
+                e_left, e_right = (ex, ey) if left == x and (x != y or i < j) else (ey, ex)
+                expr = f"{_wrap(e_left)}{op}{_wrap(e_right)}"
+                rec(rest + [(res, expr)], steps + ((left, op, right, res),))
+
+    rec([(n, str(n)) for n in numbers], ())
+    return list(out.values())
+
+
+def value(attempt: Attempt) -> int:
+    return attempt[0][-1][3]
+
+
+def strip_outer(expr: str) -> str:
+    """The final expression as written in the answer: without the outermost parentheses."""
+    return expr[1:-1] if expr.startswith("(") and _balanced_outer(expr) else expr
+
+
+def _balanced_outer(expr: str) -> bool:
+    depth = 0
+    for i, ch in enumerate(expr):
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth == 0 and i < len(expr) - 1:
+            return False
+    return True
+
+
+def render_attempt(attempt: Attempt) -> str:
+    return ",".join(f"{a}{op}{b}={r}" for a, op, b, r in attempt[0])
+
+
+def split_of(numbers: Sequence[int], target: int, test_percent: int = 10) -> str:
+    """'test' for a stable hash bucket of the problem, else 'train': splits never share a problem."""
+    key = ",".join(map(str, sorted(numbers))) + f"->{target}"
+    bucket = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % 100
+    return "test" if bucket < test_percent else "train"
+
+
+def question(numbers: Sequence[int], target: int) -> str:
+    nums = ", ".join(map(str, numbers))
+    return (
+        f"Using the numbers [{nums}], create an equation that equals {target}. "
+        "Use + - * / and each number once."
+    )
+
+
+def sample_problem(
+    rng: np.random.Generator, n_numbers: int = 3, max_number: int = 9, max_target: int = 99
+) -> tuple[list[int], int, str]:
+    """Random numbers and a target reachable from them (so every problem is solvable)."""
+    while True:
+        numbers = [int(x) for x in rng.integers(1, max_number + 1, size=n_numbers)]
+        reachable = [a for a in attempts(numbers) if 1 <= value(a) <= max_target]
+        if reachable:
+            pick = reachable[int(rng.integers(len(reachable)))]
+            return numbers, value(pick), strip_outer(pick[1])
+
+
+def example(numbers: Sequence[int], target: int, solution: str) -> dict:
+    """One example in the common task schema (see tfds_base.py)."""
+    key = ",".join(map(str, numbers)) + f"->{target}"
+    return {
+        "id": "countdown-" + hashlib.sha1(key.encode()).hexdigest()[:12],
+        "task": "countdown",
+        "question": question(numbers, target),
+        "answer": solution,
+        "ground_truth": {"numbers": list(numbers), "target": int(target)},
+        "difficulty": len(numbers),
+    }
+
+
+def examples(
+    split: str,
+    n: int,
+    seed: int = 0,
+    n_numbers: int = 3,
+    max_number: int = 9,
+    max_target: int = 99,
+    test_percent: int = 10,
+) -> Iterator[dict]:
+    """n distinct solvable problems of one split, deterministic for the arguments."""
+    rng = np.random.default_rng([seed, n_numbers, max_number, max_target])
+    seen: set[tuple] = set()
+    tries = 0
+    while len(seen) < n:
+        tries += 1
+        if tries > 200 * n + 10_000:
+            raise ValueError(
+                f"countdown: only {len(seen)} distinct {split} problems found for n={n} "
+                f"(n_numbers={n_numbers}, max_number={max_number}); ask for fewer or widen the ranges."
+            )
+        numbers, target, solution = sample_problem(rng, n_numbers, max_number, max_target)
+        key = (tuple(sorted(numbers)), target)
+        if key in seen or split_of(numbers, target, test_percent) != split:
+            continue
+        seen.add(key)
+        yield example(numbers, target, solution)
+
+
+def search_order(
+    numbers: Sequence[int], target: int, rng: np.random.Generator, intuition: float
+) -> list[Attempt]:
+    """All attempts without repeats, drawn with weight exp(-|log(value/target)| / intuition).
+
+    intuition = 0 gives a uniformly random order; smaller positive values try close values first.
+    """
+    pool = attempts(numbers)
+    if intuition > 0:
+        w = np.array([math.exp(-abs(math.log(value(a) / target)) / intuition) for a in pool])
+    else:
+        w = np.ones(len(pool))
+    order = rng.choice(len(pool), size=len(pool), replace=False, p=w / w.sum())
+    return [pool[i] for i in order]

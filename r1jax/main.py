@@ -1,0 +1,51 @@
+"""r1jax entry point: `python -m r1jax.main --config=experiments/x.py[:arg] --workdir=DIR`.
+
+Flags and dispatch only (the stages live in r1jax/stages/). Overrides: `--config.optimizer.lr=3e-4`.
+"""
+
+import importlib
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+STAGES = (
+    "pretrain",
+    "sft",
+    "grpo",
+    "eval",
+    "reward_model",
+    "rejection_sampling",
+    "distill",
+    "pipeline",
+)
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Experiment config file.", lock_config=True
+)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and plots.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+    del argv
+    logging.set_verbosity(logging.WARNING)
+    from r1jax.checkpoint import CheckpointError
+    from r1jax.config_check import ConfigError
+    from r1jax.loop import NonFiniteError
+
+    config = _CONFIG.value
+    stage = config.get("stage")
+    if stage not in STAGES:
+        print(f"r1jax: config.stage={stage!r} is not one of {STAGES}.", file=sys.stderr)
+        sys.exit(2)
+    module = importlib.import_module(f"r1jax.stages.{stage}")
+    try:
+        module.run(config, _WORKDIR.value)
+    except (ConfigError, FileNotFoundError, CheckpointError, NonFiniteError) as e:
+        print(f"r1jax: {type(e).__name__}: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    app.run(main)

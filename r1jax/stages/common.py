@@ -1,0 +1,84 @@
+"""What every stage runner does first: validate, start distributed JAX, build the mesh, tokenizer.
+
+Only stage runners read the ConfigDict; they turn it into the small dataclasses the library takes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any
+
+import jax
+import ml_collections
+
+from r1jax import config_check, distributed, sharding
+from r1jax import tokenizer as tok_lib
+from r1jax.data import corpus as corpus_lib
+from r1jax.model.config import ModelConfig
+
+log = logging.getLogger(__name__)
+
+
+def setup(config: ml_collections.ConfigDict, defaults: ml_collections.ConfigDict) -> Any:
+    """Schema check, distributed init and the mesh (errors are ConfigErrors, before compiling)."""
+    config_check.check_schema(config, defaults)
+    d = config.distributed
+    distributed.initialize(d.coordinator, d.num_processes, d.process_id, d.cpu_collectives)
+    shape = config_check.check_mesh(config, jax.device_count())
+    return sharding.make_mesh(shape)
+
+
+def rules(config: ml_collections.ConfigDict) -> tuple:
+    return tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in config.sharding_rules)
+
+
+def model_config(config: ml_collections.ConfigDict, vocab_size: int | None = None) -> ModelConfig:
+    """The ModelConfig; with `vocab_size` (the tokenizer's), checks that the model's is big enough."""
+    try:
+        cfg = ModelConfig.from_dict(config.model.to_dict())
+    except (ValueError, TypeError) as e:
+        raise config_check.ConfigError(str(e)) from None
+    if vocab_size is not None and cfg.vocab_size < vocab_size:
+        raise config_check.ConfigError(
+            f"config.model.vocab_size={cfg.vocab_size} is smaller than the tokenizer's "
+            f"{vocab_size} pieces; set it to at least {vocab_size}."
+        )
+    return cfg
+
+
+def corpus_config(config: ml_collections.ConfigDict) -> corpus_lib.CorpusConfig:
+    d = config.corpus.to_dict()
+    d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+    return corpus_lib.CorpusConfig(**d)
+
+
+def tokenizer(config: ml_collections.ConfigDict, workdir: str) -> tok_lib.SentencePieceTokenizer:
+    """The configured tokenizer; on the toy path (no path given) trains one into the workdir."""
+    path = config.tokenizer.path or os.path.join(workdir, "tokenizer.model")
+    if os.path.exists(path):
+        return tok_lib.SentencePieceTokenizer.load(path)
+    if config.tokenizer.path:
+        config_check.require_path(config.tokenizer.path, "tokenizer.path", "tokenizer model")
+    ccfg = corpus_config(config)
+    n = int(config.tokenizer.train_docs)
+    print(
+        f"r1jax: no tokenizer at {path}; training a sentencepiece model on {n} corpus documents",
+        flush=True,
+    )
+    texts = corpus_lib.texts(config.seed + 7919, 0, n, ccfg)
+    tok = tok_lib.train(texts, int(config.tokenizer.vocab_size))
+    if jax.process_index() == 0:
+        tok.save(path)
+    return tok
+
+
+def write_json(workdir: str, name: str, obj: Any) -> str:
+    path = os.path.join(workdir, name)
+    if jax.process_index() == 0:
+        os.makedirs(workdir, exist_ok=True)
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=2, default=str)
+        os.replace(path + ".tmp", path)
+    return path
