@@ -39,7 +39,7 @@ class RMSNorm(nnx.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         x32 = x.astype(jnp.float32)
         y = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.eps)
-        return (y * self.scale[...].astype(jnp.float32)).astype(x.dtype)
+        return (y * self.scale[...].astype(jnp.float32)[None, None]).astype(x.dtype)
 
 
 def rope_inv_freq(cfg: ModelConfig) -> jax.Array:
@@ -63,7 +63,7 @@ def rope_inv_freq(cfg: ModelConfig) -> jax.Array:
 
 def apply_rope(x_BxTxNxH: jax.Array, pos_BxT: jax.Array, inv_freq: jax.Array) -> jax.Array:
     """Rotary embedding in the HF "rotate half" layout (first half / second half of head_dim)."""
-    angles = pos_BxT[..., None].astype(jnp.float32) * inv_freq  # [B, T, H/2]
+    angles = pos_BxT[..., None].astype(jnp.float32) * inv_freq[None, None]  # [B, T, H/2]
     cos = jnp.cos(angles)[:, :, None, :]
     sin = jnp.sin(angles)[:, :, None, :]
     x = x_BxTxNxH.astype(jnp.float32)
@@ -91,7 +91,7 @@ class Attention(nnx.Module):
         dt = self.cfg.compute_dtype
         y = jnp.einsum("btd,dnh->btnh", x, getattr(self, name + "_proj")[...].astype(dt))
         if self.cfg.qkv_bias:
-            y = y + getattr(self, name + "_bias")[...].astype(dt)
+            y = y + getattr(self, name + "_bias")[...].astype(dt)[None, None]
         return y
 
     def __call__(
