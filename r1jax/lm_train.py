@@ -91,10 +91,10 @@ def make_train_step(
 
         def accumulate(carry, mb):
             g_acc, l_acc, n_acc = carry
-            (l, n), g = jax.value_and_grad(
+            (loss_mb, n), g = jax.value_and_grad(
                 lambda p: loss_sum(graphdef, p, mb[0], mb[1]), has_aux=True
             )(params)
-            return (jax.tree.map(jnp.add, g_acc, g), l_acc + l, n_acc + n), None
+            return (jax.tree.map(jnp.add, g_acc, g), l_acc + loss_mb, n_acc + n), None
 
         zeros = jax.tree.map(jnp.zeros_like, params)
         init = (zeros, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32))

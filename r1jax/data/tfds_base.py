@@ -21,7 +21,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -53,7 +54,9 @@ class TaskBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         self.options = dict(options)
         key = json.dumps(self.options, sort_keys=True, default=str)
         tag = hashlib.sha1(key.encode()).hexdigest()[:10]
-        super().__init__(data_dir=os.path.join(data_dir, f"{self.TASK}_{tag}"), file_format="array_record")
+        super().__init__(
+            data_dir=os.path.join(data_dir, f"{self.TASK}_{tag}"), file_format="array_record"
+        )
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(
