@@ -1,0 +1,126 @@
+"""A general (non-reasoning) task family with checkable outputs, and the reward that scores it.
+
+R1's later stages (multi-domain SFT after rejection sampling, all-scenario RL) mix reasoning data
+with "general" data so that the model stays useful outside verifiable puzzles. At toy scale the
+general tasks are short sentence transformations over the toy reasoning vocabulary:
+
+    translate_en_zl  "Translate to zl: try the number"   -> "vek la nom"
+    translate_zl_en  "Translate to en: vek la nom"       -> "try the number"
+    reverse          "Reverse the words: try the number" -> "number the try"
+    uppercase        "Uppercase: try the number"         -> "TRY THE NUMBER"
+    sort             "Sort the words: try the number"    -> "number the try"
+
+The output is a deterministic function of the question, so an exact-match reward is a verifier,
+and a graded similarity (token F1 or word edit similarity) is a dense, rankable signal; both are
+the `general_match` reward (r1jax/rewards/general_match.py).
+
+Splits: problems come from one seeded stream; the first `test_size` distinct questions are the
+test split and the next `train_size` distinct questions (none of them a test question) are the
+train split. The test split therefore does not change when `train_size` changes.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+
+from r1jax.data import toy_language
+from r1jax.data.tfds_base import TaskBuilder
+
+KINDS = ("translate_en_zl", "translate_zl_en", "reverse", "uppercase", "sort")
+_PROMPTS = {
+    "translate_en_zl": "Translate to zl: ",
+    "translate_zl_en": "Translate to en: ",
+    "reverse": "Reverse the words: ",
+    "uppercase": "Uppercase: ",
+    "sort": "Sort the words: ",
+}
+
+
+def make_problem(rng: random.Random, kind: str, min_words: int, max_words: int) -> dict:
+    """One problem: question, target and difficulty (the number of words)."""
+    n = rng.randint(min_words, max_words)
+    sentence = " ".join(rng.choice(toy_language.EN) for _ in range(n))
+    if kind == "translate_en_zl":
+        source, target = sentence, toy_language.translate(sentence, "en", "zl")
+    elif kind == "translate_zl_en":
+        source, target = toy_language.translate(sentence, "en", "zl"), sentence
+    elif kind == "reverse":
+        source, target = sentence, " ".join(reversed(sentence.split()))
+    elif kind == "uppercase":
+        source, target = sentence, sentence.upper()
+    elif kind == "sort":
+        source, target = sentence, " ".join(sorted(sentence.split()))
+    else:
+        raise ValueError(f"unknown general task kind {kind!r}; choose from {KINDS}")
+    return {"kind": kind, "question": _PROMPTS[kind] + source, "target": target, "words": n}
+
+
+def generate_splits(
+    seed: int,
+    train_size: int,
+    test_size: int,
+    min_words: int = 3,
+    max_words: int = 8,
+    kinds: Sequence[str] = KINDS,
+) -> dict[str, list[dict]]:
+    """Both splits as lists of examples in the common schema; disjoint by question."""
+    if not 1 <= min_words <= max_words:
+        raise ValueError(f"need 1 <= min_words <= max_words, got {min_words}, {max_words}")
+    for kind in kinds:
+        if kind not in KINDS:
+            raise ValueError(f"unknown general task kind {kind!r}; choose from {KINDS}")
+    rng = random.Random(f"r1jax-general-{seed}")
+    seen: set[str] = set()
+    out: dict[str, list[dict]] = {"test": [], "train": []}
+    for split, size in (("test", test_size), ("train", train_size)):
+        tries = 0
+        while len(out[split]) < size:
+            tries += 1
+            if tries > 50 * size + 1000:
+                raise ValueError(f"cannot draw {size} distinct {split} problems; allow more words")
+            p = make_problem(rng, kinds[rng.randrange(len(kinds))], min_words, max_words)
+            if p["question"] in seen:
+                continue
+            seen.add(p["question"])
+            out[split].append(
+                {
+                    "id": f"general-{seed}-{split}-{len(out[split])}",
+                    "task": "general",
+                    "question": p["question"],
+                    "answer": p["target"],
+                    "ground_truth": {"kind": p["kind"], "target": p["target"]},
+                    "difficulty": p["words"],
+                }
+            )
+    return out
+
+
+class GeneralTask(TaskBuilder, skip_registration=True):
+    """TFDS builder: options seed, train_size, test_size, min_words, max_words, kinds."""
+
+    TASK = "general"
+
+    def __init__(
+        self,
+        *,
+        data_dir: str,
+        seed: int = 0,
+        train_size: int = 2000,
+        test_size: int = 200,
+        min_words: int = 3,
+        max_words: int = 8,
+        kinds: Sequence[str] = KINDS,
+    ):
+        super().__init__(
+            data_dir=data_dir,
+            seed=seed,
+            train_size=train_size,
+            test_size=test_size,
+            min_words=min_words,
+            max_words=max_words,
+            kinds=list(kinds),
+        )
+
+    def generate(self, split: str) -> Iterator[dict]:
+        yield from generate_splits(**self.options)[split]

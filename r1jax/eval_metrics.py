@@ -1,0 +1,198 @@
+"""Evaluation metrics of the R1 protocol, as pure functions of sampled answers and verdicts.
+
+The harness samples k completions per problem and verifies them; these functions turn the results
+into the numbers the paper reports:
+
+- pass@1 averaged over the k samples (the paper's main number, at temperature 0.6, top-p 0.95),
+- cons@k: the majority answer over the k samples is checked (self-consistency),
+- the unbiased pass@k estimator of Chen et al. (2021) from n >= k samples,
+- format compliance (`strict_format_ok`, which the format reward reuses), language mixing in the
+  reasoning, and response length statistics,
+- and a Markdown table of the results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from r1jax.data import toy_language
+from r1jax.rewards.math_answer import normalize as normalize_answer
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
+_TAGS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples of which c are correct: 1 - C(n-c, k) / C(n, k).
+
+    Computed as 1 - prod_{i=n-c+1}^{n} (1 - k/i), which never forms the huge binomials.
+    """
+    if not (0 <= c <= n and 1 <= k <= n):
+        raise ValueError(f"pass_at_k needs 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
+    if n - c < k:
+        return 1.0
+    return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1, dtype=np.float64)))
+
+
+def mean_pass_at_k(correct: Sequence[Sequence[bool]], k: int) -> float:
+    """pass@k averaged over problems; correct[p][s] is the verdict of sample s of problem p."""
+    if not correct:
+        raise ValueError("no problems")
+    return float(np.mean([pass_at_k(len(c), int(sum(map(bool, c))), k) for c in correct]))
+
+
+def pass1_over_samples(correct: Sequence[Sequence[bool]]) -> float:
+    """pass@1 averaged over the k samples of each problem, then over problems (= pass@k at k=1)."""
+    if not correct or any(len(c) == 0 for c in correct):
+        raise ValueError("every problem needs at least one sample")
+    return float(np.mean([np.mean(np.asarray(c, dtype=np.float64)) for c in correct]))
+
+
+def majority_vote(
+    answers: Sequence[str | None], normalize: Callable[[str], str | None] = normalize_answer
+) -> int | None:
+    """Index of the sample whose normalised answer wins the vote, or None if none has an answer.
+
+    Missing answers (None, or normalising to None/"") do not vote. Tie rule: among the answers
+    with the highest count, the one whose first occurrence comes earliest wins, and the returned
+    index is that first occurrence. This is deterministic given the sample order.
+    """
+    counts: dict[str, int] = {}
+    first: dict[str, int] = {}
+    for i, answer in enumerate(answers):
+        key = normalize(answer) if answer is not None else None
+        if not key:
+            continue
+        counts[key] = counts.get(key, 0) + 1
+        first.setdefault(key, i)
+    if not counts:
+        return None
+    best = max(counts, key=lambda key: (counts[key], -first[key]))
+    return first[best]
+
+
+def cons_at_k(
+    answers: Sequence[Sequence[str | None]],
+    correct: Sequence[Sequence[bool]],
+    normalize: Callable[[str], str | None] = normalize_answer,
+) -> float:
+    """Majority-vote accuracy: per problem, the verdict of the winning answer (0 if none voted).
+
+    All samples with the same normalised answer share a verdict (the verifiers compare normalised
+    answers first), so the first occurrence's verdict stands for the group.
+    """
+    if len(answers) != len(correct) or not answers:
+        raise ValueError("answers and correct must be non-empty and of equal length")
+    scores = []
+    for ans, ok in zip(answers, correct):
+        if len(ans) != len(ok):
+            raise ValueError("each problem needs one verdict per answer")
+        winner = majority_vote(ans, normalize)
+        scores.append(0.0 if winner is None else float(bool(ok[winner])))
+    return float(np.mean(scores))
+
+
+def strict_format_ok(text: str, think_opened: bool = False) -> bool:
+    """Exactly one `<think>...</think>`, then exactly one non-empty `<answer>...</answer>`.
+
+    Only whitespace may come before `<think>`, between `</think>` and `<answer>`, and after
+    `</answer>`; no tag may appear anywhere else (so several blocks, text after the answer, and
+    an empty answer all fail). The reasoning may be empty. With `think_opened`, the prompt already
+    ends in `<think>`, so the completion must not contain one and starts with the reasoning.
+    """
+    if not isinstance(text, str):
+        return False
+    want = {THINK_OPEN: 0 if think_opened else 1, THINK_CLOSE: 1, ANSWER_OPEN: 1, ANSWER_CLOSE: 1}
+    if any(text.count(tag) != n for tag, n in want.items()):
+        return False
+    start = 0
+    if not think_opened:
+        start = text.index(THINK_OPEN)
+        if text[:start].strip():
+            return False
+        start += len(THINK_OPEN)
+    think_end = text.index(THINK_CLOSE)
+    answer_start, answer_end = text.index(ANSWER_OPEN), text.index(ANSWER_CLOSE)
+    if not start <= think_end < answer_start < answer_end:
+        return False
+    between = text[think_end + len(THINK_CLOSE) : answer_start]
+    answer = text[answer_start + len(ANSWER_OPEN) : answer_end]
+    after = text[answer_end + len(ANSWER_CLOSE) :]
+    return not between.strip() and bool(answer.strip()) and not after.strip()
+
+
+def format_rate(texts: Sequence[str], think_opened: bool = False) -> float:
+    """Share of completions that pass `strict_format_ok`."""
+    if not texts:
+        raise ValueError("no completions")
+    return float(np.mean([strict_format_ok(t, think_opened) for t in texts]))
+
+
+def reasoning_text(text: str) -> str:
+    """The reasoning of a completion: the first `<think>` block's content; lacking a complete one,
+    everything before `<answer>` (or the whole text), with tags removed."""
+    start, end = text.find(THINK_OPEN), text.find(THINK_CLOSE)
+    if 0 <= start < end:
+        return text[start + len(THINK_OPEN) : end]
+    cut = text.find(ANSWER_OPEN)
+    out = text if cut < 0 else text[:cut]
+    for tag in _TAGS:
+        out = out.replace(tag, " ")
+    return out
+
+
+def language_mixing_rate(texts: Sequence[str], langs: Sequence[str] = ("en", "zl")) -> float:
+    """Share of completions whose reasoning uses reasoning words of more than one toy language."""
+    if not texts:
+        raise ValueError("no completions")
+    return float(np.mean([toy_language.is_mixed(reasoning_text(t), langs) for t in texts]))
+
+
+def length_stats(lengths: Iterable[int]) -> dict[str, float]:
+    """mean, std, min, p50, p90, max of response lengths (tokens or characters, as given)."""
+    x = np.asarray(list(lengths), dtype=np.float64)
+    if x.size == 0:
+        raise ValueError("no lengths")
+    return {
+        "mean": float(x.mean()),
+        "std": float(x.std()),
+        "min": float(x.min()),
+        "p50": float(np.percentile(x, 50)),
+        "p90": float(np.percentile(x, 90)),
+        "max": float(x.max()),
+    }
+
+
+def _cell(value: object, digits: int) -> str:
+    if isinstance(value, bool) or value is None:
+        text = "" if value is None else str(value)
+    elif isinstance(value, (int, np.integer)):
+        text = str(int(value))
+    elif isinstance(value, (float, np.floating)):
+        text = "nan" if np.isnan(value) else f"{float(value):.{digits}f}"
+    else:
+        text = str(value)
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(
+    results: Mapping[str, Mapping[str, object]] | Mapping[str, object], digits: int = 3
+) -> str:
+    """A Markdown table: rows are the outer keys (e.g. tasks), columns the union of the inner keys
+    in order of first appearance; a flat dict gives a two-column metric | value table."""
+    if results and all(isinstance(v, Mapping) for v in results.values()):
+        columns: list[str] = []
+        for row in results.values():
+            columns += [c for c in row if c not in columns]
+        lines = ["| | " + " | ".join(_cell(c, digits) for c in columns) + " |"]
+        lines.append("|---" * (len(columns) + 1) + "|")
+        for name, row in results.items():
+            cells = [_cell(row.get(c), digits) for c in columns]
+            lines.append(f"| {_cell(name, digits)} | " + " | ".join(cells) + " |")
+        return "\n".join(lines) + "\n"
+    lines = ["| metric | value |", "|---|---|"]
+    lines += [f"| {_cell(k, digits)} | {_cell(v, digits)} |" for k, v in results.items()]
+    return "\n".join(lines) + "\n"
