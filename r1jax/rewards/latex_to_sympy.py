@@ -113,11 +113,18 @@ def _convert(s: str, i: int, depth: int, closing: str = "") -> tuple[str, int]:
 
 
 def _check_names(text: str) -> str:
-    """Validates the converted text; inserts '*' before '(' after a name that is no function."""
+    """Validates the converted text and makes implicit products explicit ("2x", "x(", ")(").
+
+    Raises _Unparseable for characters outside the language, dots that are not decimal points,
+    `***` or `//`, Python keywords, the worker's constructor names and over-long names.
+    """
     if len(text) > MAX_SYMPY_CHARS or not _ALLOWED.fullmatch(text):
         raise _Unparseable("characters")
     if re.search(r"(?<!\d)\.|\.(?!\d)|\*\*\*|//", text):
         raise _Unparseable("operator")
+    # a number literal followed by a letter is a product: "2x" -> "2*x"; this also keeps Python
+    # from reading "1e999", "0x1f" or "2j" as one (float, hex, complex) literal
+    text = re.sub(r"(?<![A-Za-z0-9.])(\d+(?:\.\d+)?)(?=[A-Za-z])", r"\1*", text)
     for m in _NAME.finditer(text):
         word = m.group(0)
         if keyword.iskeyword(word) or word in _RESERVED or len(word) > 24:

@@ -180,7 +180,7 @@ def equivalence(
     if todo:
         requests = [{"pred": list(k[0]), "gold": list(k[1]), "unordered": k[2]} for k in todo]
         STATS["sympy_checks"] += len(todo)
-        statuses = sympy_worker.pool(workers, timeout_s).run(requests)
+        statuses = sympy_worker.pool(workers).run(requests, timeout_s)
         if len(_CACHE) > 100_000:
             _CACHE.clear()
         for key, status in zip(todo, statuses):

@@ -169,18 +169,22 @@ class _Worker:
 class SympyPool:
     """A few sympy worker processes; `run` checks a batch of requests, each under `timeout_s`."""
 
-    def __init__(self, size: int = 2, timeout_s: float = 2.0):
-        self.size, self.timeout_s = max(1, int(size)), float(timeout_s)
+    def __init__(self, size: int = 2):
+        self.size = max(1, int(size))
         self._idle: list[_Worker] = []
         self._lock = threading.Lock()
         self.timeouts = 0
 
-    def run(self, requests: list[dict]) -> list[str]:
-        """Statuses in request order; a worker that overruns is killed and the request times out."""
-        with self._lock:
-            return self._run(requests)
+    def run(self, requests: list[dict], timeout_s: float = 2.0) -> list[str]:
+        """Statuses in request order; a worker that overruns is killed and the request times out.
 
-    def _run(self, requests: list[dict]) -> list[str]:
+        `timeout_s` counts from when the worker is ready, so a fresh worker's sympy import (about
+        a second, done in the background after a kill) is not charged to the request.
+        """
+        with self._lock:
+            return self._run(requests, float(timeout_s))
+
+    def _run(self, requests: list[dict], timeout_s: float) -> list[str]:
         results: list[str | None] = [None] * len(requests)
         pending = collections.deque(range(len(requests)))
         busy: dict[int, tuple[_Worker, int, float]] = {}
@@ -194,7 +198,7 @@ class SympyPool:
                     worker.kill()
                     results[idx] = "error"
                     continue
-                wait = self.timeout_s if worker.ready else STARTUP_TIMEOUT_S + self.timeout_s
+                wait = timeout_s if worker.ready else STARTUP_TIMEOUT_S + timeout_s
                 busy[worker.fd] = (worker, idx, time.monotonic() + wait)
             if not busy:
                 continue
@@ -213,7 +217,7 @@ class SympyPool:
                     line, worker.buf = worker.buf.split(b"\n", 1)
                     if line == b"ready":
                         worker.ready = True
-                        busy[fd] = (worker, idx, time.monotonic() + self.timeout_s)
+                        busy[fd] = (worker, idx, time.monotonic() + timeout_s)
                         continue
                     results[idx] = json.loads(line).get("status", "error")
                     del busy[fd]
@@ -225,6 +229,7 @@ class SympyPool:
                     worker.kill()
                     results[idx] = "timeout"
                     self.timeouts += 1
+                    self._idle.append(_Worker())  # start the replacement now, in the background
         return [r or "error" for r in results]
 
     def close(self) -> None:
@@ -234,15 +239,14 @@ class SympyPool:
             self._idle.clear()
 
 
-_POOLS: dict[tuple[int, float], SympyPool] = {}
+_POOLS: dict[int, SympyPool] = {}
 
 
-def pool(size: int = 2, timeout_s: float = 2.0) -> SympyPool:
-    """The shared pool for these settings (created on first use, closed at exit)."""
-    key = (int(size), float(timeout_s))
-    if key not in _POOLS:
-        _POOLS[key] = SympyPool(size, timeout_s)
-    return _POOLS[key]
+def pool(size: int = 2) -> SympyPool:
+    """The shared pool of `size` workers (created on first use, closed at exit)."""
+    if int(size) not in _POOLS:
+        _POOLS[int(size)] = SympyPool(size)
+    return _POOLS[int(size)]
 
 
 @atexit.register
