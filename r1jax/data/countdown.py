@@ -130,6 +130,19 @@ def example(numbers: Sequence[int], target: int, solution: str) -> dict:
     }
 
 
+def all_problems(n_numbers: int = 3, max_number: int = 9, max_target: int = 99) -> list[tuple]:
+    """Every solvable (sorted numbers, target, first solution) with 1 <= target <= max_target."""
+    out = []
+    for numbers in itertools.combinations_with_replacement(range(1, max_number + 1), n_numbers):
+        found: dict[int, str] = {}
+        for att in attempts(numbers):
+            v = value(att)
+            if 1 <= v <= max_target and v not in found:
+                found[v] = strip_outer(att[1])
+        out.extend((numbers, t, found[t]) for t in sorted(found))
+    return out
+
+
 def examples(
     split: str,
     n: int,
@@ -139,23 +152,20 @@ def examples(
     max_target: int = 99,
     test_percent: int = 10,
 ) -> Iterator[dict]:
-    """n distinct solvable problems of one split, deterministic for the arguments."""
+    """n distinct solvable problems of one split (all of them for n=0): a seeded shuffle."""
+    pool = [p for p in all_problems(n_numbers, max_number, max_target)
+            if split_of(p[0], p[1], test_percent) == split]
+    n = n or len(pool)
+    if n > len(pool):
+        raise ValueError(
+            f"countdown: asked for {n} {split} problems but only {len(pool)} exist for "
+            f"n_numbers={n_numbers}, max_number={max_number}, max_target={max_target}; "
+            "ask for fewer or widen the ranges.")
     rng = np.random.default_rng([seed, n_numbers, max_number, max_target])
-    seen: set[tuple] = set()
-    tries = 0
-    while len(seen) < n:
-        tries += 1
-        if tries > 200 * n + 10_000:
-            raise ValueError(
-                f"countdown: only {len(seen)} distinct {split} problems found for n={n} "
-                f"(n_numbers={n_numbers}, max_number={max_number}); ask for fewer or widen the ranges."
-            )
-        numbers, target, solution = sample_problem(rng, n_numbers, max_number, max_target)
-        key = (tuple(sorted(numbers)), target)
-        if key in seen or split_of(numbers, target, test_percent) != split:
-            continue
-        seen.add(key)
-        yield example(numbers, target, solution)
+    for i in rng.permutation(len(pool))[:n]:
+        numbers, target, solution = pool[i]
+        shown = [int(x) for x in rng.permutation(numbers)]  # the order the question lists them
+        yield example(shown, target, solution)
 
 
 def search_order(

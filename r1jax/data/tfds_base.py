@@ -91,6 +91,7 @@ def check_example(ex: Mapping[str, Any]) -> dict:
 
 def load(builder: TaskBuilder, split: str) -> list[dict]:
     """Builds (once) and reads one split as a list of plain dicts (str fields, decoded ground truth)."""
+    tfds.display_progress_bar(False)
     builder.download_and_prepare()
     source = builder.as_data_source(split=split)
     return [decode(source[i]) for i in range(len(source))]
