@@ -249,3 +249,52 @@ def test_real_model_configs():
     for c in (q, ll):
         assert hf.config_from_hf(hf.config_to_hf(c)) == c
         assert hf.config_from_hf(json.loads(json.dumps(hf.config_to_hf(c)))) == c
+
+
+@pytest.mark.parametrize("name", ["qwen2_gqa2", "llama_gqa4_scaled"])
+def test_greedy_sampling_matches_generate(name, hf_dirs, one_device_mesh):
+    """r1jax's sampler (greedy) emits transformers' `generate` tokens, EOS stop and padding included."""
+    from r1jax import sampling
+
+    folder = hf_dirs(name)
+    graphdef, params, cfg = hf.load_hf(folder, one_device_mesh, RULES)
+    tokens, valid = _batch(cfg.vocab_size, b=3, t=8, seed=2)
+    n_new, p = 16, tokens.shape[1]
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        folder, dtype=torch.float32, attn_implementation="eager"
+    ).eval()
+
+    def generate(eos: int) -> tuple[np.ndarray, np.ndarray]:
+        out = model.generate(
+            input_ids=torch.tensor(tokens.astype(np.int64)),
+            attention_mask=torch.tensor(valid.astype(np.int64)),
+            do_sample=False,
+            max_new_tokens=n_new,
+            eos_token_id=eos,
+            pad_token_id=0,
+            output_scores=True,
+            return_dict_in_generate=True,
+        )
+        seq = out.sequences[:, p:].numpy()
+        seq = np.pad(seq, ((0, 0), (0, n_new - seq.shape[1])), constant_values=0)
+        return seq, torch.stack(out.scores, 1).numpy()
+
+    # 1. make one row stop early: a token it first emits at step j >= 3 becomes the EOS id
+    free, _ = generate(eos=2)
+    row, j = next(
+        (r, j) for j in range(3, n_new) for r in range(3) if free[r, j] not in free[r, :j]
+    )
+    eos = int(free[row, j])
+    want, scores = generate(eos=eos)
+    assert (want[row, : j + 1] == free[row, : j + 1]).all() and (want[row, j + 1 :] == 0).all()
+    # 2. every greedy choice HF made is clear of a near-tie, so the comparison is well posed
+    for row, seq in enumerate(want):
+        stop = list(seq).index(eos) if eos in seq else n_new - 1
+        top2 = np.sort(scores[row, : stop + 1], axis=-1)[:, -2:]
+        assert (top2[:, 1] - top2[:, 0]).min() > 1e-4, (row, top2)
+    sample = jax.jit(sampling.sample, static_argnums=(5, 6))
+    scfg = sampling.SamplingConfig(max_new_tokens=n_new, greedy=True, eos_id=eos, pad_id=0)
+    out = sample(
+        graphdef, params, jnp.asarray(tokens), jnp.asarray(valid), jax.random.key(0), 1, scfg
+    )
+    np.testing.assert_array_equal(np.asarray(out.tokens_NxT), want)
