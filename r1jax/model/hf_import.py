@@ -4,8 +4,9 @@ Letters: D d_model, N query heads, K kv heads, H head dim, F mlp dim, V vocab, L
 
 Weights stream from the safetensors files one tensor at a time: read in the stored dtype, viewed in
 the r1jax layout (a reshape + transpose, no copy), and each device's shard is cast to the param dtype
-and placed by `jax.make_array_from_callback`. The host holds one tensor plus one shard at a time, never
-the whole model, so a 7B checkpoint loads onto accelerators from a host with less RAM than the model.
+and placed by `jax.make_array_from_callback`. Besides the placed parameters the host holds one tensor
+as read plus one converted shard of it, never the whole model, so a 7B checkpoint loads onto
+accelerators from a host with less RAM than the model (benchmarks/hf_load_memory.py measures it).
 Every file is opened per tensor, so its memory-mapped pages are released as soon as the tensor is read.
 """
 
