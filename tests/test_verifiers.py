@@ -1,12 +1,14 @@
 """Truth tables for the verifiers: answer extraction, Countdown, numeric and math equivalence."""
 
 import math
+import os
+import signal
 import time
 
 import numpy as np
 import pytest
 
-from r1jax.rewards import build
+from r1jax.rewards import build, sympy_worker
 from r1jax.rewards import math_answer as ma
 from r1jax.rewards.answer_extraction import answer_block, extract_answer, gsm8k_final, last_boxed
 from r1jax.rewards.countdown import countdown_score
@@ -200,6 +202,8 @@ def test_math_normalize(text, want):
         ("3, 4", "4,3", True),  # a set of answers
         ("(1,2)", "(2,1)", False),  # an ordered pair
         ("\\text{(A)}", "A", True),
+        ("10^5", "1e5", True),  # a number sympy syntax cannot spell, against an expression
+        ("\\sqrt{4}", "2", True),
         ("e^{i\\pi}", "-1", True),
         ("5", "6", False),
         ("x", "y", False),
@@ -221,6 +225,20 @@ def test_math_unparseable_gold_is_nan_and_counted():
     assert ma.STATS["gold_unparseable"] == before + 3
     ok = reward(["<answer>\\frac{1}{2}</answer>"], [{"ground_truth": {"answer": "0.5"}}])
     np.testing.assert_array_equal(ok, [1.0])
+
+
+def test_sympy_pool_recovers_from_a_killed_worker_and_cleans_up():
+    pool = sympy_worker.SympyPool(1)
+    request = [{"pred": ["x+1"], "gold": ["1+x"]}]
+    assert pool.run(request, 5.0) == ["equal"]
+    victim = pool._idle[0].proc.pid
+    os.kill(victim, signal.SIGKILL)
+    assert pool.run(request, 5.0) == ["equal"]  # retried on a fresh worker
+    pids = [victim] + [w.proc.pid for w in pool._idle]
+    pool.close()
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
 
 
 def test_math_hard_time_limit():

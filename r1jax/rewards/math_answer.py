@@ -17,6 +17,7 @@ import collections
 import logging
 import re
 from collections.abc import Mapping, Sequence
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -147,22 +148,23 @@ def _plan(pred: str | None, gold: str | None) -> str | tuple:
     if p is not None and p == g:
         return "equal"
     g_num = parse_number(g)
-    g_parts = None if g_num is not None else to_sympy_syntax(g)
-    if g_num is None and g_parts is None:
+    g_parts = [_exact(g_num)] if g_num is not None else to_sympy_syntax(g)
+    if g_parts is None:
         return "bad_gold"
     if not p:
         return "different"
     p_num = parse_number(p)
     if g_num is not None and p_num is not None:
         return "equal" if p_num == g_num else "different"
-    p_parts = to_sympy_syntax(p)
+    p_parts = [_exact(p_num)] if p_num is not None else to_sympy_syntax(p)
     if p_parts is None:
         return "different"
-    if g_parts is None:
-        g_parts = to_sympy_syntax(g)
-        if g_parts is None:  # a plain number sympy cannot read (e.g. "1e5"): only numbers match
-            return "different"
     return (tuple(p_parts), tuple(g_parts), len(g_parts) > 1)
+
+
+def _exact(x: Fraction) -> str:
+    """A parsed number as exact sympy syntax ("1e5", "50%" and "1,000" are not sympy syntax)."""
+    return f"({x.numerator})/({x.denominator})"
 
 
 def equivalence(

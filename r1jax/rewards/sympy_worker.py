@@ -39,8 +39,18 @@ GLOBAL_NAMES = ("Integer", "Float", "Rational", "Symbol", "Add", "Mul", "Pow")
 # ---------------------------------------------------------------- child side (runs in the worker)
 
 
+def _watch_parent(parent: int) -> None:
+    """Exits the worker when the trainer is gone, even in the middle of a long computation."""
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:
+            os._exit(0)
+
+
 def _child_main() -> None:
     import resource
+
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
 
     try:
         resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_BYTES, MEMORY_LIMIT_BYTES))
@@ -187,6 +197,7 @@ class SympyPool:
     def _run(self, requests: list[dict], timeout_s: float) -> list[str]:
         results: list[str | None] = [None] * len(requests)
         pending = collections.deque(range(len(requests)))
+        retried: set[int] = set()
         busy: dict[int, tuple[_Worker, int, float]] = {}
         while pending or busy:
             while pending and len(busy) < self.size:
@@ -194,9 +205,13 @@ class SympyPool:
                 idx = pending.popleft()
                 try:
                     worker.send(requests[idx])
-                except OSError:
+                except OSError:  # an idle worker that died: retry once on a fresh one
                     worker.kill()
-                    results[idx] = "error"
+                    if idx in retried:
+                        results[idx] = "error"
+                    else:
+                        retried.add(idx)
+                        pending.appendleft(idx)
                     continue
                 wait = timeout_s if worker.ready else STARTUP_TIMEOUT_S + timeout_s
                 busy[worker.fd] = (worker, idx, time.monotonic() + wait)
@@ -207,10 +222,14 @@ class SympyPool:
             for fd in ready:
                 worker, idx, deadline = busy[fd]
                 chunk = os.read(fd, 65536)
-                if not chunk:  # the worker died (e.g. memory limit)
+                if not chunk:  # the worker died (memory limit, or killed from outside): retry once
                     del busy[fd]
                     worker.kill()
-                    results[idx] = "error"
+                    if idx in retried:
+                        results[idx] = "error"
+                    else:
+                        retried.add(idx)
+                        pending.appendleft(idx)
                     continue
                 worker.buf += chunk
                 while b"\n" in worker.buf and fd in busy:
