@@ -1,0 +1,333 @@
+"""Runs untrusted Python programs (model completions) in sandboxed subprocesses, many at a time.
+
+Model output is hostile input: under RL the policy will find any crack, so a candidate program
+must not be able to stall the trainer, exhaust the machine, leave processes behind, read the
+trainer's files, write outside its own directory, or reach the network. Each run gets:
+
+- always: a fresh temporary directory (deleted after), a minimal environment, no inherited file
+  descriptors, stdin from an anonymous memfd, `python -I -S -B`, rlimits on CPU time, address space,
+  open files, file size, processes and core size, no_new_privs, a wall-clock limit after which the
+  whole process group is SIGKILLed, and stdout+stderr read incrementally with a size cap;
+- where the platform allows (see `isolation()`, probed once per process and *verified* by a probe
+  program that tries to read a canary file, write to /tmp and connect to a local port): new PID,
+  network, mount, IPC and UTS namespaces, a chroot jail on a size-capped tmpfs that holds only
+  read-only binds of the system and Python directories, and, when the trainer is root, a distinct
+  unprivileged uid per concurrent run (so RLIMIT_NPROC counts that run only). Without root but with
+  user namespaces, the same jail runs inside a user namespace. If neither works, ONE warning says
+  which protections are missing.
+
+The set-up happens in `sandbox_child.py` (the child side). Nothing here ever evaluates model text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import selectors
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from r1jax.rewards import sandbox_isolation as iso
+
+log = logging.getLogger(__name__)
+
+_CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox_child.py")
+_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/work", "TMPDIR": "/tmp"}
+STATUSES = ("ok", "exit", "signal", "cpu_limit", "timeout", "output_limit", "budget", "skipped")
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """Per-run limits; small by default since test programs for RL are small and fast."""
+
+    wall_s: float = 4.0
+    cpu_s: int = 2
+    memory_bytes: int = 512 << 20  # RLIMIT_AS (address space, not resident memory)
+    output_bytes: int = 1 << 16  # stdout + stderr, kill when over
+    file_bytes: int = 1 << 20  # RLIMIT_FSIZE: largest file the program may write
+    open_files: int = 64
+    processes: int = 16  # RLIMIT_NPROC; counts this run only when each run has its own uid
+    tmpfs_bytes: int = 16 << 20  # the jail's whole writable space
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One run: `program` is main.py; `files` are extra (name, text) files next to it."""
+
+    program: str
+    stdin: str = ""
+    files: tuple[tuple[str, str], ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """What a run did. `status` is one of STATUSES (plus "setup_error", an infrastructure fault)."""
+
+    status: str
+    exit_code: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+    wall_s: float = 0.0
+    detail: str = ""
+    passed: bool | None = None  # set by run_many's judge
+
+
+class Sandbox:
+    """Runs jobs under `limits`; `run_many` uses up to `workers` processes at once.
+
+    isolation: "auto" (the strongest that works here), or "root" / "userns" / "plain" to demand one
+    (ValueError if it does not work here). tmp_root: where per-run directories are made.
+    """
+
+    def __init__(
+        self,
+        limits: Limits = Limits(),
+        workers: int = 2,
+        isolation: str = "auto",
+        tmp_root: str | None = None,
+    ):
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self.limits, self.workers, self.request = limits, workers, isolation
+        self.tmp_root = tmp_root or tempfile.gettempdir()
+        self._iso: iso.Isolation | None = None
+
+    @property
+    def isolation(self) -> iso.Isolation:
+        """The isolation in force (probed and verified once per process and request)."""
+        if self._iso is None:
+            self._iso = iso.get(self.request, lambda mode, prog: self._run(Job(prog), 10.0, mode))
+        return self._iso
+
+    def run(self, job: Job, wall_s: float | None = None) -> Result:
+        """Runs one job (blocking) with wall limit `wall_s` (default: limits.wall_s)."""
+        return self._run(job, self.limits.wall_s if wall_s is None else wall_s, self.isolation.mode)
+
+    def run_many(
+        self,
+        jobs: Sequence[Job],
+        budget_s: float,
+        judge: Callable[[int, Result], bool] | None = None,
+        groups: Sequence[int] | None = None,
+    ) -> list[Result]:
+        """Runs all jobs, at most `workers` at once, returning within about `budget_s` seconds.
+
+        Jobs still running at the budget are killed (status "budget"); jobs not started by then get
+        status "budget" too. With `judge` and `groups`, a job whose group already has a failed job
+        is "skipped" (so a binary reward stops at a candidate's first failing test).
+        """
+        mode = self.isolation.mode
+        deadline = time.monotonic() + budget_s
+        results: list[Result | None] = [None] * len(jobs)
+        failed: set[int] = set()
+        lock = threading.Lock()
+        counter = iter(range(len(jobs)))
+
+        def worker() -> None:
+            while True:
+                with lock:
+                    i = next(counter, None)
+                    if i is None:
+                        return
+                    skip = groups is not None and groups[i] in failed
+                left = deadline - time.monotonic()
+                if skip:
+                    results[i] = Result("skipped", passed=False)
+                    continue
+                if left < 0.05:
+                    results[i] = Result("budget", detail="not started before the budget ran out")
+                    continue
+                wall = min(self.limits.wall_s, left)
+                res = self._run(jobs[i], wall, mode)
+                if res.status == "timeout" and wall < self.limits.wall_s:
+                    res = dataclasses.replace(res, status="budget", detail="killed at the budget")
+                if judge is not None:
+                    res = dataclasses.replace(res, passed=bool(judge(i, res)))
+                    if not res.passed and groups is not None:
+                        with lock:
+                            failed.add(groups[i])
+                results[i] = res
+
+        threads = [
+            threading.Thread(target=worker, daemon=True)
+            for _ in range(min(self.workers, len(jobs)))
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return [r if r is not None else Result("budget") for r in results]
+
+    def _run(self, job: Job, wall_s: float, mode: str) -> Result:
+        t0 = time.monotonic()
+        deadline = t0 + wall_s
+        host = tempfile.mkdtemp(prefix="r1jax-sbx-", dir=self.tmp_root)
+        slot = iso.acquire_slot() if mode == "root" else None
+        try:
+            return self._spawn(job, mode, host, slot, t0, deadline)
+        finally:
+            if slot is not None:
+                iso.release_slot(slot)
+            iso.remove_tree(host)
+
+    def _spawn(
+        self, job: Job, mode: str, host: str, slot: int | None, t0: float, deadline: float
+    ) -> Result:
+        indir = os.path.join(host, "in")
+        os.mkdir(indir)
+        for name, text in (("main.py", job.program), *job.files):
+            if not name or "/" in name or name.startswith("."):
+                raise ValueError(f"bad sandbox file name {name!r}")
+            with open(os.path.join(indir, name), "w", encoding="utf-8") as f:
+                f.write(text)
+        cfg = iso.child_config(mode, self.limits, host, slot)
+        stdin = os.memfd_create("r1jax-stdin")
+        r, w = os.pipe()
+        try:
+            os.write(stdin, job.stdin.encode("utf-8"))
+            os.lseek(stdin, 0, os.SEEK_SET)
+            cfg.update(status_fd=w, ppid=os.getpid(), indir=indir)
+            cfg["argv"] = [iso.python(), "-I", "-S", "-B", "-X", "utf8", "main.py"]
+            cfg["env"] = dict(_ENV, HOME="/work" if cfg["jail"] else indir)
+            argv = [iso.python(), "-I", "-S", "-B", _CHILD, json.dumps(cfg)]
+            proc = subprocess.Popen(
+                argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True,
+                pass_fds=(w,), start_new_session=True, env=dict(_ENV), cwd=indir,
+            )  # fmt: skip
+        finally:
+            os.close(stdin)
+            os.close(w)
+        os.set_blocking(r, False)
+        status = bytearray()
+        try:
+            out, err, why = _collect(proc, deadline, self.limits.output_bytes)
+            if why:
+                _kill(proc, r, status)
+                _drain(proc, time.monotonic() + 1.0)
+                if slot is not None:
+                    iso.wait_uid_gone(cfg["uid"], timeout_s=2.0)
+            proc.wait()
+            _read_nb(r, status)
+        finally:
+            os.close(r)
+            proc.stdout.close()
+            proc.stderr.close()
+        res = dict(stdout=out.decode("utf-8", "replace"), stderr=err.decode("utf-8", "replace"))
+        res["wall_s"] = time.monotonic() - t0
+        if why:
+            return Result(why, **res)
+        return _classify(status.decode("utf-8", "replace"), proc.returncode, cfg["ns"], res)
+
+
+def _collect(proc: subprocess.Popen, deadline: float, cap: int) -> tuple[bytes, bytes, str]:
+    """Reads stdout/stderr until both close; returns early with "timeout" or "output_limit"."""
+    bufs = {"out": bytearray(), "err": bytearray()}
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ, "out")
+        sel.register(proc.stderr, selectors.EVENT_READ, "err")
+        while sel.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return bytes(bufs["out"]), bytes(bufs["err"]), "timeout"
+            for key, _ in sel.select(left):
+                chunk = os.read(key.fd, 1 << 16)
+                if not chunk:
+                    sel.unregister(key.fileobj)
+                    continue
+                bufs[key.data] += chunk
+                if len(bufs["out"]) + len(bufs["err"]) > cap:
+                    return bytes(bufs["out"][:cap]), bytes(bufs["err"][:cap]), "output_limit"
+    try:
+        proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        return bytes(bufs["out"]), bytes(bufs["err"]), "timeout"
+    return bytes(bufs["out"]), bytes(bufs["err"]), ""
+
+
+def _read_nb(fd: int, buf: bytearray) -> None:
+    """Appends what the status pipe holds now (never blocks: init may still hold a write end)."""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except BlockingIOError:
+            return
+        if not chunk:
+            return
+        buf += chunk
+
+
+def _init_pid(status: bytearray) -> int | None:
+    for line in status.decode("utf-8", "replace").splitlines():
+        if line.startswith("pid ") and line[4:].isdigit():
+            return int(line[4:])
+    return None
+
+
+def _killpg(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _kill(proc: subprocess.Popen, status_fd: int, status: bytearray) -> None:
+    """SIGKILLs the candidate's process group, then the launcher's if it does not exit by itself.
+
+    With namespaces the candidate's group is led by the namespace's init (the launcher reports its
+    pid); the launcher outlives the kill to reap init, so no zombie is left behind, and init's death
+    makes the kernel kill every process of the namespace, even ones that left the group. Without
+    namespaces the candidate is the launcher itself, leader of the session's group.
+    """
+    _read_nb(status_fd, status)
+    init = _init_pid(status)
+    _killpg(init if init is not None else proc.pid)
+    try:
+        proc.wait(timeout=2.0)
+    except subprocess.TimeoutExpired:
+        _killpg(proc.pid)
+        proc.wait()
+    _read_nb(status_fd, status)
+    if init is None and _init_pid(status) is not None:  # forked just as we looked
+        _killpg(_init_pid(status))
+
+
+def _drain(proc: subprocess.Popen, deadline: float) -> None:
+    """Reads the pipes to EOF (discarding): EOF means every process holding them has died."""
+    for pipe in (proc.stdout, proc.stderr):
+        os.set_blocking(pipe.fileno(), False)
+        while time.monotonic() < deadline:
+            try:
+                if not os.read(pipe.fileno(), 1 << 16):
+                    break
+            except BlockingIOError:
+                time.sleep(0.01)
+
+
+def _classify(status: str, returncode: int, ns: bool, res: dict) -> Result:
+    """The run's status from the launcher's report (namespaces) or the return code (plain)."""
+    lines = [line for line in status.splitlines() if not line.startswith("pid ")]
+    first = lines[0] if lines else ""
+    if first.startswith("setup"):
+        return Result("setup_error", detail=status, **res)
+    if ns:
+        kind, _, value = first.partition(" ")
+        if kind not in ("exit", "signal") or not value.isdigit():
+            return Result(
+                "setup_error", detail=f"launcher said {status!r} (rc {returncode})", **res
+            )
+        code = int(value) if kind == "exit" else -int(value)
+    else:
+        code = returncode
+    if code == 0:
+        return Result("ok", exit_code=0, **res)
+    if code > 0:
+        return Result("exit", exit_code=code, **res)
+    if -code == signal.SIGXCPU:
+        return Result("cpu_limit", exit_code=code, **res)
+    return Result("signal", exit_code=code, detail=signal.Signals(-code).name, **res)
