@@ -134,3 +134,102 @@ def pretrain() -> ml_collections.ConfigDict:
     c.steps = 2000
     c.plot_keys = ("loss", "grad_norm", "lr", "tokens_per_s")
     return c
+
+
+def rl(**overrides: Any) -> ml_collections.ConfigDict:
+    """GRPO knobs (see rl/grpo_loss.py and rl/train_step.py for what each means)."""
+    c = ml_collections.ConfigDict(
+        dict(
+            prompts_per_step=32,
+            group_size=8,
+            max_new_tokens=128,
+            temperature=1.0,
+            top_k=0,
+            top_p=1.0,
+            prompt_bucket=16,
+            mu=1,
+            mini_batches=1,
+            grad_accum=1,
+            advantage="grpo",  # grpo | dr_grpo | rloo
+            std_ddof=0,
+            adv_eps=1e-4,
+            epsilon_low=0.2,
+            epsilon_high=0.2,
+            dual_clip=0.0,
+            beta=0.04,
+            kl_estimator="k3",
+            aggregation="seq_mean_token_mean",
+            mask_truncated=False,
+            share_prefix=True,
+            old_logp="sampler",
+            ref_update_every=0,  # 0 = never refresh the reference
+            dynamic_sampling=False,
+            max_resample_rounds=3,
+            fused="auto",  # auto | on | off
+        )
+    )
+    c.update(overrides)
+    return c
+
+
+def evaluation(**overrides: Any) -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict(
+        dict(
+            every_steps=50,
+            num_problems=64,
+            samples=4,
+            final_samples=8,
+            temperature=0.6,
+            top_p=0.95,
+            top_k=0,
+            max_new_tokens=128,
+            batch_prompts=16,
+            accuracy_reward="countdown_accuracy",
+        )
+    )
+    c.update(overrides)
+    return c
+
+
+def task(name: str = "countdown", **options: Any) -> ml_collections.ConfigDict:
+    return ml_collections.ConfigDict(
+        dict(name=name, data_dir="", template="r1_zero", eval_split="test", options=dict(options))
+    )
+
+
+def grpo() -> ml_collections.ConfigDict:
+    """Defaults of the GRPO stage (stages/grpo.py)."""
+    c = common("grpo")
+    c.init = ml_collections.ConfigDict(
+        dict(checkpoint="", build_if_missing=True, hf_dir="", pretrain=pretrain())
+    )
+    c.task = task("countdown")
+    c.rewards = ("countdown_accuracy", "format(weight=0.5)")
+    c.rl = rl()
+    c.optimizer = optimizer(lr=1e-5, warmup_steps=0, schedule="constant", weight_decay=0.0)
+    c.eval = evaluation()
+    c.steps = 200
+    c.checkpoint = checkpoint(every_steps=25)
+    c.plot_keys = (
+        "reward",
+        "accuracy",
+        "eval_pass@1",
+        "completion_length_mean",
+        "kl",
+        "entropy",
+        "frac_reward_zero_std",
+        "clip_frac_high",
+    )
+    return c
+
+
+def sibling(this_file: str, name: str) -> Any:
+    """Imports experiments/<name>.py next to `this_file` (configs compose without sys.path tricks)."""
+    import importlib.util
+    import os
+
+    path = os.path.join(os.path.dirname(os.path.abspath(this_file)), f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"r1jax_experiment_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -25,7 +25,11 @@ def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     for k, v in d.items():
         key = f"{prefix}{k}"
         if isinstance(v, (Mapping, ml_collections.ConfigDict)) and not isinstance(v, str):
-            out.update(_flatten(dict(v.items()), key + "."))
+            items = dict(v.items())
+            if items:
+                out.update(_flatten(items, key + "."))
+            else:
+                out[key] = {}  # an empty dict default (e.g. task.options) is open: any keys
         else:
             out[key] = v
     return out
@@ -49,10 +53,12 @@ def check_schema(config: ml_collections.ConfigDict, defaults: ml_collections.Con
     """Unknown keys and wrong types, compared with the stage's defaults."""
     got = _flatten(config.to_dict())
     want = _flatten(defaults.to_dict())
-    # a key whose default is None (e.g. model.rope_scaling) may hold a sub-dict
-    open_keys = [k for k, v in want.items() if v is None]
+    # a key whose default is None (model.rope_scaling) or {} (task.options) may hold a sub-dict
+    open_keys = [k for k, v in want.items() if v is None or v == {}]
     for key, value in got.items():
         if key in want:
+            if want[key] == {} and isinstance(value, dict):
+                continue
             if not _type_ok(value, want[key]):
                 raise ConfigError(
                     f"config.{key}={value!r} has type {type(value).__name__}; "

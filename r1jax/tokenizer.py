@@ -67,7 +67,20 @@ class SentencePieceTokenizer:
         return list(self.sp.encode(text))
 
     def decode(self, ids: Sequence[int]) -> str:
-        return self.sp.decode([int(i) for i in ids if int(i) not in self._specials])
+        """Text of the ids; specials are dropped and ids beyond the vocabulary (a model's padded
+        rows, which a policy can still sample) decode to U+FFFD instead of raising."""
+        out, run = [], []
+        for i in map(int, ids):
+            if i in self._specials:
+                continue
+            if 0 <= i < self.vocab_size:
+                run.append(i)
+                continue
+            out.append(self.sp.decode(run))
+            out.append("\ufffd")
+            run = []
+        out.append(self.sp.decode(run))
+        return "".join(out)
 
     def tag_id(self, tag: str) -> int | None:
         i = self.sp.piece_to_id(tag)

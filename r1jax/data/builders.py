@@ -15,7 +15,7 @@ from r1jax.data import arithmetic, countdown
 from r1jax.data.tfds_base import TaskBuilder
 
 
-class CountdownBuilder(TaskBuilder):
+class CountdownBuilder(TaskBuilder, skip_registration=True):
     """Options: n_train, n_test (0 = every problem of the split), seed, n_numbers (3-4), max_number, max_target, test_percent."""
 
     TASK = "countdown"
@@ -29,7 +29,7 @@ class CountdownBuilder(TaskBuilder):
             test_percent=o.get("test_percent", 10))
 
 
-class ArithmeticBuilder(TaskBuilder):
+class ArithmeticBuilder(TaskBuilder, skip_registration=True):
     """Options: n_train, n_test, seed, ops, digits (min, max), test_percent."""
 
     TASK = "arithmetic"

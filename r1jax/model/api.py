@@ -45,3 +45,13 @@ def token_logprobs(
     z = logits_BxTxV.astype(jnp.float32) / temperature
     picked = jnp.take_along_axis(z, targets_BxT[..., None], axis=-1)[..., 0]
     return picked - jax.nn.logsumexp(z, axis=-1)
+
+
+def head(graphdef: nnx.GraphDef, params: dict, x_BxTxD: jax.Array) -> jax.Array:
+    """The output head on final hidden states (from `apply(..., return_hidden=True)`): f32 logits."""
+    return nnx.merge(graphdef, params).logits(x_BxTxD)
+
+
+def model_config(graphdef: nnx.GraphDef, params: dict) -> ModelConfig:
+    """The ModelConfig a (graphdef, params) pair was built with."""
+    return nnx.merge(graphdef, params).cfg

@@ -1,0 +1,72 @@
+"""Per-token log-probs of completions under a policy, sharing each prompt's forward among its G samples.
+
+Letters: B prompts, G samples per prompt, N = B * G, P prompt length (left padded), T completion
+length, D d_model, V vocab.
+
+The prompt is run once per prompt into a KV cache, the cache is repeated G times, and the completions
+attend to it: gradients flow through the shared prompt activations (summed over the G samples), so
+this equals running the N full sequences, at 1/G of the prompt cost. `share_prefix=False` runs the
+full sequences (the reference the tests compare with).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from r1jax.model import api
+from r1jax.model.kv_cache import init_cache
+
+
+def _from_logits(
+    logits_NxTxV: jax.Array, completion_NxT: jax.Array, temperature: float, with_entropy: bool
+) -> tuple[jax.Array, jax.Array | None]:
+    z = logits_NxTxV.astype(jnp.float32) / temperature
+    logz = jax.nn.logsumexp(z, axis=-1)
+    logp = jnp.take_along_axis(z, completion_NxT[..., None], axis=-1)[..., 0] - logz
+    if not with_entropy:
+        return logp, None
+    p = jnp.exp(z - logz[..., None])
+    entropy = logz - (p * z).sum(axis=-1)
+    return logp, entropy
+
+
+def completion_logprobs(
+    graphdef: nnx.GraphDef,
+    params: dict,
+    prompt_BxP: jax.Array,
+    prompt_valid_BxP: jax.Array,
+    completion_NxT: jax.Array,
+    temperature: float = 1.0,
+    with_entropy: bool = False,
+    share_prefix: bool = True,
+) -> tuple[jax.Array, jax.Array | None]:
+    """(logp_NxT, entropy_NxT or None) of the completion tokens at the given temperature."""
+    b, p = prompt_BxP.shape
+    n, t = completion_NxT.shape
+    g = n // b
+    if not share_prefix:
+        seq = jnp.concatenate([jnp.repeat(prompt_BxP, g, axis=0), completion_NxT], axis=1)
+        valid = jnp.concatenate(
+            [jnp.repeat(prompt_valid_BxP, g, axis=0), jnp.ones((n, t), bool)], axis=1
+        )
+        hidden, _ = api.apply(graphdef, params, seq, valid, return_hidden=True)
+        logits = api.head(graphdef, params, hidden[:, p - 1 : p + t - 1])
+        return _from_logits(logits, completion_NxT, temperature, with_entropy)
+    cfg = api.model_config(graphdef, params)
+    cache = init_cache(cfg, b, p + t)
+    h_prompt, cache = api.apply(
+        graphdef, params, prompt_BxP, prompt_valid_BxP, cache, return_hidden=True
+    )
+    cache = cache.repeat(g)
+    h_last = jnp.repeat(h_prompt[:, -1:], g, axis=0)  # left padding: the last slot is a real token
+    if t > 1:
+        h_rest, _ = api.apply(
+            graphdef, params, completion_NxT[:, :-1], None, cache, return_hidden=True
+        )
+        hidden = jnp.concatenate([h_last, h_rest], axis=1)
+    else:
+        hidden = h_last
+    logits = api.head(graphdef, params, hidden)
+    return _from_logits(logits, completion_NxT, temperature, with_entropy)

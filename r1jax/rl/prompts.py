@@ -1,0 +1,83 @@
+"""Prompt batches for RL: a seeded epoch order over the task's train split, tokenized and left padded.
+
+The order is a pure function of (seed, epoch), so the data position (how many prompts have been
+consumed) is all a checkpoint needs to resume without repeating or skipping a prompt. Each process
+takes its own contiguous slice of every global batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from r1jax.data import templates
+
+
+def bucket_length(n: int, bucket: int) -> int:
+    """Prompt lengths are rounded up to a multiple of `bucket` (one compiled program per bucket)."""
+    return max(bucket, -(-n // bucket) * bucket)
+
+
+def encode_prompt(tokenizer: Any, template: str, question: str) -> list[int]:
+    """BOS (when the tokenizer has one) + the rendered template."""
+    ids = tokenizer.encode(templates.render(template, question))
+    return (
+        [tokenizer.bos_id] if tokenizer.bos_id is not None and tokenizer.bos_id >= 0 else []
+    ) + ids
+
+
+def left_pad(
+    rows: Sequence[Sequence[int]], length: int, pad_id: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ids_BxP int32, valid_BxP bool), each row right-aligned in `length` slots."""
+    ids = np.full((len(rows), length), pad_id, np.int32)
+    valid = np.zeros((len(rows), length), bool)
+    for i, r in enumerate(rows):
+        if len(r) > length:
+            raise ValueError(f"prompt of {len(r)} tokens is longer than the {length}-token bucket")
+        if r:
+            ids[i, length - len(r) :] = r
+            valid[i, length - len(r) :] = True
+    return ids, valid
+
+
+class PromptStream:
+    """Examples in a seeded order, epoch after epoch; `take(position, n)` is stateless."""
+
+    def __init__(self, examples: Sequence[dict], seed: int):
+        if not examples:
+            raise ValueError("the RL train split is empty; check config.task")
+        self.examples = list(examples)
+        self.seed = seed
+        self._orders: dict[int, np.ndarray] = {}
+
+    def _order(self, epoch: int) -> np.ndarray:
+        if epoch not in self._orders:
+            self._orders = {
+                epoch: np.random.default_rng([self.seed, epoch]).permutation(len(self.examples))
+            }
+        return self._orders[epoch]
+
+    def take(self, position: int, n: int) -> list[dict]:
+        """Examples at global positions [position, position + n)."""
+        out = []
+        size = len(self.examples)
+        for p in range(position, position + n):
+            out.append(self.examples[int(self._order(p // size)[p % size])])
+        return out
+
+
+def encode_batch(
+    tokenizer: Any, template: str, examples: Sequence[dict], bucket: int, max_len: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Tokenized, left-padded prompts of the examples, padded to a bucketed length."""
+    rows = [encode_prompt(tokenizer, template, ex["question"]) for ex in examples]
+    length = bucket_length(max(len(r) for r in rows), bucket)
+    if max_len is not None and length > max_len:
+        raise ValueError(
+            f"a prompt needs {length} tokens but the model's max_len is {max_len}; shorten the "
+            "template or raise model.max_len."
+        )
+    return left_pad(rows, length, tokenizer.pad_id)

@@ -1,0 +1,118 @@
+"""Rollouts: the jitted sampler, rewards (host or jittable), and the fused sample-reward-update step.
+
+Letters: B prompts, G samples each, N = B * G, P prompt length, T max new tokens, R rewards.
+
+Two ways to run a GRPO step, giving the same numbers for the same key:
+- split: `sample` (one jit) -> host rewards over decoded text -> `update` (one jit);
+- fused: when every reward has a `jax_fn`, sampling, rewards, advantages and the update are ONE
+  jitted program (no host round trip); the decoded text is only produced for logging.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from r1jax import sampling
+from r1jax.rewards.registry import Reward
+from r1jax.rewards.token_tables import VocabTables
+from r1jax.rl import train_step
+
+
+def rollout_batch(prompt, valid, out: sampling.SampleOutput, rewards_NxR) -> dict:
+    """The arrays `train_step.update` takes."""
+    return {
+        "prompt": prompt,
+        "prompt_valid": valid,
+        "completion": out.tokens_NxT,
+        "mask_NxT": out.mask_NxT,
+        "old_logp_NxT": out.logp_NxT,
+        "rewards_NxR": rewards_NxR,
+        "truncated_N": out.truncated_N,
+    }
+
+
+def host_rewards(
+    rewards: Sequence[Reward], texts: Sequence[str], examples: Sequence[dict], lengths: np.ndarray
+) -> np.ndarray:
+    """[N, R] float32: every reward on the decoded completions; NaN marks an unscorable one."""
+    exs = [dict(ex, _completion_tokens=int(n)) for ex, n in zip(examples, lengths)]
+    cols = [r(texts, exs) for r in rewards]
+    return np.stack(cols, axis=1).astype(np.float32)
+
+
+def jax_targets(rewards: Sequence[Reward], examples: Sequence[dict], tokenizer: Any) -> list[dict]:
+    """Per-reward host-built target arrays for the jittable forms (empty dict when not needed)."""
+    return [
+        {k: np.asarray(v) for k, v in r.targets_fn(examples, tokenizer).items()}
+        if r.targets_fn
+        else {}
+        for r in rewards
+    ]
+
+
+def jax_rewards(
+    rewards: Sequence[Reward], out: sampling.SampleOutput, targets: Sequence[dict], vt: VocabTables
+) -> jax.Array:
+    """[N, R] float32 from the jittable forms (inside jit)."""
+    cols = [r.jax_fn(out.tokens_NxT, out.mask_NxT, t, vt) for r, t in zip(rewards, targets)]
+    return jnp.stack(cols, axis=1).astype(jnp.float32)
+
+
+@dataclasses.dataclass
+class StepFns:
+    """Compiled pieces of one GRPO step for a fixed mesh and config."""
+
+    sample: Callable  # (params, prompt, valid, key) -> SampleOutput
+    update: Callable  # (state, rollouts) -> (state, metrics)
+    fused: (
+        Callable | None
+    )  # (state, prompt, valid, key, targets) -> (state, metrics, SampleOutput, rewards)
+
+
+def build(
+    graphdef: nnx.GraphDef,
+    tx: optax.GradientTransformation,
+    scfg: sampling.SamplingConfig,
+    ucfg: train_step.UpdateConfig,
+    rewards: Sequence[Reward],
+    vt: VocabTables | None,
+    state_shardings: dict,
+    batch_sharding: Callable[[int], Any],
+    fused: bool,
+) -> StepFns:
+    """Jits the sampler, the update and (when `fused`) the single-program step."""
+    g = ucfg.group_size
+    repl = batch_sharding(0)
+
+    def sample_fn(params, prompt, valid, key):
+        return sampling.sample(graphdef, params, prompt, valid, key, g, scfg)
+
+    def update_fn(state, rollouts):
+        return train_step.update(graphdef, tx, state, rollouts, ucfg)
+
+    sample_jit = jax.jit(
+        sample_fn,
+        in_shardings=(state_shardings["params"], batch_sharding(2), batch_sharding(2), repl),
+    )
+    update_jit = jax.jit(update_fn, out_shardings=(state_shardings, None), donate_argnums=(0,))
+    fused_jit = None
+    if fused:
+
+        def fused_fn(state, prompt, valid, key, targets):
+            out = sample_fn(state["params"], prompt, valid, key)
+            r = jax_rewards(rewards, out, targets, vt)
+            new_state, m = update_fn(state, rollout_batch(prompt, valid, out, r))
+            return new_state, m, out, r
+
+        fused_jit = jax.jit(
+            fused_fn, out_shardings=(state_shardings, None, None, None), donate_argnums=(0,)
+        )
+    return StepFns(sample_jit, update_jit, fused_jit)

@@ -1,0 +1,245 @@
+"""The GRPO update: advantages, reference log-probs and mu inner iterations of optimiser updates.
+
+Letters: B prompts, G samples each, N = B * G rollouts, P prompt length, T completion length,
+R reward functions, M mini-batches per inner iteration, A micro-batches per mini-batch.
+
+`update` is one pure function of (state, rollouts): the fused step calls it inside the same jit as
+sampling and the jittable rewards; the split step jits it alone after host rewards. Both therefore
+compute the same numbers from the same rollouts. Each of the mu * M optimiser updates accumulates
+gradients over A micro-batches as sums divided by one batch-level normaliser (see grpo_loss), so
+accumulation never changes the update. A non-finite loss or gradient skips that update.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from r1jax.rl import advantages as adv_lib
+from r1jax.rl import grpo_loss as loss_lib
+from r1jax.rl.logprobs import completion_logprobs
+
+
+@dataclasses.dataclass(frozen=True)
+class UpdateConfig:
+    """Static options of the update (hashable: one compiled program per distinct value)."""
+
+    group_size: int = 8
+    mu: int = 1  # inner iterations over each rollout batch
+    mini_batches: int = 1  # optimiser updates per inner iteration
+    grad_accum: int = 1  # micro-batches per optimiser update
+    temperature: float = 1.0  # the sampling temperature (policy log-probs use the same)
+    advantage: str = "grpo"
+    std_ddof: int = 0
+    adv_eps: float = 1e-4
+    reward_weights: tuple[float, ...] = (1.0,)
+    mask_truncated: bool = False  # DAPO overlong filtering: truncated rollouts get no gradient
+    share_prefix: bool = True
+    old_logp: str = "sampler"  # "sampler" (exact at the sampling temperature) or "recompute"
+    loss: loss_lib.LossOptions = loss_lib.LossOptions()
+
+    def check(self, prompts: int) -> None:
+        per = self.mini_batches * self.grad_accum
+        if prompts % per:
+            raise ValueError(
+                f"{prompts} prompts per step cannot be split into mini_batches * grad_accum = {per} "
+                "equal parts of whole groups; make rl.prompts_per_step a multiple of it."
+            )
+        if self.old_logp not in ("sampler", "recompute"):
+            raise ValueError(f"rl.old_logp={self.old_logp!r} must be 'sampler' or 'recompute'.")
+
+
+def _rows(x: jax.Array, start: jax.Array, size: int) -> jax.Array:
+    return jax.lax.dynamic_slice_in_dim(x, start, size, axis=0)
+
+
+def _logp(graphdef, params, batch: dict, cfg: UpdateConfig, with_entropy: bool = False):
+    return completion_logprobs(
+        graphdef,
+        params,
+        batch["prompt"],
+        batch["prompt_valid"],
+        batch["completion"],
+        cfg.temperature,
+        with_entropy,
+        cfg.share_prefix,
+    )
+
+
+def _chunked_logp(graphdef, params, batch: dict, cfg: UpdateConfig, chunks: int) -> jax.Array:
+    """Forward-only log-probs of the whole rollout batch, `chunks` micro-batches at a time."""
+    b = batch["prompt"].shape[0]
+
+    def one(i):
+        pb = b // chunks
+        sub = {
+            "prompt": _rows(batch["prompt"], i * pb, pb),
+            "prompt_valid": _rows(batch["prompt_valid"], i * pb, pb),
+            "completion": _rows(batch["completion"], i * pb * cfg.group_size, pb * cfg.group_size),
+        }
+        return jax.lax.stop_gradient(_logp(graphdef, params, sub, cfg)[0])
+
+    out = jax.lax.map(one, jnp.arange(chunks))
+    return out.reshape(-1, out.shape[-1])
+
+
+def update(
+    graphdef: nnx.GraphDef,
+    tx: optax.GradientTransformation,
+    state: dict,
+    rollouts: dict,
+    cfg: UpdateConfig,
+) -> tuple[dict, dict]:
+    """One GRPO step's optimisation on a rollout batch.
+
+    rollouts: prompt_BxP, prompt_valid_BxP, completion_NxT, mask_NxT, old_logp_NxT, rewards_NxR,
+    truncated_N. state: params, opt_state, step, and ref_params when loss.beta > 0.
+    """
+    opts = cfg.loss
+    g = cfg.group_size
+    b = rollouts["prompt"].shape[0]
+    # (1) total reward and group advantages
+    weights = jnp.asarray(cfg.reward_weights, jnp.float32)
+    reward_N = (rollouts["rewards_NxR"] * weights[None, :]).sum(axis=1)
+    adv_N, adv_aux = adv_lib.compute(reward_N, g, cfg.advantage, cfg.std_ddof, cfg.adv_eps)
+    mask = rollouts["mask_NxT"]
+    if cfg.mask_truncated:
+        mask = mask & ~rollouts["truncated_N"][:, None]
+    batch = dict(rollouts, adv_N=adv_N, mask_NxT=mask)
+    # (2) log-probs that stay fixed during the inner iterations
+    chunks = cfg.mini_batches * cfg.grad_accum
+    if cfg.old_logp == "recompute":
+        batch["old_logp_NxT"] = _chunked_logp(graphdef, state["params"], batch, cfg, chunks)
+    use_ref = bool(opts.beta) and "ref_params" in state
+    if use_ref:
+        batch["ref_logp_NxT"] = _chunked_logp(graphdef, state["ref_params"], batch, cfg, chunks)
+    # (3) normaliser of the aggregation, fixed per optimiser update (see grpo_loss)
+    mb = b // cfg.mini_batches  # prompts per mini-batch
+    if opts.aggregation == "global_token_mean":
+        denom_all = jnp.full((cfg.mini_batches,), mask.astype(jnp.float32).sum())
+    else:
+        m_split = mask.reshape(cfg.mini_batches, mb * g, -1)
+        denom_all = jax.vmap(lambda m: loss_lib.normalizer(m, opts))(m_split)
+
+    def micro_loss(params, sub: dict, denom: jax.Array):
+        logp, ent = _logp(graphdef, params, sub, cfg, with_entropy=True)
+        ref = sub.get("ref_logp_NxT")
+        loss, aux = loss_lib.grpo_loss(
+            logp,
+            sub["old_logp_NxT"],
+            ref,
+            sub["adv_N"],
+            sub["mask_NxT"],
+            opts,
+            entropy_NxT=jax.lax.stop_gradient(ent),
+            denom=denom,
+        )
+        return loss, aux
+
+    keys_prompt = ("prompt", "prompt_valid")
+    keys_rows = tuple(
+        k for k in ("completion", "mask_NxT", "old_logp_NxT", "ref_logp_NxT", "adv_N") if k in batch
+    )
+
+    def optimizer_update(carry, j):
+        st = carry
+        mb_index = j % cfg.mini_batches
+        micro_p = mb // cfg.grad_accum
+
+        def micro(acc, a):
+            p0 = mb_index * mb + a * micro_p
+            sub = {k: _rows(batch[k], p0, micro_p) for k in keys_prompt}
+            sub.update({k: _rows(batch[k], p0 * g, micro_p * g) for k in keys_rows})
+            (loss, aux), grads = jax.value_and_grad(micro_loss, has_aux=True)(
+                st["params"], sub, denom_all[mb_index]
+            )
+            g_acc, l_acc, aux_acc = acc
+            return (
+                jax.tree.map(jnp.add, g_acc, grads),
+                l_acc + loss,
+                _merge_aux(aux_acc, aux),
+            ), None
+
+        zeros = jax.tree.map(jnp.zeros_like, st["params"])
+        init = (zeros, jnp.zeros((), jnp.float32), _aux_init())
+        (grads, loss, aux), _ = jax.lax.scan(micro, init, jnp.arange(cfg.grad_accum))
+        aux = {
+            k: v if k in ("ratio_min", "ratio_max", "active_tokens") else v / cfg.grad_accum
+            for k, v in aux.items()
+        }
+        grad_norm = optax.global_norm(grads)
+        ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+        updates, new_opt = tx.update(grads, st["opt_state"], st["params"])
+        new_params = optax.apply_updates(st["params"], updates)
+        keep = lambda new, old: jax.tree.map(lambda x, y: jnp.where(ok, x, y), new, old)  # noqa: E731
+        st = dict(
+            st, params=keep(new_params, st["params"]), opt_state=keep(new_opt, st["opt_state"])
+        )
+        return st, dict(aux, loss=loss, grad_norm=grad_norm, nonfinite=1 - ok.astype(jnp.int32))
+
+    n_updates = cfg.mu * cfg.mini_batches
+    new_state, per_update = jax.lax.scan(optimizer_update, state, jnp.arange(n_updates))
+    metrics = jax.tree.map(lambda x: x.mean(axis=0), per_update)
+    metrics["ratio_min"] = per_update["ratio_min"].min()
+    metrics["ratio_max"] = per_update["ratio_max"].max()
+    metrics["nonfinite"] = per_update["nonfinite"].max()
+    metrics["skipped_inner_updates"] = per_update["nonfinite"].sum()
+    metrics.update(adv_aux)
+    metrics["reward"] = jnp.nanmean(reward_N)
+    metrics["adv_abs_mean"] = jnp.abs(adv_N).mean()
+    new_state["step"] = state["step"] + 1
+    return new_state, metrics
+
+
+_AUX_KEYS = (
+    "pg_loss",
+    "kl",
+    "clip_frac_low",
+    "clip_frac_high",
+    "ratio_mean",
+    "ratio_min",
+    "ratio_max",
+    "active_tokens",
+    "entropy",
+)
+
+
+def _aux_init() -> dict:
+    big = jnp.finfo(jnp.float32).max
+    out = {k: jnp.zeros((), jnp.float32) for k in _AUX_KEYS}
+    out["ratio_min"], out["ratio_max"] = jnp.asarray(big), jnp.asarray(-big)
+    return out
+
+
+def _merge_aux(acc: dict, aux: dict) -> dict:
+    """Sums over micro-batches, except the ratio extremes (min / max)."""
+    out = {}
+    for k in _AUX_KEYS:
+        if k == "ratio_min":
+            out[k] = jnp.minimum(acc[k], aux[k])
+        elif k == "ratio_max":
+            out[k] = jnp.maximum(acc[k], aux[k])
+        else:
+            out[k] = acc[k] + aux[k]
+    return out
+
+
+def state_with_ref(state: dict, beta: float) -> dict:
+    """Adds a frozen copy of the params as the reference model when the KL term is on."""
+    if not beta:
+        return state
+    return dict(state, ref_params=jax.tree.map(jnp.copy, state["params"]))
+
+
+def refresh_reference(state: dict) -> dict:
+    """R1-Zero / DeepSeekMath reference refresh: the reference becomes the current policy."""
+    return dict(state, ref_params=jax.tree.map(jnp.copy, state["params"]))
+
+
+def metrics_to_host(metrics: dict) -> dict[str, Any]:
+    return {k: float(v) for k, v in jax.device_get(metrics).items()}

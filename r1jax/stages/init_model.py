@@ -1,0 +1,122 @@
+"""Where a stage's starting model comes from: a previous stage's workdir, or a Hugging Face folder.
+
+Every stage writes the same layout into its workdir (checkpoints/, tokenizer.model,
+model_config.json), so any stage's output is the next stage's input. On the toy path a missing input
+is built from defaults: `config.init.build_if_missing` runs the pretrain stage (with
+`config.init.pretrain`) into the input directory first, and says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from typing import Any
+
+import jax
+import ml_collections
+from flax import nnx
+
+from r1jax import checkpoint as ckpt_lib
+from r1jax import config_check, sharding
+from r1jax import tokenizer as tok_lib
+from r1jax.model.config import ModelConfig
+from r1jax.model.transformer import Transformer
+
+
+def input_dir(config: ml_collections.ConfigDict, workdir: str) -> str:
+    return config.init.checkpoint or os.path.join(os.path.dirname(os.path.abspath(workdir)), "base")
+
+
+def _has_checkpoint(path: str) -> bool:
+    try:
+        ckpt_lib.read_meta(os.path.join(path, "checkpoints"))
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def ensure_input(config: ml_collections.ConfigDict, workdir: str) -> str:
+    """The input stage directory; builds the toy base model there when it is missing and allowed."""
+    path = input_dir(config, workdir)
+    if _has_checkpoint(path):
+        return path
+    if not config.init.build_if_missing:
+        raise config_check.ConfigError(
+            f"config.init.checkpoint={path!r} holds no complete checkpoint; run the previous stage "
+            "into it first, or set config.init.build_if_missing=True to build the toy base model."
+        )
+    print(
+        f"r1jax: no base model in {path}; pretraining the toy base model there first "
+        "(config.init.pretrain)",
+        flush=True,
+    )
+    from r1jax.stages import pretrain
+
+    pretrain.run(config.init.pretrain, path)
+    return path
+
+
+def abstract_params(
+    cfg: ModelConfig, mesh: Any, rules: sharding.Rules
+) -> tuple[nnx.GraphDef, dict, dict]:
+    """(graphdef, abstract params with shardings, shardings) without allocating anything."""
+    with nnx.use_eager_sharding(False):
+        abstract = nnx.eval_shape(lambda: Transformer(cfg, nnx.Rngs(0)))
+    graphdef, state = nnx.split(abstract)
+    shapes = nnx.to_pure_dict(state)
+    shardings = sharding.tree_shardings(shapes, sharding.param_names(state), mesh, rules)
+    target = jax.tree.map(
+        lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh), shapes, shardings
+    )
+    return graphdef, target, shardings
+
+
+def read_model_config(path: str) -> ModelConfig:
+    file = os.path.join(path, "model_config.json")
+    if not os.path.exists(file):
+        raise FileNotFoundError(f"{file} is missing; {path} is not an r1jax stage directory")
+    with open(file, encoding="utf-8") as f:
+        return ModelConfig.from_dict(json.load(f))
+
+
+def load_policy(
+    config: ml_collections.ConfigDict, workdir: str, mesh: Any, rules: sharding.Rules
+) -> tuple[nnx.GraphDef, dict, dict, ModelConfig, Any, str]:
+    """(graphdef, params, param shardings, model config, tokenizer, source description)."""
+    if config.init.get("hf_dir"):
+        from r1jax import hf_tokenizer
+        from r1jax.model import hf
+
+        config_check.require_path(config.init.hf_dir, "init.hf_dir", "Hugging Face model folder")
+        graphdef, params, mcfg = hf.load_hf(config.init.hf_dir, mesh, rules)
+        shardings = jax.tree.map(lambda x: x.sharding, params)
+        return (
+            graphdef,
+            params,
+            shardings,
+            mcfg,
+            hf_tokenizer.load(config.init.hf_dir),
+            config.init.hf_dir,
+        )
+    path = ensure_input(config, workdir)
+    mcfg = read_model_config(path)
+    graphdef, target, shardings = abstract_params(mcfg, mesh, rules)
+    params = ckpt_lib.load_item(os.path.join(path, "checkpoints"), "params", target)
+    tok = tok_lib.SentencePieceTokenizer.load(os.path.join(path, "tokenizer.model"))
+    return graphdef, params, shardings, mcfg, tok, path
+
+
+def publish_layout(workdir: str, source: str, mcfg: ModelConfig, tokenizer: Any) -> None:
+    """Makes `workdir` a valid input for the next stage (tokenizer + model_config.json)."""
+    if jax.process_index() != 0:
+        return
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, "model_config.json"), "w", encoding="utf-8") as f:
+        json.dump(mcfg.to_dict(), f, indent=2)
+    src = os.path.join(source, "tokenizer.model")
+    dst = os.path.join(workdir, "tokenizer.model")
+    if os.path.exists(src) and not os.path.exists(dst):
+        shutil.copyfile(src, dst)
+    elif not os.path.exists(dst) and hasattr(tokenizer, "save"):
+        tokenizer.save(dst)
