@@ -80,7 +80,7 @@ def read_jsonl(
     if not os.path.isfile(path):
         raise FileNotFoundError(f"JSONL file not found: {path}")
     out, seen = [], set()
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:  # tolerate a byte-order mark
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
                 continue
