@@ -5,8 +5,9 @@ simplifications), and `parse_expr` evaluates its input with Python's eval. So th
 calls sympy on model text itself: it sends already-whitelisted strings (see math_answer.py) to a
 small pool of long-lived worker processes over pipes, kills a worker that overruns its deadline,
 and replaces it. Workers are started with `python -I` (no environment, no user site, no script
-directory on sys.path), a minimal environment, a memory limit, and exit when their stdin closes,
-so they never outlive the trainer. Inside the worker, parse_expr gets an explicit global dict with
+directory on sys.path), a minimal environment and a memory limit; they exit when their stdin
+closes or their parent process is gone (a watchdog thread), so they never outlive the trainer. A
+request whose worker died is retried once on a fresh worker. Inside the worker, parse_expr gets an explicit global dict with
 empty `__builtins__` and only the sympy names the generated code needs.
 
 Protocol: one JSON line per request {"pred": [str], "gold": [str], "unordered": bool}, one JSON
