@@ -22,8 +22,8 @@ The set-up happens in `sandbox_child.py` (the child side). Nothing here ever eva
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
+import marshal
 import os
 import selectors
 import signal
@@ -195,7 +195,7 @@ class Sandbox:
             cfg.update(status_fd=w, ppid=os.getpid(), indir=indir)
             cfg["argv"] = [iso.python(), "-I", "-S", "-B", "-X", "utf8", "main.py"]
             cfg["env"] = dict(_ENV, HOME="/work" if cfg["jail"] else indir)
-            argv = [iso.python(), "-I", "-S", "-B", _CHILD, json.dumps(cfg)]
+            argv = [iso.python(), "-I", "-S", "-B", _CHILD, marshal.dumps(cfg).hex()]
             proc = subprocess.Popen(
                 argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True,
                 pass_fds=(w,), start_new_session=True, env=dict(_ENV), cwd=indir,

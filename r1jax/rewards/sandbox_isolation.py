@@ -266,4 +266,7 @@ def remove_tree(path: str) -> None:
         os.chmod(os.path.dirname(p), 0o700)
         func(p)
 
-    shutil.rmtree(path, onerror=fix)
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=fix)
+    else:
+        shutil.rmtree(path, onerror=fix)
