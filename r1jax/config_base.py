@@ -233,3 +233,37 @@ def sibling(this_file: str, name: str) -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+# the accuracy reward of each task (evaluation and the `accuracy` metric of RL)
+TASK_ACCURACY = {
+    "countdown": "countdown_accuracy",
+    "arithmetic": "arithmetic_accuracy",
+    "jsonl": "math_accuracy",
+    "general": "general_match",
+    "code": "code_tests",
+    "code_jsonl": "code_tests",
+}
+
+
+def eval_stage() -> ml_collections.ConfigDict:
+    """Defaults of the evaluation stage (stages/eval.py)."""
+    c = common("eval")
+    del c["checkpoint"]  # evaluation saves no checkpoint; here the key names the model to evaluate
+    c.checkpoint = ""  # a stage workdir (checkpoints/ + tokenizer.model + model_config.json)
+    c.hf_dir = ""  # or a Hugging Face model folder
+    c.task = "countdown"
+    c.task_options = ml_collections.ConfigDict({})
+    c.data_dir = ""
+    c.split = "test"
+    c.template = "r1_zero"
+    c.accuracy_reward = ""  # default: TASK_ACCURACY[task]
+    c.num_problems = 0  # 0 = the whole split
+    c.samples = 8
+    c.temperature = 0.6
+    c.top_p = 0.95
+    c.top_k = 0
+    c.max_new_tokens = 160
+    c.batch_prompts = 16
+    c.prompt_bucket = 16
+    return c

@@ -58,6 +58,15 @@ class TaskBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             data_dir=os.path.join(data_dir, f"{self.TASK}_{tag}"), file_format="array_record"
         )
 
+    def _log_download_bytes(self) -> None:
+        # TFDS prints "Downloading and preparing ..."; nothing is ever downloaded here.
+        print(
+            f"r1jax: generating task {self.TASK!r} into {self.data_dir} (array_record)", flush=True
+        )
+
+    def _log_download_done(self) -> None:
+        pass
+
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(
             features=_features(),
