@@ -26,6 +26,9 @@ class CorpusConfig:
     """Knobs of the generated corpus; defaults give a base model at roughly 25-40 % pass@1."""
 
     template: str = "r1_zero"
+    # Share of documents with the whole template; the rest keep only its last line
+    # ("User: <question> Assistant:"), which is the same local context at a fifth of the tokens.
+    full_template_share: float = 0.25
     countdown_weight: float = 0.6
     arithmetic_weight: float = 0.4
     # Countdown
@@ -146,6 +149,8 @@ def document(seed: int, index: int, cfg: CorpusConfig) -> tuple[str, str, bool]:
                 continue
             q = arithmetic.question(a, op, b)
             completion, ok = arithmetic_trace(a, op, b, rng, cfg)
+        if cfg.template == "r1_zero" and rng.random() >= cfg.full_template_share:
+            return f"User: {q} Assistant:", completion, ok
         return templates.render(cfg.template, q), completion, ok
 
 
