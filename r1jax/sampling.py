@@ -1,0 +1,192 @@
+"""Sampling completions for GRPO: prefill each prompt once, then a `lax.while_loop` decode.
+
+Letters: B prompts, G samples per prompt, N = B * G rows, P prompt length (bucketed), T max new
+tokens, S = P + T - 1 cache slots, V vocab.
+
+`sample` is a pure, traceable function of (graphdef, params, prompts, key): the GRPO trainer calls it
+inside its own jit (the fused step), and `Sampler` (sampler.py) jits it alone with shardings. One XLA
+program covers prefill and decode, so the KV cache never crosses a program boundary: it is created in
+the program and updated in place as the while loop's carry.
+
+Row b * G + g is sample g of prompt b: `KVCache.repeat` keeps each prompt's G copies adjacent, so a
+batch-sharded prompt's samples land on the same devices as its prefill (no communication).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+from flax import nnx, struct
+
+from r1jax.model.kv_cache import KVCache, cache_logical_axes, init_cache
+from r1jax.sampling_decode import DecodeCache, decode_step
+from r1jax.sampling_filters import choose_tokens, step_gumbel, token_stats
+from r1jax.sharding import constrain
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplingConfig:
+    """Static sampling options (hashable: one compiled program per distinct config).
+
+    `temperature` also defines the distribution of the returned log-probs and entropy, even when
+    `greedy` (which takes the argmax and ignores top_k/top_p). top_k 0 and top_p 1.0 mean off.
+    """
+
+    max_new_tokens: int
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    greedy: bool = False
+    eos_id: int = 3
+    pad_id: int = 0
+    return_entropy: bool = False
+
+    def __post_init__(self):
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens={self.max_new_tokens} must be >= 1.")
+        if not self.temperature > 0:
+            raise ValueError(
+                f"temperature={self.temperature} must be > 0; use greedy=True for argmax decoding."
+            )
+        if self.top_k < 0:
+            raise ValueError(f"top_k={self.top_k} must be >= 0 (0 = off).")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"top_p={self.top_p} must be in (0, 1] (1.0 = off).")
+
+
+@struct.dataclass
+class SampleOutput:
+    """What the trainer needs; every array has N = B * G rows grouped by prompt."""
+
+    tokens_NxT: jax.Array  # int32; pad_id after EOS; EOS itself kept
+    mask_NxT: jax.Array  # bool: generated tokens up to and including EOS
+    logp_NxT: jax.Array  # f32 log softmax(logits / temperature)[token], full vocab; 0 off mask
+    truncated_N: jax.Array  # bool: no EOS within max_new_tokens
+    lengths_N: jax.Array  # int32: generated tokens, EOS included
+    entropy_NxT: jax.Array | None = None  # f32 full-distribution entropy; 0 off mask
+
+
+@struct.dataclass
+class DecodeState:
+    """The while loop's carry. Step t samples token t from the logits of token t - 1."""
+
+    step: jax.Array  # int32 scalar: the next token index to sample
+    cache: DecodeCache  # N rows; token `step - 1` is not in it yet
+    last_N: jax.Array  # int32: token step - 1, the next model input
+    done_N: jax.Array  # bool: row has emitted EOS
+    length_N: jax.Array  # int32: tokens emitted while live (EOS included)
+    tokens_NxT: jax.Array
+    logp_NxT: jax.Array
+    entropy_NxT: jax.Array | None
+
+
+def _record(
+    state: DecodeState, logits_NxV: jax.Array, key: jax.Array, cfg: SamplingConfig
+) -> DecodeState:
+    """Samples token `state.step` for every row and writes it (pad_id for finished rows)."""
+    n, v = logits_NxV.shape
+    noise_NxV = None if cfg.greedy else step_gumbel(key, state.step, n, v)
+    tok_N = choose_tokens(logits_NxV, noise_NxV, cfg.temperature, cfg.top_k, cfg.top_p)
+    logp_N, ent_N = token_stats(logits_NxV, tok_N, cfg.temperature, cfg.return_entropy)
+    live_N = ~state.done_N
+    tok_N = jnp.where(live_N, tok_N, cfg.pad_id)
+    put = lambda buf_NxT, x_N: jax.lax.dynamic_update_slice(
+        buf_NxT, x_N[:, None].astype(buf_NxT.dtype), (0, state.step)
+    )
+    entropy = state.entropy_NxT
+    if ent_N is not None:
+        entropy = put(entropy, jnp.where(live_N, ent_N, 0.0))
+    return state.replace(
+        step=state.step + 1,
+        last_N=tok_N,
+        done_N=state.done_N | (tok_N == cfg.eos_id),
+        length_N=state.length_N + live_N.astype(jnp.int32),
+        tokens_NxT=constrain(put(state.tokens_NxT, tok_N), ("batch", None)),
+        logp_NxT=put(state.logp_NxT, jnp.where(live_N, logp_N, 0.0)),
+        entropy_NxT=entropy,
+    )
+
+
+def _constrain_cache(cache: KVCache, names: KVCache) -> KVCache:
+    """Pins the cache's shardings by logical names (a no-op outside a mesh + rules context)."""
+    return jax.tree.map(
+        lambda n, x: constrain(x, n),
+        names,
+        cache,
+        is_leaf=lambda x: isinstance(x, tuple) and all(isinstance(a, str) for a in x),
+    )
+
+
+def decode(
+    graphdef: nnx.GraphDef,
+    params: dict,
+    prompt_BxP: jax.Array,
+    prompt_valid_BxP: jax.Array,
+    key: jax.Array,
+    num_samples: int,
+    cfg: SamplingConfig,
+) -> DecodeState:
+    """Prefill + decode; returns the final loop state (`sample` wraps it into a SampleOutput)."""
+    b, p = prompt_BxP.shape
+    g, t = num_samples, cfg.max_new_tokens
+    n = b * g
+    model = nnx.merge(graphdef, params)
+    model_cfg = model.cfg
+    # (1) Prefill the B prompts once, into a cache with room for the T - 1 fed-back tokens.
+    cache = init_cache(model_cfg, b, p + t - 1)
+    hidden_BxPxD, cache = model(prompt_BxP, prompt_valid_BxP, cache, return_hidden=True)
+    logits_BxV = model.logits(hidden_BxPxD[:, -1:])[:, 0]  # left padding: last column is real
+    # (2) Share each prompt's cache and next-token logits among its G samples.
+    cache = _constrain_cache(cache.repeat(g), cache_logical_axes(model_cfg))
+    cache = DecodeCache.from_kv_cache(cache)
+    logits_NxV = jnp.repeat(logits_BxV, g, axis=0)
+    zeros = lambda dt: constrain(jnp.zeros((n, t), dt), ("batch", None))
+    state = DecodeState(
+        step=jnp.zeros((), jnp.int32),
+        cache=cache,
+        last_N=jnp.zeros((n,), jnp.int32),
+        done_N=jnp.zeros((n,), bool),
+        length_N=jnp.zeros((n,), jnp.int32),
+        tokens_NxT=jnp.full((n, t), cfg.pad_id, jnp.int32),
+        logp_NxT=zeros(jnp.float32),
+        entropy_NxT=zeros(jnp.float32) if cfg.return_entropy else None,
+    )
+    state = _record(state, logits_NxV, key, cfg)
+
+    # (3) Decode: feed token step - 1, sample token step; stop when all rows are done or at T.
+    def cond(s: DecodeState) -> jax.Array:
+        return (s.step < t) & ~jnp.all(s.done_N)
+
+    def body(s: DecodeState) -> DecodeState:
+        model = nnx.merge(graphdef, params)
+        logits_NxV, new_cache = decode_step(model, s.cache, s.last_N)
+        return _record(s.replace(cache=new_cache), logits_NxV, key, cfg)
+
+    return jax.lax.while_loop(cond, body, state)
+
+
+def sample(
+    graphdef: nnx.GraphDef,
+    params: dict,
+    prompt_BxP: jax.Array,
+    prompt_valid_BxP: jax.Array,
+    key: jax.Array,
+    num_samples: int,
+    cfg: SamplingConfig,
+) -> SampleOutput:
+    """G = num_samples completions of each left-padded prompt (each needs >= 1 real token).
+
+    Pure and traceable: no jit inside, no host logic, the key is the only randomness.
+    """
+    state = decode(graphdef, params, prompt_BxP, prompt_valid_BxP, key, num_samples, cfg)
+    t = state.tokens_NxT.shape[1]
+    return SampleOutput(
+        tokens_NxT=state.tokens_NxT,
+        mask_NxT=jnp.arange(t)[None, :] < state.length_N[:, None],
+        logp_NxT=state.logp_NxT,
+        truncated_N=~state.done_N,
+        lengths_N=state.length_N,
+        entropy_NxT=state.entropy_NxT,
+    )
