@@ -218,7 +218,7 @@ def test_network_is_blocked(sandbox):
     assert not accepted
 
 
-def test_no_inherited_descriptors_and_a_minimal_environment(sandbox, tmp_path):
+def test_no_inherited_descriptors_minimal_environment_sealed_stdin(sandbox, tmp_path):
     held = open(tmp_path / "held", "w")  # an fd the trainer holds open during the run,
     os.set_inheritable(held.fileno(), True)  # inheritable, as C libraries often leave theirs
     prog = """
@@ -230,13 +230,18 @@ for fd in range(3, 256):
         fds.append(fd)
     except OSError:
         pass
-print(fds, sorted(os.environ))
+try:
+    os.write(0, b"overwrite the test input")
+    wrote = True
+except OSError:
+    wrote = False
+print(fds, sorted(os.environ), wrote)
 """
     try:
         res, _ = run(sandbox, prog, "")
     finally:
         held.close()
-    assert res.stdout.strip() == "[] ['HOME', 'LANG', 'PATH', 'TMPDIR']", res
+    assert res.stdout.strip() == "[] ['HOME', 'LANG', 'PATH', 'TMPDIR'] False", res
 
 
 def test_exit_codes_cannot_forge_a_setup_error(sandbox):

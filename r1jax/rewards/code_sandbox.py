@@ -22,6 +22,7 @@ The set-up happens in `sandbox_child.py` (the child side). Nothing here ever eva
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import logging
 import marshal
 import os
@@ -44,7 +45,11 @@ STATUSES = ("ok", "exit", "signal", "cpu_limit", "timeout", "output_limit", "bud
 
 @dataclasses.dataclass(frozen=True)
 class Limits:
-    """Per-run limits; small by default since test programs for RL are small and fast."""
+    """Per-run limits; small by default since test programs for RL are small and fast.
+
+    RLIMIT_AS bounds each process, so a run can hold at most about
+    processes * memory_bytes + tmpfs_bytes of memory (2 GiB + 16 MiB by default); no cgroup is used.
+    """
 
     wall_s: float = 4.0
     cpu_s: int = 2
@@ -52,7 +57,9 @@ class Limits:
     output_bytes: int = 1 << 16  # stdout + stderr, kill when over
     file_bytes: int = 1 << 20  # RLIMIT_FSIZE: largest file the program may write
     open_files: int = 64
-    processes: int = 16  # RLIMIT_NPROC; counts this run only when each run has its own uid
+    processes: int = (
+        4  # RLIMIT_NPROC (threads count too); per run only when each run has its own uid
+    )
     tmpfs_bytes: int = 16 << 20  # the jail's whole writable space
 
 
@@ -187,11 +194,13 @@ class Sandbox:
             with open(os.path.join(indir, name), "w", encoding="utf-8") as f:
                 f.write(text)
         cfg = iso.child_config(mode, self.limits, host, slot)
-        stdin = os.memfd_create("r1jax-stdin")
+        stdin = os.memfd_create("r1jax-stdin", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
         r, w = os.pipe()
         try:
             os.write(stdin, job.stdin.encode("utf-8"))
             os.lseek(stdin, 0, os.SEEK_SET)
+            seals = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
+            fcntl.fcntl(stdin, fcntl.F_ADD_SEALS, seals)  # the candidate cannot write to its stdin
             cfg.update(status_fd=w, ppid=os.getpid(), indir=indir)
             cfg["argv"] = [iso.python(), "-I", "-S", "-B", "-X", "utf8", "main.py"]
             cfg["env"] = dict(_ENV, HOME="/work" if cfg["jail"] else indir)

@@ -166,6 +166,10 @@ def _probe(mode: str, runner: Callable[[str, str], Any]) -> Isolation:
         raise _Unavailable(f"probe shows these do not hold: {failed}")
     active = list(ALWAYS) + [k for k, ok in checks.items() if ok]
     missing = [k for k, ok in checks.items() if not ok]
+    if mode == "plain":
+        missing.append(
+            "disk space (files in the run directory are capped one by one, not in total)"
+        )
     if os.geteuid() == 0 and mode != "root":  # the kernel exempts (namespaced) host uid 0
         missing.append(
             "RLIMIT_NPROC (not enforced for uid 0: a fork bomb is bounded by the wall limit only)"
