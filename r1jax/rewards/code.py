@@ -158,9 +158,8 @@ def score(
             keys.setdefault((code, json.dumps(truth, sort_keys=True)), []).append(i)
     uniq = [(code, truths[idx[0]]) for (code, _), idx in keys.items()]
     per = [jobs_for(code, truth) for code, truth in uniq]
-    order = sorted(
-        ((t, c) for c, jobs in enumerate(per) for t in range(len(jobs)))
-    )  # first tests first
+    # every candidate's first test, then every second test, ...: a budget cut hits candidates evenly
+    order = sorted((t, c) for c, jobs in enumerate(per) for t in range(len(jobs)))
     jobs = [per[c][t][0] for t, c in order]
     results = sandbox.run_many(
         jobs, budget_s, judge=lambda j, r: passed(r, per[order[j][1]][order[j][0]][1]),

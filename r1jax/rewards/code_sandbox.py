@@ -57,9 +57,7 @@ class Limits:
     output_bytes: int = 1 << 16  # stdout + stderr, kill when over
     file_bytes: int = 1 << 20  # RLIMIT_FSIZE: largest file the program may write
     open_files: int = 64
-    processes: int = (
-        4  # RLIMIT_NPROC (threads count too); per run only when each run has its own uid
-    )
+    processes: int = 4  # RLIMIT_NPROC, threads included (per run where each run has its own uid)
     tmpfs_bytes: int = 16 << 20  # the jail's whole writable space
 
 
@@ -151,7 +149,10 @@ class Sandbox:
                     results[i] = Result("budget", detail="not started before the budget ran out")
                     continue
                 wall = min(self.limits.wall_s, left)
-                res = self._run(jobs[i], wall, mode)
+                try:
+                    res = self._run(jobs[i], wall, mode)
+                except Exception as e:  # noqa: BLE001 - e.g. disk full: the trainer's fault, not the candidate's
+                    res = Result("setup_error", detail=f"{type(e).__name__}: {e}")
                 if res.status == "timeout" and wall < self.limits.wall_s:
                     res = dataclasses.replace(res, status="budget", detail="killed at the budget")
                 if judge is not None:
@@ -223,6 +224,9 @@ class Sandbox:
                     iso.wait_uid_gone(cfg["uid"], timeout_s=2.0)
             proc.wait()
             _read_nb(r, status)
+        except BaseException:
+            _kill(proc, r, status)  # e.g. KeyboardInterrupt: never leave a run behind
+            raise
         finally:
             os.close(r)
             proc.stdout.close()
