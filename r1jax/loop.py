@@ -21,6 +21,7 @@ from typing import Any
 
 import jax
 
+from r1jax import faults
 from r1jax import metrics as metrics_lib
 from r1jax.checkpoint import Checkpointer, abstract_like
 
@@ -124,6 +125,7 @@ def run(
                 bar.update(row)
                 if on_step_end is not None:
                     on_step_end(step, state, row)
+                faults.after_step(step)
                 if bad_streak >= max_consecutive_nonfinite:
                     # skipped steps leave the state unchanged, so this state IS the last good one
                     ckpt.save(step + 1, state, meta_fn(step + 1))
@@ -136,6 +138,7 @@ def run(
                 done = step + 1
                 if ckpt.should_save(done) or done == total or sigterm.fired:
                     ckpt.save(done, state, meta_fn(done))
+                    faults.during_save(done)
                 if sigterm.fired:
                     ckpt.wait()
                     print(

@@ -14,7 +14,17 @@ import jax
 import ml_collections
 import numpy as np
 
-from r1jax import config_base, distributed, evaluation, lm_train, loop, optim, rewards, sharding
+from r1jax import (
+    config_base,
+    distributed,
+    evaluation,
+    faults,
+    lm_train,
+    loop,
+    optim,
+    rewards,
+    sharding,
+)
 from r1jax.data import tasks
 from r1jax.rewards.token_tables import build as build_tables
 from r1jax.rl import prompts as prompts_lib
@@ -114,6 +124,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
             ids, valid = prompts_lib.encode_batch(
                 tok, config.task.template, local, config.rl.prompt_bucket, mcfg.max_len
             )
+            ids = faults.poison(step, ids)
             ids, valid = (distributed.global_batch(x, mesh, rules) for x in (ids, valid))
             group_examples = [ex for ex in examples for _ in range(config.rl.group_size)]
             state, m, out, r_host, times = split_step_metrics(

@@ -13,7 +13,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from r1jax import config_base, config_check, distributed, lm_train, loop, optim
+from r1jax import config_base, config_check, distributed, faults, lm_train, loop, optim
 from r1jax import model as model_lib
 from r1jax.data import corpus as corpus_lib
 from r1jax.stages import common
@@ -89,6 +89,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     def step_fn(state: dict, step: int):
         t0 = time.perf_counter()
         local = lm_train.make_batch(doc_fn, step, rows, config.data.seq_len, tok.pad_id)
+        local["tokens"] = faults.poison(step, local["tokens"])
         batch = {k: distributed.global_batch(v, mesh, rules) for k, v in local.items()}
         with jax.set_mesh(mesh):
             state, m = train_step(state, batch)
