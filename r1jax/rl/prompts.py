@@ -21,7 +21,17 @@ def bucket_length(n: int, bucket: int) -> int:
 
 
 def encode_prompt(tokenizer: Any, template: str, question: str) -> list[int]:
-    """BOS (when the tokenizer has one) + the rendered template."""
+    """BOS (when the tokenizer has one) + the rendered template.
+
+    template "chat" renders the model's own chat template (a Hugging Face tokenizer's
+    `encode_chat`) with the R1 instruction as the system message; it carries its own BOS.
+    """
+    if template == "chat":
+        from r1jax.hf_tokenizer import r1_messages
+
+        if not hasattr(tokenizer, "encode_chat"):
+            raise ValueError("task.template='chat' needs a Hugging Face tokenizer (init.hf_dir).")
+        return list(tokenizer.encode_chat(r1_messages(question)))
     ids = tokenizer.encode(templates.render(template, question))
     return (
         [tokenizer.bos_id] if tokenizer.bos_id is not None and tokenizer.bos_id >= 0 else []
