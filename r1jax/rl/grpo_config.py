@@ -180,8 +180,14 @@ def split_step_metrics(
     mesh: Any,
     rules: Any,
     ucfg: train_step.UpdateConfig,
+    length_bucket: int = 0,
 ):
-    """Runs one step; returns (state, metrics, sample output, host rewards [N, R], phase times)."""
+    """Runs one step; returns (state, metrics, sample output, host rewards [N, R], phase times).
+
+    On the split path the rollouts are cut to the longest completion rounded up to
+    `length_bucket` tokens before the update (0 = keep max_new_tokens): the update's cost then
+    follows the lengths the policy actually writes, at one compiled program per bucket.
+    """
     t0 = time.perf_counter()
     if fused:
         targets = rollout.jax_targets(reward_fns, group_examples, tok)
@@ -201,10 +207,23 @@ def split_step_metrics(
     r_host = rollout.host_rewards(reward_fns, texts, group_examples, lengths)
     r_dev = distributed.global_batch(r_host[_rows(r_host)], mesh, rules)
     t2 = time.perf_counter()
+    batch = trim(rollout.rollout_batch(ids, valid, out, r_dev), int(lengths.max()), length_bucket)
     with jax.set_mesh(mesh):
-        state, m = fns.update(state, rollout.rollout_batch(ids, valid, out, r_dev))
+        state, m = fns.update(state, batch)
     m = jax.device_get(m)
     return state, dict(m, fused=0), out, r_host, (t1 - t0, t2 - t1, time.perf_counter() - t2)
+
+
+def trim(batch: dict, longest: int, bucket: int) -> dict:
+    """The rollout batch cut to `longest` completion tokens rounded up to a multiple of `bucket`."""
+    t = batch["completion"].shape[1]
+    if bucket <= 0:
+        return batch
+    keep = min(t, max(bucket, -(-longest // bucket) * bucket))
+    if keep == t:
+        return batch
+    cut = ("completion", "mask_NxT", "old_logp_NxT")
+    return {k: (v[:, :keep] if k in cut else v) for k, v in batch.items()}
 
 
 def _rows(a: np.ndarray) -> slice:

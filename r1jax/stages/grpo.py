@@ -34,6 +34,7 @@ from r1jax.rl.grpo_config import (
     eval_config,
     sampling_config,
     split_step_metrics,
+    trim,
     update_config,
     use_fused,
     validate,
@@ -112,6 +113,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
                 state["params"], pos["data"], key
             )
             t1 = time.perf_counter()
+            batch = trim(batch, int(np.max(out.lengths_N)), config.rl.length_bucket)
             with jax.set_mesh(mesh):
                 state, m = fns.update(state, batch)
             m = jax.device_get(m)
@@ -140,6 +142,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
                 mesh,
                 rules,
                 ucfg,
+                config.rl.length_bucket,
             )
         m.update(rollout_metrics(out, r_host, reward_fns, tok, examples, accuracy, config, times))
         m["lr"] = float(lr_fn(step * ucfg.mu * ucfg.mini_batches))
