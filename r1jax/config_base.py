@@ -166,6 +166,7 @@ def rl(**overrides: Any) -> ml_collections.ConfigDict:
             dynamic_sampling=False,
             max_resample_rounds=3,
             fused="auto",  # auto | on | off
+            length_bucket=32,  # split path: update on completions cut to the longest, rounded up
         )
     )
     c.update(overrides)
@@ -201,7 +202,16 @@ def grpo() -> ml_collections.ConfigDict:
     """Defaults of the GRPO stage (stages/grpo.py)."""
     c = common("grpo")
     c.init = ml_collections.ConfigDict(
-        dict(checkpoint="", build_if_missing=True, hf_dir="", pretrain=pretrain())
+        dict(
+            checkpoint="",
+            build_if_missing=True,
+            hf_dir="",
+            # how a model from hf_dir is built: compute dtype, parameter dtype, rematerialisation
+            dtype="float32",
+            param_dtype="float32",
+            remat=False,
+            pretrain=pretrain(),
+        )
     )
     c.task = task("countdown")
     c.rewards = ("countdown_accuracy", "format(weight=0.5)")
