@@ -86,7 +86,8 @@ def _compile(template: str) -> Any:
 class HFTokenizer:
     """A model folder's tokenizer; see the module docstring.
 
-    `bos_id` is -1 when the model has none; `stop_ids` holds every id generation should stop at
+    `bos_id` is -1 when the model has none; `add_bos` says whether a plain prompt starts with it
+    (as transformers' `tokenizer(text)` does); `stop_ids` holds every id generation should stop at
     (`eos_id` first, then generation_config.json's); `vocab_size` counts the tokenizer's ids, which
     may be fewer than the model's embedding rows.
     """
@@ -149,8 +150,23 @@ class HFTokenizer:
         self.stop_ids = tuple(
             dict.fromkeys([self.eos_id] + [int(i) for i in extra if i is not None])
         )
+        self.add_bos = self.bos_id >= 0 and self._adds_bos(tcfg)
         self.chat_template = _chat_template(folder, tcfg)
         self._compiled = None
+
+    def _adds_bos(self, tcfg: Mapping[str, Any]) -> bool:
+        """Whether transformers' `tokenizer(text)` starts with BOS (Llama: yes; Qwen2: no).
+
+        tokenizer_config.json's `add_bos_token` decides when present; else a tokenizer.json's
+        post-processor (Llama-3 adds BOS there), and a sentencepiece model adds it (Llama-2).
+        config.json's `bos_token_id` alone (Qwen2.5 points it at <|endoftext|>) adds nothing.
+        """
+        if "add_bos_token" in tcfg:
+            return bool(tcfg["add_bos_token"])
+        if self._tok is not None:
+            ids = self._tok.encode("a", add_special_tokens=True).ids
+            return bool(ids) and ids[0] == self.bos_id
+        return True
 
     def _piece_id(self, piece: str | None) -> int | None:
         if piece is None:
@@ -172,8 +188,23 @@ class HFTokenizer:
         return out
 
     def decode(self, ids: Sequence[int]) -> str:
-        """Text of `ids` with special tokens (pad, eos, chat markers) dropped; R1 tags are kept."""
-        ids = [int(i) for i in ids if int(i) not in self._special_ids]
+        """Text of `ids` with special tokens (pad, eos, chat markers) dropped; R1 tags are kept.
+
+        Ids the tokenizer lacks (a model's padded embedding rows, which a policy can still sample)
+        decode to U+FFFD, as with the toy tokenizer, instead of vanishing or raising.
+        """
+        out, run = [], []
+        for i in map(int, ids):
+            if i in self._special_ids:
+                continue
+            if 0 <= i < self.vocab_size:
+                run.append(i)
+                continue
+            out += [self._decode_run(run), "\ufffd"]
+            run = []
+        return "".join(out + [self._decode_run(run)])
+
+    def _decode_run(self, ids: list[int]) -> str:
         if self._tok is not None:
             return self._tok.decode(ids, skip_special_tokens=False)
         return self._sp.decode(ids)

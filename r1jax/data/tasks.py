@@ -24,7 +24,8 @@ BUILDERS = {
 }
 
 
-def builder(name: str, data_dir: str = "", **options: Any) -> tfds_base.TaskBuilder:
+def builder(name: str, data_dir: str = "", /, **options: Any) -> tfds_base.TaskBuilder:
+    """The task's builder; positional-only names leave `name=` etc. free for options (jsonl)."""
     if name not in BUILDERS:
         raise ValueError(f"unknown task {name!r} (config.task.name); known: {sorted(BUILDERS)}.")
     module, cls = BUILDERS[name]
@@ -32,7 +33,7 @@ def builder(name: str, data_dir: str = "", **options: Any) -> tfds_base.TaskBuil
     return getattr(importlib.import_module(module), cls)(data_dir=data_dir, **options)
 
 
-def load(name: str, split: str, data_dir: str = "", **options: Any) -> list[dict]:
+def load(name: str, split: str, data_dir: str = "", /, **options: Any) -> list[dict]:
     """Builds the task once (array_record files under data_dir) and reads one split."""
     b = builder(name, data_dir, **options)
     if split not in b.SPLITS:

@@ -21,10 +21,12 @@ def bucket_length(n: int, bucket: int) -> int:
 
 
 def encode_prompt(tokenizer: Any, template: str, question: str) -> list[int]:
-    """BOS (when the tokenizer has one) + the rendered template.
+    """BOS (when the tokenizer has one and adds it) + the rendered template.
 
-    template "chat" renders the model's own chat template (a Hugging Face tokenizer's
-    `encode_chat`) with the R1 instruction as the system message; it carries its own BOS.
+    A Hugging Face tokenizer's `add_bos` follows transformers (`tokenizer(text)`): Llama models
+    start with BOS, Qwen2 models have none. template "chat" renders the model's own chat template
+    (a Hugging Face tokenizer's `encode_chat`) with the R1 instruction as the system message; it
+    carries its own BOS.
     """
     if template == "chat":
         from r1jax.hf_tokenizer import r1_messages
@@ -33,9 +35,8 @@ def encode_prompt(tokenizer: Any, template: str, question: str) -> list[int]:
             raise ValueError("task.template='chat' needs a Hugging Face tokenizer (init.hf_dir).")
         return list(tokenizer.encode_chat(r1_messages(question)))
     ids = tokenizer.encode(templates.render(template, question))
-    return (
-        [tokenizer.bos_id] if tokenizer.bos_id is not None and tokenizer.bos_id >= 0 else []
-    ) + ids
+    bos = tokenizer.bos_id if getattr(tokenizer, "add_bos", True) else None
+    return ([bos] if bos is not None and bos >= 0 else []) + ids
 
 
 def left_pad(

@@ -89,7 +89,10 @@ def load_policy(
         from r1jax.model import hf
 
         config_check.require_path(config.init.hf_dir, "init.hf_dir", "Hugging Face model folder")
-        graphdef, params, mcfg = hf.load_hf(config.init.hf_dir, mesh, rules)
+        i = config.init
+        graphdef, params, mcfg = hf.load_hf(
+            i.hf_dir, mesh, rules, dtype=i.dtype, param_dtype=i.param_dtype, remat=i.remat
+        )
         shardings = jax.tree.map(lambda x: x.sharding, params)
         return (
             graphdef,
