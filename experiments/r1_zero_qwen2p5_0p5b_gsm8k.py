@@ -17,16 +17,21 @@ On one GPU add `:devices=1` (same memory per device, 32 micro-batches per update
 The base model (Qwen2.5-0.5B) works the same way; for the Instruct model, `--config.task.template=chat`
 puts the R1 instruction into its chat template instead of the raw R1-Zero prompt.
 
-Hardware: 8 accelerators with >= 32 GB each (8x A100/H100, TPU v4-8/v5p-8/v6e-8) or one 80 GB GPU.
+Hardware: 8 accelerators with >= 32 GB each (8x A100/H100, TPU v6e-8) or one 80 GB GPU; with
+another device count N pass `:devices=N` (a micro-batch holds one prompt group per device).
 Memory per device (estimate): params f32 2.0 GB + reference copy 2.0 GB + Adam 4.0 GB + grads
 2.0 GB ~= 10 GB (mesh (-1, 1, 1): every device holds a replica), plus the largest update
 transient, the full-vocabulary f32 log-softmax of one micro-batch (8 rows x 512 tokens x 151,936
-x 4 B = 2.5 GB per copy, a few copies alive in forward + backward: ~10 GB), plus the sampler's KV
-cache (bf16, 12 KB per token: 256 rows x 640 slots = 2 GB): ~25 GB. Too much for 16 GB devices.
-Time (estimate, one H100): ~6e14 FLOPs per step (256 rollouts x ~700 tokens x 6 x 494M params,
-plus remat, the reference pass and the recomputed prompts) is ~3-8 s at 25-50 % of bf16 peak;
-512 decode steps of the sampler ~5-10 s; host rewards (sympy, 2 workers) ~1 s: roughly 10-20 s a
-step, so 2-4 hours for 500 steps (~2.4 epochs of 6.7k questions) plus the evaluations.
+x 4 B = 2.5 GB per copy, a few copies alive in forward + backward: ~10 GB); the sampler's bf16
+KV cache (12 KB per token: 256 rows x ~900 slots = 2.8 GB) lives in another phase: ~20-25 GB at
+the peak. Too much for 16 GB devices (TPU v5e, v3).
+Time (estimate, one H100): the update's forward + backward is ~5e14 FLOPs (256 rollouts x ~700
+tokens x 6 x 494M params), ~1e15 with the remat, reference and old-policy forwards: 2-4 s at
+25-50 % of bf16 peak, more with the f32 vocabulary head. The sampler reads the f32 weights and the
+KV cache at every one of its <= 512 decode steps: a bandwidth floor under 1 s, several seconds in
+practice. Host rewards (sympy, 2 workers): ~1 s. Roughly 10-20 s a step, so 2-4 hours for 500
+steps (~2.4 epochs of 6.7k questions), plus the evaluations and the compiles (prompt buckets x
+rl.length_bucket shapes of the update).
 
 What comparable runs reported (not reproduced here):
 - verl's baselines table (docs/algo/baseline.md): Qwen2.5-0.5B-Instruct scores 36.4 on GSM8K test
@@ -86,6 +91,8 @@ def get_config(arg=None):
     # remat only applies to cache-free forwards, so the update runs the full sequences
     r.share_prefix = False
     r.grad_accum = max(1, r.prompts_per_step // a.devices)  # one prompt group per device
+    # the update runs on completions cut to the longest one, rounded up to this: <= 4 update shapes per prompt shape
+    r.length_bucket = 128
     c.optimizer.update(lr=1e-6, warmup_steps=0, schedule="constant", b2=0.999, weight_decay=0.0)
     # (4) Evaluation with the paper's sampling settings.
     c.eval.update(

@@ -18,17 +18,20 @@ to 99 would be 4.2M number sets at ~3 ms each, hours of single-core enumeration,
 keeps 3 numbers (`--config.task.options.n_numbers=4 --config.task.options.max_number=30`, 40,920
 sets, is a 4-number variant that builds in a few minutes). The held-out split is 1,024 problems.
 
-Hardware: 8 accelerators with >= 40 GB each (8x A100/H100; TPU v5p-8) or one 80 GB GPU.
+Hardware: 8 GPUs with >= 40 GB each (A100/H100) or one 80 GB GPU; with another device count N
+pass `:devices=N` (a micro-batch holds one prompt group per device).
 Memory (estimate): params f32 6.2 GB + reference 6.2 GB + Adam 12.4 GB + grads 6.2 GB ~= 31 GB,
 FSDP-sharded over the mesh (1, -1, 1) (~4 GB a device on 8); the update's largest transient is the
 full-vocabulary f32 log-softmax of one prompt group (8 rows x 1,024 tokens x 151,936 x 4 B = 5 GB
 per copy, ~20 GB in forward + backward); the sampler's bf16 KV cache is 28 KB per token (256 rows x
 1,152 slots = 8.5 GB, on one device). One 80 GB GPU: ~55-60 GB at the peak.
-Time (estimate, one H100): ~4e15 FLOPs per step (256 rollouts x ~1,150 tokens x 6 x 1.54B params,
-plus remat and the reference and old-policy passes) is ~10-20 s at 25-50 % of bf16 peak, 1,024
-decode steps of the sampler ~10-20 s: roughly 25-40 s a step, so 3-4.5 hours for 400 steps (12,800
-problems, 2 % of the train split), plus the evaluations. Completions shorter than 1,024 tokens
-make both phases cheaper (the update cuts completions to the longest, see rl.length_bucket).
+Time (estimate, one H100): the update's forward + backward is ~2.7e15 FLOPs (256 rollouts x
+~1,150 tokens x 6 x 1.54B params), ~5.5e15 with the remat, reference and old-policy forwards:
+11-22 s at 25-50 % of bf16 peak. The sampler reads 6.2 GB of f32 weights and up to 8.5 GB of KV
+cache at each of its <= 1,024 decode steps: a bandwidth floor of ~3 s, 10-20 s in practice.
+Roughly 25-40 s a step, so 3-4.5 hours for 400 steps (12,800 problems, 2 % of the train split),
+plus evaluations and compiles. Completions shorter than 1,024 tokens make both phases cheaper
+(the update cuts completions to the longest, rounded up to rl.length_bucket).
 
 What comparable runs reported (not reproduced here):
 - TinyZero (Pan et al. 2025; README, scripts/train_tiny_zero.sh, the authors' thread): Countdown
@@ -79,6 +82,8 @@ def get_config(arg=None):
     # prompt is ~1/8 of a sequence here, so re-running it per sample costs little)
     r.share_prefix = False
     r.grad_accum = max(1, r.prompts_per_step // a.devices)  # one prompt group per device
+    # the update runs on completions cut to the longest one, rounded up to this: <= 4 update shapes per prompt shape
+    r.length_bucket = 256
     c.optimizer.update(lr=1e-6, warmup_steps=0, schedule="constant", b2=0.999, weight_decay=0.0)
     # (4) Evaluation with the paper's sampling settings.
     c.eval.update(
