@@ -186,6 +186,7 @@ def evaluation(**overrides: Any) -> ml_collections.ConfigDict:
             max_new_tokens=128,
             batch_prompts=16,
             accuracy_reward="countdown_accuracy",
+            final=True,  # the full held-out evaluation at the end of the stage
         )
     )
     c.update(overrides)

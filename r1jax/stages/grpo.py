@@ -183,7 +183,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         max_consecutive_nonfinite=config.max_consecutive_nonfinite,
     )
     ckpt.close()
-    final = final_eval(config, graphdef, state["params"], tok, test, accuracy, workdir)
+    final = None
+    if config.eval.final:
+        final = final_eval(config, graphdef, state["params"], tok, test, accuracy, workdir)
     return {"params": state["params"], "final_eval": final}
 
 

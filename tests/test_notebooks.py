@@ -1,0 +1,28 @@
+"""Every notebook runs top to bottom (at its tiny size), so the ablations never rot."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NOTEBOOKS = sorted(f for f in os.listdir(os.path.join(ROOT, "notebooks")) if f.endswith(".ipynb"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_executes(name, tmp_path, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    monkeypatch.setenv("R1JAX_NOTEBOOK_TINY", "1")
+    monkeypatch.setenv("R1JAX_NOTEBOOK_DIR", str(tmp_path))
+    nb = nbformat.read(os.path.join(ROOT, "notebooks", name), as_version=4)
+    client = nbclient.NotebookClient(
+        nb,
+        timeout=900,
+        kernel_name="python3",
+        resources={"metadata": {"path": os.path.join(ROOT, "notebooks")}},
+    )
+    client.execute()
+    assert os.path.exists(tmp_path / "ablation.png")
