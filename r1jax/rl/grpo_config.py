@@ -151,9 +151,24 @@ def eval_config(config: ml_collections.ConfigDict, quick: bool) -> evaluation.Ev
     )
 
 
-def use_fused(config: ml_collections.ConfigDict, reward_fns: Sequence[Reward]) -> bool:
+def use_fused(
+    config: ml_collections.ConfigDict, reward_fns: Sequence[Reward], tok: Any = None
+) -> bool:
+    """Fused when asked, or ("auto") when every reward is jittable on this tokenizer's ids.
+
+    Jittable format rewards need the R1 tags as single tokens: true for the toy tokenizer, false for
+    Qwen2.5 / Llama-3 vocabularies, where "auto" falls back to the split step.
+    """
+    from r1jax.tokenizer import R1_TAGS
+
+    tags_single = tok is None or all(tok.tag_id(t) is not None for t in R1_TAGS)
     jittable = all(f.jax_fn is not None for f in reward_fns) and not config.rl.dynamic_sampling
-    return config.rl.fused == "on" or (config.rl.fused == "auto" and jittable)
+    if config.rl.fused == "on" and not tags_single:
+        raise config_check.ConfigError(
+            "config.rl.fused='on' needs the R1 tags as single tokens, which this tokenizer lacks; "
+            "use fused='auto' (the split step)."
+        )
+    return config.rl.fused == "on" or (config.rl.fused == "auto" and jittable and tags_single)
 
 
 def gather_rows(x: jax.Array) -> np.ndarray:

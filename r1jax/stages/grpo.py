@@ -51,7 +51,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         config, workdir, mesh, rules
     )
     init_model.publish_layout(workdir, source, mcfg, tok)
-    fused = use_fused(config, reward_fns)
+    fused = use_fused(config, reward_fns, tok)
     vt = build_tables(tok, mcfg.vocab_size) if fused else None
     scfg = sampling_config(config, tok)
     ucfg = update_config(config, reward_fns)
