@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from r1jax import sharding  # noqa: E402
 from r1jax.model import ModelConfig, api  # noqa: E402
 from r1jax.sampling import SamplingConfig, sample  # noqa: E402
-from r1jax.sampling_filters import choose_tokens, step_gumbel  # noqa: E402
+from r1jax.sampling_filters import choose_tokens, step_uniform  # noqa: E402
 
 MODEL = ModelConfig(
     vocab_size=512,
@@ -59,8 +59,8 @@ def naive_sample(graphdef, params, prompt_BxP, key, num_samples: int, cfg: Sampl
     def step(i, buf):
         logits_NxLxV, _ = api.apply(graphdef, params, buf)  # causal: later slots do not matter
         logits_NxV = jax.lax.dynamic_index_in_dim(logits_NxLxV, p + i - 1, 1, keepdims=False)
-        noise = step_gumbel(key, i, n, logits_NxV.shape[-1])
-        tok_N = choose_tokens(logits_NxV, noise, cfg.temperature, cfg.top_k, cfg.top_p)
+        u_N = step_uniform(key, i, n)
+        tok_N = choose_tokens(logits_NxV, u_N, cfg.temperature, cfg.top_k, cfg.top_p)
         return jax.lax.dynamic_update_slice(buf, tok_N[:, None], (0, p + i))
 
     return jax.lax.fori_loop(0, t, step, buf)[:, p:]

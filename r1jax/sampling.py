@@ -21,8 +21,8 @@ import jax.numpy as jnp
 from flax import nnx, struct
 
 from r1jax.model.kv_cache import KVCache, cache_logical_axes, init_cache
-from r1jax.sampling_decode import DecodeCache, decode_step
-from r1jax.sampling_filters import choose_tokens, step_gumbel, token_stats
+from r1jax.sampling_decode import DecodeCache, decode_step, rope_table
+from r1jax.sampling_filters import choose_tokens, step_uniform, token_stats
 from r1jax.sharding import constrain
 
 
@@ -86,9 +86,8 @@ def _record(
     state: DecodeState, logits_NxV: jax.Array, key: jax.Array, cfg: SamplingConfig
 ) -> DecodeState:
     """Samples token `state.step` for every row and writes it (pad_id for finished rows)."""
-    n, v = logits_NxV.shape
-    noise_NxV = None if cfg.greedy else step_gumbel(key, state.step, n, v)
-    tok_N = choose_tokens(logits_NxV, noise_NxV, cfg.temperature, cfg.top_k, cfg.top_p)
+    u_N = None if cfg.greedy else step_uniform(key, state.step, logits_NxV.shape[0])
+    tok_N = choose_tokens(logits_NxV, u_N, cfg.temperature, cfg.top_k, cfg.top_p)
     logp_N, ent_N = token_stats(logits_NxV, tok_N, cfg.temperature, cfg.return_entropy)
     live_N = ~state.done_N
     tok_N = jnp.where(live_N, tok_N, cfg.pad_id)
@@ -141,6 +140,7 @@ def decode(
     # (2) Share each prompt's cache and next-token logits among its G samples.
     cache = _constrain_cache(cache.repeat(g), cache_logical_axes(model_cfg))
     cache = DecodeCache.from_kv_cache(cache)
+    rope_LxH2 = rope_table(model_cfg, p + t)  # positions < P + T - 1
     logits_NxV = jnp.repeat(logits_BxV, g, axis=0)
     zeros = lambda dt: constrain(jnp.zeros((n, t), dt), ("batch", None))
     state = DecodeState(
@@ -161,7 +161,7 @@ def decode(
 
     def body(s: DecodeState) -> DecodeState:
         model = nnx.merge(graphdef, params)
-        logits_NxV, new_cache = decode_step(model, s.cache, s.last_N)
+        logits_NxV, new_cache = decode_step(model, s.cache, s.last_N, rope_LxH2)
         return _record(s.replace(cache=new_cache), logits_NxV, key, cfg)
 
     return jax.lax.while_loop(cond, body, state)

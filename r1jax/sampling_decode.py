@@ -1,14 +1,16 @@
-"""One-token decode step with the cache in [N, K, S, H] layout (the sampler's hot loop).
+"""One-token decode step with a decode-friendly cache layout (the sampler's hot loop).
 
-Letters: N rows, K kv heads, G = heads per kv head, S cache slots, H head dim, D d_model, V vocab.
+Letters: N rows, K kv heads, G = heads per kv head, S cache slots, H head dim, D d_model, V vocab,
+L positions of the rotary table.
 
 Why not `Transformer.__call__` with its `KVCache`? That cache is [N, S, K, H] (the layout prefill,
-sharding rules and other code use). For a single query token, XLA:CPU then transposes every layer's
-whole cache twice per step to batch the (N, K) dims of the two attention matmuls; on the benchmark
-config that, plus the per-step mask/position work of the general call, made a decode step ~1.8x
-slower. Here the cache is transposed once after prefill, and each step reuses the model's own
-modules (norms, projections, MLP, head) so the numerics are the model's: only the cache write and
-the attention core are written out. Tests check this step against the model's uncached forward.
+sharding rules and other code use). For a single query token XLA:CPU then transposes every layer's
+whole cache twice per step to batch the (N, K) dims of the attention matmuls, and recomputes the
+rotary cos/sin inside every fusion that uses them. Here the cache is re-laid out once after prefill
+(keys [N, K, H, S], values [N, K, S, H]: both attention matmuls become plain batched GEMMs), cos/sin
+come from a table built once per call, and everything else reuses the model's own modules (norms,
+projections, MLP, head), so the numerics are the model's. Tests check this step against the model's
+cached call and its uncached forward.
 """
 
 from __future__ import annotations
@@ -19,16 +21,38 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from r1jax.model.config import ModelConfig
 from r1jax.model.kv_cache import KVCache
-from r1jax.model.transformer import _NEG, Attention, Transformer, apply_rope, rope_inv_freq
+from r1jax.model.transformer import _NEG, Attention, Transformer, rope_inv_freq
 from r1jax.sharding import constrain
 
-KV_AXES = ("batch", "kv_heads", "cache_length", "head_dim")
+K_AXES = ("batch", "kv_heads", "head_dim", "cache_length")  # keys transposed: [N, K, H, S]
+V_AXES = ("batch", "kv_heads", "cache_length", "head_dim")  # values: [N, K, S, H]
+
+
+def rope_table(cfg: ModelConfig, length: int) -> tuple[jax.Array, jax.Array]:
+    """(cos, sin) [L, H/2] for positions 0..L-1, computed as `transformer.apply_rope` does."""
+    pos_Lx1 = jnp.arange(length, dtype=jnp.int32)[:, None].astype(jnp.float32)
+    angles_LxH2 = pos_Lx1 * rope_inv_freq(cfg)[None, :]
+    return jnp.cos(angles_LxH2), jnp.sin(angles_LxH2)
+
+
+def _rope(x_NxCxH: jax.Array, cos_NxH2: jax.Array, sin_NxH2: jax.Array) -> jax.Array:
+    """`apply_rope` (rotate-half layout) for one position per row, from table rows."""
+    cos, sin = cos_NxH2[:, None, :], sin_NxH2[:, None, :]
+    x = x_NxCxH.astype(jnp.float32)
+    x1, x2 = jnp.split(x, 2, axis=-1)
+    out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+    return out.astype(x_NxCxH.dtype)
 
 
 @struct.dataclass
 class DecodeCache:
-    """Per-layer keys/values [N, K, S, H]; every row writes slot `index` at each step."""
+    """Per-layer keys [N, K, H, S] and values [N, K, S, H]; all rows write slot `index` each step.
+
+    Keys are stored transposed so that both attention matmuls are plain (non-transposed) batched
+    GEMMs over (N, K): scores = q[G, H] @ k[H, S], out = probs[G, S] @ v[S, H].
+    """
 
     k: tuple[jax.Array, ...]
     v: tuple[jax.Array, ...]
@@ -39,11 +63,12 @@ class DecodeCache:
     @classmethod
     def from_kv_cache(cls, cache: KVCache) -> DecodeCache:
         """Transposes a (prefilled) model cache once; slots from `index` on will be decode tokens."""
-        swap = lambda x: constrain(jnp.swapaxes(x, 1, 2), KV_AXES)
+        keys = lambda x: constrain(jnp.transpose(x, (0, 2, 3, 1)), K_AXES)
+        values = lambda x: constrain(jnp.swapaxes(x, 1, 2), V_AXES)
         future_S = jnp.arange(cache.size) >= cache.index
         return cls(
-            k=tuple(swap(x) for x in cache.k),
-            v=tuple(swap(x) for x in cache.v),
+            k=tuple(keys(x) for x in cache.k),
+            v=tuple(values(x) for x in cache.v),
             valid_NxS=cache.valid_BxS | future_S[None, :],
             pos_N=cache.next_pos_B,
             index=cache.index,
@@ -53,32 +78,27 @@ class DecodeCache:
 def _attention(
     attn: Attention,
     h_Nx1xD: jax.Array,
-    pos_Nx1: jax.Array,
-    kc_NxKxSxH: jax.Array,
+    rope: tuple[jax.Array, jax.Array],
+    kc_NxKxHxS: jax.Array,
     vc_NxKxSxH: jax.Array,
     mask_NxS: jax.Array,
     index: jax.Array,
-    inv_freq: jax.Array,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Attention of one new token per row; returns (output [N, 1, D], new k cache, new v cache)."""
     cfg = attn.cfg
     n, k_heads, h = h_Nx1xD.shape[0], cfg.n_kv_heads, cfg.head_dim
     g = cfg.n_heads // k_heads
-    q = apply_rope(attn._proj(h_Nx1xD, "q"), pos_Nx1, inv_freq)  # [N, 1, K*G, H]
-    k = apply_rope(attn._proj(h_Nx1xD, "k"), pos_Nx1, inv_freq)  # [N, 1, K, H]
-    v = attn._proj(h_Nx1xD, "v")
-    # (1) Write the new key/value into slot `index` (a [N, K, 1, H] update, in place in the loop).
-    start = (0, 0, index, 0)
-    kc = jax.lax.dynamic_update_slice(
-        kc_NxKxSxH, jnp.swapaxes(k, 1, 2).astype(kc_NxKxSxH.dtype), start
-    )
-    vc = jax.lax.dynamic_update_slice(
-        vc_NxKxSxH, jnp.swapaxes(v, 1, 2).astype(vc_NxKxSxH.dtype), start
-    )
-    kc, vc = constrain(kc, KV_AXES), constrain(vc, KV_AXES)
+    q = _rope(attn._proj(h_Nx1xD, "q")[:, 0], *rope)  # [N, K*G, H]
+    k = _rope(attn._proj(h_Nx1xD, "k")[:, 0], *rope)  # [N, K, H]
+    v = attn._proj(h_Nx1xD, "v")[:, 0]
+    # (1) Write the new key/value into slot `index` (in place: the cache is the loop's carry).
+    k_NxKxHx1 = k[..., None].astype(kc_NxKxHxS.dtype)
+    v_NxKx1xH = v[:, :, None, :].astype(vc_NxKxSxH.dtype)
+    kc = constrain(jax.lax.dynamic_update_slice(kc_NxKxHxS, k_NxKxHx1, (0, 0, 0, index)), K_AXES)
+    vc = constrain(jax.lax.dynamic_update_slice(vc_NxKxSxH, v_NxKx1xH, (0, 0, index, 0)), V_AXES)
     # (2) Scores of the G query heads of each kv head against all slots; masked softmax in f32.
     q_NxKxGxH = q.reshape(n, k_heads, g, h)
-    scores = jnp.einsum("nkgh,nksh->nkgs", q_NxKxGxH, kc.astype(q.dtype)).astype(jnp.float32)
+    scores = jnp.einsum("nkgh,nkhs->nkgs", q_NxKxGxH, kc.astype(q.dtype)).astype(jnp.float32)
     scores = jnp.where(mask_NxS[:, None, None, :], scores / math.sqrt(h), _NEG)
     probs = jax.nn.softmax(scores, axis=-1).astype(cfg.compute_dtype)
     # (3) Weighted values, then the output projection.
@@ -89,14 +109,19 @@ def _attention(
 
 
 def decode_step(
-    model: Transformer, cache: DecodeCache, tokens_N: jax.Array
+    model: Transformer,
+    cache: DecodeCache,
+    tokens_N: jax.Array,
+    rope_LxH2: tuple[jax.Array, jax.Array],
 ) -> tuple[jax.Array, DecodeCache]:
-    """Feeds one token per row; returns (float32 next-token logits [N, V], updated cache)."""
+    """Feeds one token per row; returns (float32 next-token logits [N, V], updated cache).
+
+    `rope_LxH2` is `rope_table(cfg, L)` with L above every row's position.
+    """
     cfg = model.cfg
     s = cache.valid_NxS.shape[1]
     mask_NxS = cache.valid_NxS & (jnp.arange(s) <= cache.index)[None, :]
-    pos_Nx1 = cache.pos_N[:, None]
-    inv_freq = rope_inv_freq(cfg)
+    rope = tuple(jnp.take(t, cache.pos_N, axis=0) for t in rope_LxH2)  # [N, H/2] each
     x = jnp.take(model.embed[...], tokens_N[:, None], axis=0).astype(cfg.compute_dtype)
     x = constrain(x, ("batch", "length", "embed"))
     new_k, new_v = [], []
@@ -104,12 +129,11 @@ def decode_step(
         a, kc, vc = _attention(
             layer.attn,
             layer.attn_norm(x),
-            pos_Nx1,
+            rope,
             cache.k[i],
             cache.v[i],
             mask_NxS,
             cache.index,
-            inv_freq,
         )
         x = x + a
         x = x + layer.mlp(layer.mlp_norm(x))
