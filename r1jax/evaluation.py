@@ -18,10 +18,11 @@ from typing import Any
 import jax
 import numpy as np
 
-from r1jax import eval_metrics, sampling
+from r1jax import eval_metrics, sampling, sharding
 from r1jax.rewards.answer_extraction import extract_answer
 from r1jax.rewards.registry import Reward
 from r1jax.rl import prompts as prompts_lib
+from r1jax.sampler import Sampler
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,7 +109,16 @@ def score(
     return summary, records
 
 
-def make_sample_fn(graphdef, cfg: EvalConfig, eos_id: int, pad_id: int) -> Callable:
+def make_sample_fn(
+    graphdef,
+    cfg: EvalConfig,
+    eos_id: int,
+    pad_id: int,
+    params: Any,
+    mesh: Any = None,
+    rules: Any = sharding.DEFAULT_RULES,
+) -> Callable:
+    """A compiled sampler for the evaluation settings, data-parallel over the mesh's batch axes."""
     scfg = sampling.SamplingConfig(
         max_new_tokens=cfg.max_new_tokens,
         temperature=cfg.temperature,
@@ -117,9 +127,10 @@ def make_sample_fn(graphdef, cfg: EvalConfig, eos_id: int, pad_id: int) -> Calla
         eos_id=eos_id,
         pad_id=pad_id,
     )
-    return jax.jit(
-        lambda p, ids, valid, key: sampling.sample(graphdef, p, ids, valid, key, cfg.samples, scfg)
-    )
+    mesh = mesh if mesh is not None else sharding.make_mesh((1, 1, 1), jax.devices()[:1])
+    shardings = jax.tree.map(lambda x: x.sharding, params)
+    sampler = Sampler(graphdef, shardings, mesh, rules)
+    return lambda p, ids, valid, key: sampler(p, ids, valid, key, cfg.samples, scfg)
 
 
 def evaluate(
@@ -133,7 +144,9 @@ def evaluate(
     sample_fn: Callable | None = None,
 ) -> tuple[dict, list[dict]]:
     """Samples and scores; pass `sample_fn` to reuse a compiled sampler across calls."""
-    sample_fn = sample_fn or make_sample_fn(graphdef, cfg, tokenizer.eos_id, tokenizer.pad_id)
+    sample_fn = sample_fn or make_sample_fn(
+        graphdef, cfg, tokenizer.eos_id, tokenizer.pad_id, params
+    )
     texts, lengths, truncs = sample_texts(sample_fn, params, tokenizer, examples, cfg, key)
     return score(texts, lengths, truncs, examples, accuracy, cfg)
 

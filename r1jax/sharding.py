@@ -103,6 +103,14 @@ def logical_to_spec(
     return PartitionSpec(*out)
 
 
+def set_rules(rules: Rules) -> None:
+    """Installs the logical -> mesh rules for this process (what `constrain` reads when tracing).
+
+    Stage runners call this once; code that needs a scoped table uses `nnx.logical_axis_rules`.
+    """
+    flax_spmd.set_logical_axis_rules(tuple(rules))
+
+
 def current_rules() -> Rules:
     """The rules installed by `nnx.logical_axis_rules(...)` (empty outside such a context)."""
     return tuple(flax_spmd.get_logical_axis_rules() or ())

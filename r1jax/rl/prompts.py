@@ -13,11 +13,7 @@ from typing import Any
 import numpy as np
 
 from r1jax.data import templates
-
-
-def bucket_length(n: int, bucket: int) -> int:
-    """Prompt lengths are rounded up to a multiple of `bucket` (one compiled program per bucket)."""
-    return max(bucket, -(-n // bucket) * bucket)
+from r1jax.sampler import pad_prompts
 
 
 def encode_prompt(tokenizer: Any, template: str, question: str) -> list[int]:
@@ -37,21 +33,6 @@ def encode_prompt(tokenizer: Any, template: str, question: str) -> list[int]:
     ids = tokenizer.encode(templates.render(template, question))
     bos = tokenizer.bos_id if getattr(tokenizer, "add_bos", True) else None
     return ([bos] if bos is not None and bos >= 0 else []) + ids
-
-
-def left_pad(
-    rows: Sequence[Sequence[int]], length: int, pad_id: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """(ids_BxP int32, valid_BxP bool), each row right-aligned in `length` slots."""
-    ids = np.full((len(rows), length), pad_id, np.int32)
-    valid = np.zeros((len(rows), length), bool)
-    for i, r in enumerate(rows):
-        if len(r) > length:
-            raise ValueError(f"prompt of {len(r)} tokens is longer than the {length}-token bucket")
-        if r:
-            ids[i, length - len(r) :] = r
-            valid[i, length - len(r) :] = True
-    return ids, valid
 
 
 class PromptStream:
@@ -83,12 +64,6 @@ class PromptStream:
 def encode_batch(
     tokenizer: Any, template: str, examples: Sequence[dict], bucket: int, max_len: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Tokenized, left-padded prompts of the examples, padded to a bucketed length."""
+    """Tokenized prompts of the examples, left padded to a multiple of `bucket` tokens."""
     rows = [encode_prompt(tokenizer, template, ex["question"]) for ex in examples]
-    length = bucket_length(max(len(r) for r in rows), bucket)
-    if max_len is not None and length > max_len:
-        raise ValueError(
-            f"a prompt needs {length} tokens but the model's max_len is {max_len}; shorten the "
-            "template or raise model.max_len."
-        )
-    return left_pad(rows, length, tokenizer.pad_id)
+    return pad_prompts(rows, tokenizer.pad_id, multiple=bucket, max_len=max_len or 0)

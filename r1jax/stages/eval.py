@@ -14,7 +14,7 @@ import jax
 import ml_collections
 
 from r1jax import checkpoint as ckpt_lib
-from r1jax import config_base, config_check, evaluation, rewards
+from r1jax import config_base, config_check, evaluation, rewards, sharding
 from r1jax import tokenizer as tok_lib
 from r1jax.data import tasks
 from r1jax.stages import common, init_model
@@ -40,6 +40,7 @@ def load_model(config: ml_collections.ConfigDict, mesh, rules):
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     mesh = common.setup(config, config_base.eval_stage())
     rules = common.rules(config)
+    sharding.set_rules(rules)
     name = config.accuracy_reward or config_base.TASK_ACCURACY.get(config.task, "")
     if not name:
         raise config_check.ConfigError(
@@ -62,10 +63,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         prompt_bucket=config.prompt_bucket,
         template=config.template,
     )
-    with jax.set_mesh(mesh):
-        summary, records = evaluation.evaluate(
-            graphdef, params, tok, examples, accuracy, ecfg, jax.random.key(config.seed)
-        )
+    sample_fn = evaluation.make_sample_fn(
+        graphdef, ecfg, tok.eos_id, tok.pad_id, params, mesh, rules
+    )
+    summary, records = evaluation.evaluate(
+        graphdef, params, tok, examples, accuracy, ecfg, jax.random.key(config.seed), sample_fn
+    )
     path = evaluation.write_report(workdir, f"eval_{config.task}", summary, records, config.task)
     print(
         f"r1jax: {config.task} {config.split}: pass@1 {summary['pass@1']:.3f}, "

@@ -45,6 +45,7 @@ from r1jax.stages import common, init_model
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     mesh = common.setup(config, config_base.grpo())
     rules = common.rules(config)
+    sharding.set_rules(rules)
     reward_fns = rewards.build(config.rewards)
     validate(config, mesh, rules, reward_fns)
     graphdef, params, pshard, mcfg, tok, source = init_model.load_policy(
@@ -82,7 +83,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     with jax.set_mesh(mesh):
         fns = rollout.build(graphdef, tx, scfg, ucfg, reward_fns, vt, sshard, batch_sh, fused)
     ecfg = eval_config(config, quick=True)
-    eval_sample = evaluation.make_sample_fn(graphdef, ecfg, tok.eos_id, tok.pad_id)
+    eval_sample = evaluation.make_sample_fn(
+        graphdef, ecfg, tok.eos_id, tok.pad_id, state["params"], mesh, rules
+    )
     eval_set = test[: config.eval.num_problems]
     base_key = jax.random.key(config.seed)
     rows = distributed.process_rows(config.rl.prompts_per_step)
@@ -185,7 +188,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     ckpt.close()
     final = None
     if config.eval.final:
-        final = final_eval(config, graphdef, state["params"], tok, test, accuracy, workdir)
+        final = final_eval(
+            config, graphdef, state["params"], tok, test, accuracy, workdir, mesh, rules
+        )
     return {"params": state["params"], "final_eval": final}
 
 
@@ -212,10 +217,13 @@ def rollout_metrics(out, r_host, reward_fns, tok, examples, accuracy, config, ti
     return m
 
 
-def final_eval(config, graphdef, params, tok, test, accuracy, workdir) -> dict:
+def final_eval(config, graphdef, params, tok, test, accuracy, workdir, mesh, rules) -> dict:
     ecfg = eval_config(config, quick=False)
+    sample_fn = evaluation.make_sample_fn(
+        graphdef, ecfg, tok.eos_id, tok.pad_id, params, mesh, rules
+    )
     summary, records = evaluation.evaluate(
-        graphdef, params, tok, test, accuracy, ecfg, jax.random.key(config.seed + 1)
+        graphdef, params, tok, test, accuracy, ecfg, jax.random.key(config.seed + 1), sample_fn
     )
     path = evaluation.write_report(workdir, "final_eval", summary, records, config.task.name)
     print(

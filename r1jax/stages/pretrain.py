@@ -13,7 +13,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from r1jax import config_base, config_check, distributed, faults, lm_train, loop, optim
+from r1jax import config_base, config_check, distributed, faults, lm_train, loop, optim, sharding
 from r1jax import model as model_lib
 from r1jax.data import corpus as corpus_lib
 from r1jax.stages import common
@@ -62,8 +62,7 @@ def corpus_doc_fn(tok, ccfg: corpus_lib.CorpusConfig, seed: int, batch: int, los
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     mesh = common.setup(config, config_base.pretrain())
     rules = common.rules(config)
-    from r1jax import sharding
-
+    sharding.set_rules(rules)
     validate(config, jax.device_count(), sharding.data_parallel_size(mesh, rules))
     tok = common.tokenizer(config, workdir)
     mcfg = common.model_config(config, tok.vocab_size)
