@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from r1jax import sharding  # noqa: E402
 from r1jax.model import ModelConfig, api  # noqa: E402
-from r1jax.sampling import SamplingConfig, sample  # noqa: E402
+from r1jax.sampling import SamplingConfig, decode  # noqa: E402
 from r1jax.sampling_filters import choose_tokens, step_uniform  # noqa: E402
 
 MODEL = ModelConfig(
@@ -66,23 +66,31 @@ def naive_sample(graphdef, params, prompt_BxP, key, num_samples: int, cfg: Sampl
     return jax.lax.fori_loop(0, t, step, buf)[:, p:]
 
 
-def timed(fn, runs: int) -> list[float]:
-    jax.block_until_ready(fn())  # warm-up (compile)
-    out = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        out.append(time.perf_counter() - t0)
-    return out
+def measure(fns: dict, rounds: int, reps: dict) -> dict:
+    """Interleaved timing: each round calls every fn reps[name] times, so all see the same load."""
+    for fn in fns.values():
+        jax.block_until_ready(fn())  # warm-up: compile
+    wall = {k: [] for k in fns}
+    cpu = {k: [] for k in fns}
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            for _ in range(reps.get(k, 1)):
+                c0, t0 = time.process_time(), time.perf_counter()
+                jax.block_until_ready(fn())
+                wall[k].append(time.perf_counter() - t0)
+                cpu[k].append(time.process_time() - c0)
+    return {k: (wall[k], cpu[k]) for k in fns}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (one naive run each)")
+    ap.add_argument("--reps", type=int, default=5, help="sampler calls per round")
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--skip-naive", action="store_true")
     args = ap.parse_args()
     t = args.new_tokens
+    load0 = os.getloadavg()[0]
 
     mesh = sharding.make_mesh((1, 1, 1), jax.devices()[:1])
     graphdef, params, _ = api.create(MODEL, 0, mesh, sharding.DEFAULT_RULES)
@@ -93,32 +101,44 @@ def main() -> None:
     cfg = SamplingConfig(max_new_tokens=t, temperature=1.0, eos_id=-1)
     cfg1 = SamplingConfig(max_new_tokens=1, temperature=1.0, eos_id=-1)
 
-    run = jax.jit(sample, static_argnums=(0, 5, 6))
-    gen = lambda c: run(graphdef, params, prompt_BxP, valid_BxP, key, G, c).tokens_NxT
-    prefill = timed(lambda: gen(cfg1), args.runs)
-    generate = timed(lambda: gen(cfg), args.runs)
+    run = jax.jit(decode, static_argnums=(0, 5, 6, 7))
+    gen = lambda c, fast=True: (
+        run(graphdef, params, prompt_BxP, valid_BxP, key, G, c, fast).tokens_NxT
+    )
+    fns = {
+        "prefill": lambda: gen(cfg1),
+        "generate": lambda: gen(cfg),
+        "generic_cached": lambda: gen(cfg, False),  # the model's own cached call per step
+    }
+    if not args.skip_naive:
+        naive_fn = jax.jit(naive_sample, static_argnums=(0, 4, 5))
+        fns["naive"] = lambda: naive_fn(graphdef, params, prompt_BxP, key, G, cfg)
+    reps = {"prefill": args.reps, "generate": args.reps, "generic_cached": args.reps}
+    got = measure(fns, args.rounds, reps)
+    med = {k: statistics.median(w) for k, (w, _) in got.items()}
+    best = {k: min(w) for k, (w, _) in got.items()}
     n_tok = B * G * t
     res = {
         "device": str(jax.devices()[0].device_kind),
         "rows": B * G,
         "prompt_len": P,
         "new_tokens": t,
-        "runs": args.runs,
-        "prefill_s": statistics.median(prefill),
-        "generate_s": statistics.median(generate),
-        "generate_s_all": [round(x, 4) for x in generate],
-        "generate_tok_s": n_tok / statistics.median(generate),
-        "decode_tok_s": B
-        * G
-        * (t - 1)
-        / (statistics.median(generate) - statistics.median(prefill)),
+        "calls_timed": {k: len(w) for k, (w, _) in got.items()},
+        "loadavg_1min_start_end": [round(load0, 2), round(os.getloadavg()[0], 2)],
+        "prefill_s": med["prefill"],
+        "generate_s": med["generate"],
+        "generate_s_min": best["generate"],
+        "generate_cpu_s": statistics.median(got["generate"][1]),
+        "generate_tok_s": n_tok / med["generate"],
+        "generate_tok_s_best": n_tok / best["generate"],
+        "decode_tok_s": B * G * (t - 1) / (med["generate"] - med["prefill"]),
+        "generic_cached_s": med["generic_cached"],
+        "speedup_vs_generic_cached": med["generic_cached"] / med["generate"],
     }
-    if not args.skip_naive:
-        naive_fn = jax.jit(naive_sample, static_argnums=(0, 4, 5))
-        naive = timed(lambda: naive_fn(graphdef, params, prompt_BxP, key, G, cfg), args.runs)
-        res["naive_s"] = statistics.median(naive)
-        res["naive_tok_s"] = n_tok / statistics.median(naive)
-        res["speedup_vs_naive"] = statistics.median(naive) / statistics.median(generate)
+    if "naive" in med:
+        res["naive_s"] = med["naive"]
+        res["naive_tok_s"] = n_tok / med["naive"]
+        res["speedup_vs_naive"] = med["naive"] / med["generate"]
     print(json.dumps(res, indent=1))
 
 

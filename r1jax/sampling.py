@@ -8,20 +8,23 @@ inside its own jit (the fused step), and `Sampler` (sampler.py) jits it alone wi
 program covers prefill and decode, so the KV cache never crosses a program boundary: it is created in
 the program and updated in place as the while loop's carry.
 
-Row b * G + g is sample g of prompt b: `KVCache.repeat` keeps each prompt's G copies adjacent, so a
-batch-sharded prompt's samples land on the same devices as its prefill (no communication).
+Row b * G + g is sample g of prompt b: `DecodeCache.repeat` keeps each prompt's G copies
+adjacent, so a batch-sharded prompt's samples land on the same devices as its prefill (no
+communication). The hot loop is `sampling_decode.decode_step`; token choice, log-probs and entropy
+are `sampling_filters`; host-side padding and the jitted `Sampler` are in `sampler.py`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import jax
 import jax.numpy as jnp
 from flax import nnx, struct
 
-from r1jax.model.kv_cache import KVCache, cache_logical_axes, init_cache
-from r1jax.sampling_decode import DecodeCache, decode_step, rope_table
+from r1jax.model.kv_cache import KVCache, init_cache
+from r1jax.sampling_decode import DecodeCache, decode_step, rope_table, unsupported
 from r1jax.sampling_filters import choose_tokens, step_uniform, token_stats
 from r1jax.sharding import constrain
 
@@ -73,7 +76,7 @@ class DecodeState:
     """The while loop's carry. Step t samples token t from the logits of token t - 1."""
 
     step: jax.Array  # int32 scalar: the next token index to sample
-    cache: DecodeCache  # N rows; token `step - 1` is not in it yet
+    cache: DecodeCache | KVCache  # N rows; token `step - 1` is not in it yet
     last_N: jax.Array  # int32: token step - 1, the next model input
     done_N: jax.Array  # bool: row has emitted EOS
     length_N: jax.Array  # int32: tokens emitted while live (EOS included)
@@ -108,16 +111,6 @@ def _record(
     )
 
 
-def _constrain_cache(cache: KVCache, names: KVCache) -> KVCache:
-    """Pins the cache's shardings by logical names (a no-op outside a mesh + rules context)."""
-    return jax.tree.map(
-        lambda n, x: constrain(x, n),
-        names,
-        cache,
-        is_leaf=lambda x: isinstance(x, tuple) and all(isinstance(a, str) for a in x),
-    )
-
-
 def decode(
     graphdef: nnx.GraphDef,
     params: dict,
@@ -126,21 +119,33 @@ def decode(
     key: jax.Array,
     num_samples: int,
     cfg: SamplingConfig,
+    fast: bool | None = None,
 ) -> DecodeState:
-    """Prefill + decode; returns the final loop state (`sample` wraps it into a SampleOutput)."""
+    """Prefill + decode; returns the final loop state (`sample` wraps it into a SampleOutput).
+
+    `fast` picks `sampling_decode.decode_step` (None: whenever it supports the model) over the
+    model's own cached call, which is the slower but always-correct fallback.
+    """
     b, p = prompt_BxP.shape
     g, t = num_samples, cfg.max_new_tokens
     n = b * g
     model = nnx.merge(graphdef, params)
     model_cfg = model.cfg
+    if fast is None:
+        why = unsupported(model, params)
+        if why is not None:
+            logging.warning("sampling: using the model's generic cached call: %s", why)
+        fast = why is None
     # (1) Prefill the B prompts once, into a cache with room for the T - 1 fed-back tokens.
     cache = init_cache(model_cfg, b, p + t - 1)
     hidden_BxPxD, cache = model(prompt_BxP, prompt_valid_BxP, cache, return_hidden=True)
     logits_BxV = model.logits(hidden_BxPxD[:, -1:])[:, 0]  # left padding: last column is real
     # (2) Share each prompt's cache and next-token logits among its G samples.
-    cache = _constrain_cache(cache.repeat(g), cache_logical_axes(model_cfg))
-    cache = DecodeCache.from_kv_cache(cache)
-    rope_LxH2 = rope_table(model_cfg, p + t)  # positions < P + T - 1
+    if fast:  # re-laid out at B rows, then repeated
+        cache = DecodeCache.from_kv_cache(cache).repeat(g)
+        rope_LxH2 = rope_table(model_cfg, p + t)  # positions < P + T - 1
+    else:
+        cache = cache.repeat(g)
     logits_NxV = jnp.repeat(logits_BxV, g, axis=0)
     zeros = lambda dt: constrain(jnp.zeros((n, t), dt), ("batch", None))
     state = DecodeState(
@@ -161,7 +166,11 @@ def decode(
 
     def body(s: DecodeState) -> DecodeState:
         model = nnx.merge(graphdef, params)
-        logits_NxV, new_cache = decode_step(model, s.cache, s.last_N, rope_LxH2)
+        if fast:
+            logits_NxV, new_cache = decode_step(model, s.cache, s.last_N, rope_LxH2)
+        else:
+            logits_Nx1xV, new_cache = model(s.last_N[:, None], None, s.cache)
+            logits_NxV = logits_Nx1xV[:, 0]
         return _record(s.replace(cache=new_cache), logits_NxV, key, cfg)
 
     return jax.lax.while_loop(cond, body, state)

@@ -15,19 +15,49 @@ cached call and its uncached forward.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import jax
 import jax.numpy as jnp
-from flax import struct
+from flax import nnx, struct
 
 from r1jax.model.config import ModelConfig
 from r1jax.model.kv_cache import KVCache
 from r1jax.model.transformer import _NEG, Attention, Transformer, rope_inv_freq
 from r1jax.sharding import constrain
 
+# What this step implements. A model with other config fields or parameters (a new attention
+# variant, say) makes `unsupported` say why, and the sampler falls back to the model's own call.
+_KNOWN_CONFIG = frozenset(
+    "vocab_size d_model n_layers n_heads n_kv_heads head_dim mlp_dim rope_theta rope_scaling "
+    "norm_eps qkv_bias tie_embeddings max_len dtype param_dtype remat".split()
+)
+_KNOWN_LAYER = {
+    "attn": {"q_proj", "k_proj", "v_proj", "o_proj", "q_bias", "k_bias", "v_bias"},
+    "attn_norm": {"scale"},
+    "mlp_norm": {"scale"},
+    "mlp": {"gate_proj", "up_proj", "down_proj"},
+}
+_KNOWN_TOP = {"embed", "layers", "final_norm", "lm_head"}
+
 K_AXES = ("batch", "kv_heads", "head_dim", "cache_length")  # keys transposed: [N, K, H, S]
 V_AXES = ("batch", "kv_heads", "cache_length", "head_dim")  # values: [N, K, S, H]
+
+
+def unsupported(model: nnx.Module, params: dict) -> str | None:
+    """None when `decode_step` computes exactly what `model` does, else the reason it may not."""
+    if type(model) is not Transformer:
+        return f"model is a {type(model).__name__}, not r1jax's Transformer"
+    extra = {f.name for f in dataclasses.fields(model.cfg)} - _KNOWN_CONFIG
+    if extra:
+        return f"config fields {sorted(extra)} are unknown to the fast decode step"
+    extra = set(params) - _KNOWN_TOP
+    for layer in params.get("layers", {}).values():
+        for name, sub in layer.items():
+            known = _KNOWN_LAYER.get(name)
+            extra |= {name} if known is None else {f"{name}.{k}" for k in set(sub) - known}
+    return f"parameters {sorted(extra)} are unknown to the fast decode step" if extra else None
 
 
 def rope_table(cfg: ModelConfig, length: int) -> tuple[jax.Array, jax.Array]:
@@ -72,6 +102,16 @@ class DecodeCache:
             valid_NxS=cache.valid_BxS | future_S[None, :],
             pos_N=cache.next_pos_B,
             index=cache.index,
+        )
+
+    def repeat(self, g: int) -> DecodeCache:
+        """Each row g times in place ([b0, b0, ..., b1, ...]): G samples share one prefill."""
+        rep = lambda x, names: constrain(jnp.repeat(x, g, axis=0), names)
+        return self.replace(
+            k=tuple(rep(x, K_AXES) for x in self.k),
+            v=tuple(rep(x, V_AXES) for x in self.v),
+            valid_NxS=rep(self.valid_NxS, ("batch", "cache_length")),
+            pos_N=rep(self.pos_N, ("batch",)),
         )
 
 

@@ -16,7 +16,7 @@ from r1jax import sharding
 from r1jax.model import Transformer, api, init_cache
 from r1jax.sampler import Sampler, bucket_length, pad_prompts
 from r1jax.sampling import SamplingConfig, decode, sample
-from r1jax.sampling_decode import DecodeCache, decode_step, rope_table
+from r1jax.sampling_decode import DecodeCache, decode_step, rope_table, unsupported
 from r1jax.sampling_filters import choose_tokens, step_uniform
 
 PROMPTS = [[5, 9, 17, 2, 33], [40, 41], [7, 8, 9, 10, 11, 12, 13]]  # bucket 8
@@ -186,6 +186,22 @@ def test_sampled_matches_reference_with_same_draws(model, prompts, sampled):
     compare(out, reference(model, *prompts, key, G, cfg), with_entropy=True)
     check_layout(out, cfg)
     assert not np.asarray(out.truncated_N).all()
+
+
+def test_generic_fallback_decodes_the_same(model, prompts, sampled):
+    """The model's own cached call (used for models the fast step does not know) agrees."""
+    key, cfg, fast = sampled
+    generic = jax.jit(decode, static_argnums=(0, 5, 6, 7))(
+        model[0], model[1], *prompts, key, G, cfg, False
+    )
+    np.testing.assert_array_equal(np.asarray(generic.tokens_NxT), np.asarray(fast.tokens_NxT))
+    np.testing.assert_allclose(np.asarray(generic.logp_NxT), np.asarray(fast.logp_NxT), atol=1e-5)
+    assert unsupported(nnx.merge(*model[:2]), model[1]) is None
+    extra = dict(
+        model[1],
+        layers={0: dict(model[1]["layers"][0], attn=dict(model[1]["layers"][0]["attn"], q_norm=1))},
+    )
+    assert "attn.q_norm" in unsupported(nnx.merge(*model[:2]), extra)
 
 
 def test_truncated_sampling_matches_reference_with_same_draws(model, prompts):
