@@ -16,7 +16,9 @@ from r1jax.rewards.registry import Reward, register
 
 
 def overlong_value(length, max_tokens: int, cache: int, xp=np):
-    soft = (max_tokens - cache - length) / max(cache, 1)
+    # times the reciprocal, not divided: XLA turns a division by a constant into this multiply,
+    # so numpy must do the same for the two forms to agree to the last bit
+    soft = (max_tokens - cache - length) * (1.0 / max(cache, 1))
     return xp.where(length <= max_tokens - cache, 0.0, xp.where(length <= max_tokens, soft, -1.0))
 
 

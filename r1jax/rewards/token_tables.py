@@ -13,8 +13,6 @@ import numpy as np
 
 from r1jax.tokenizer import R1_TAGS
 
-_SPACE_CHARS = " \n\t\r\u2581"
-
 
 @dataclasses.dataclass(frozen=True)
 class VocabTables:
@@ -22,7 +20,7 @@ class VocabTables:
 
     tag_ids: tuple[int, int, int, int]  # <think>, </think>, <answer>, </answer>
     eos_id: int
-    is_space_V: np.ndarray  # bool: the piece decodes to whitespace only (or is padding)
+    is_space_V: np.ndarray  # bool: the piece decodes to whitespace only (or to nothing: specials)
     digit_V: np.ndarray  # int32: 0..9 for a (whitespace +) single digit piece, else -1
 
 
@@ -38,10 +36,10 @@ def build(tokenizer, vocab_size: int) -> VocabTables:
     specials = {tokenizer.pad_id, tokenizer.bos_id, tokenizer.eos_id}
     for i in range(min(tokenizer.vocab_size, vocab_size)):
         if i in specials:
-            is_space[i] = i == tokenizer.pad_id
+            is_space[i] = True  # decode drops them: to the host forms they are not there at all
             continue
         text = tokenizer.decode([i])
-        core = text.strip(_SPACE_CHARS)
+        core = text.strip()  # Python's whitespace, as the host forms' strip() and split() use
         if text and not core:
             is_space[i] = True
         elif len(core) == 1 and core.isdigit() and core.isascii():

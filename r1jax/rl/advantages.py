@@ -29,8 +29,10 @@ def _grouped(rewards_N: jax.Array, g: int) -> tuple[jax.Array, jax.Array, jax.Ar
 def _finish(
     adv_BxG: jax.Array, ok: jax.Array, r0: jax.Array, mean: jax.Array
 ) -> tuple[jax.Array, dict]:
-    spread = jnp.where(ok, jnp.abs(r0 - mean), 0.0).max(axis=1, keepdims=True)
-    zero_std = spread == 0.0
+    # all finite rewards equal: compare them with each other, not with the rounded f32 mean
+    hi = jnp.where(ok, r0, -jnp.inf).max(axis=1, keepdims=True)
+    lo = jnp.where(ok, r0, jnp.inf).min(axis=1, keepdims=True)
+    zero_std = ~(hi > lo)
     adv = jnp.where(ok & ~zero_std, adv_BxG, 0.0)
     aux = {
         "nan_rewards": (~ok).sum(),

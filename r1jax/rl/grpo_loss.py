@@ -99,7 +99,12 @@ def grpo_loss(
         pg = jnp.where(adv < 0, jnp.minimum(pg, -opts.dual_clip * adv), pg)
     # (4) KL to the reference policy (skipped entirely when beta = 0)
     if opts.beta and ref_logp_NxT is not None:
-        kl = kl_estimate(logp_NxT, ref_logp_NxT, opts.kl_estimator)
+        # padded positions may hold anything (k3's exp would turn inf * 0 into NaN): zero them first
+        kl = kl_estimate(
+            jnp.where(mask_NxT, logp_NxT, 0.0),
+            jnp.where(mask_NxT, ref_logp_NxT, 0.0),
+            opts.kl_estimator,
+        )
         per_token = pg + opts.beta * kl
     else:
         kl = jnp.zeros_like(pg)
