@@ -63,7 +63,8 @@ def check_parity(graphdef, params):
         print(f"[{args.tag}] no {path}; run check_parity.py hf first (parity not checked)")
         return None
     ref = np.load(path)
-    ids = np.array([C.encode(p["prompt"]) for p in C.make_prompts(ref.shape[0])], np.int32)
+    # check_parity.py's fixed batch (its TEXT), through the same char-level ids
+    ids = np.array([C.encode(t) for t in ("12+35=7\u0100\u0101", "99+10=109")], np.int32)
     logits, _ = model_lib.apply(graphdef, params, jnp.asarray(ids))
     diff = float(np.abs(np.asarray(logits) - ref).max())
     print(f"[{args.tag}] parity vs HF logits: max abs diff {diff:.2e}")
