@@ -338,7 +338,7 @@ def test_no_recompile_for_new_prompts_in_the_same_bucket(model, one_device_mesh)
 def test_cache_is_updated_in_place(model, prompts):
     """The while loop carries the KV cache without a second copy (the reason to donate it)."""
     graphdef, params, _ = model
-    cfg = SamplingConfig(max_new_tokens=120, eos_id=-1)
+    cfg = SamplingConfig(max_new_tokens=120, greedy=True, eos_id=-1)
     compiled = run_sample.lower(graphdef, params, *prompts, jax.random.key(0), 16, cfg).compile()
     mem = compiled.memory_analysis()
     if mem is None:
