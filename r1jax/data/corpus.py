@@ -2,7 +2,8 @@
 
 What the corpus must teach (see DESIGN.md, "What a quick feasibility probe showed"):
 - Countdown traces search honestly: every sum is right and every verdict true; the errors are in the
-  choices (which attempt, and giving up too early, with hazard `give_up` after each miss). The
+  choices (which attempt, and giving up too early, with hazard `give_up` after each miss). Each
+  attempt ends with "vs <target> yes|no", so the verdict compares two adjacent numbers. The
   context leaves room for more attempts than most traces show, so RL can lengthen the search.
 - Arithmetic traces either work digit by digit (reliable) or answer in one shot (usually wrong):
   RL has a better, longer strategy to find.
@@ -65,7 +66,11 @@ def countdown_trace(
         lang = "zl" if 0 <= switch_at <= i else "en"
         last = att
         hit = countdown.value(att) == target
-        lines.append(f"{countdown.render_attempt(att)} {_w('yes' if hit else 'no', lang)}")
+        # the trace restates the target before its verdict: the comparison is then between two
+        # adjacent numbers, which a small model learns; comparing with a number far back in the
+        # prompt it did not (1000 steps: "yes" on 9 of 107 real hits)
+        verdict = _w("yes" if hit else "no", lang)
+        lines.append(f"{countdown.render_attempt(att)} vs {target} {verdict}")
         if hit:
             solved = True
             break
