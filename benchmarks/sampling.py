@@ -1,18 +1,25 @@
 """Sampler throughput on the shared tiny config; prints one JSON object.
 
-    python benchmarks/sampling.py [--runs 7] [--new-tokens 64]
+    python benchmarks/sampling.py [--rounds 3] [--reps 5] [--hf] [--skip-naive]
 
 Model: vocab 512, d_model 256, 4 layers, 4 heads, 2 kv heads, mlp 688, qkv bias, untied, float32.
 Work: 8 prompts of 7 tokens x G = 8 samples, 64 new tokens, temperature 1.0, no EOS (every row
 generates all 64 tokens, so tokens/s counts computed = emitted tokens).
 
-Reported (medians over --runs timed calls after one warm-up call; outputs block_until_ready):
-- `prefill_s`: `sample` with max_new_tokens=1 (prefill of the 8 prompts + the first token);
-- `generate_s` / `generate_tok_s`: the whole `sample` call (prefill + 64 tokens for 64 rows);
+Everything is timed interleaved (each round calls every variant; warm-up/compile excluded; outputs
+block_until_ready), so all variants see the same machine load; values are medians:
+- `prefill_s`: the sampler with max_new_tokens=1 (prefill of the 8 prompts + the first token);
+- `generate_s` / `generate_tok_s`: the whole sampler call (prefill + 64 tokens for 64 rows), i.e.
+  `sampling.decode` (what `sample` runs); `generate_cpu_s` is its process CPU time;
 - `decode_tok_s`: the 63 fed-back tokens per row over (generate_s - prefill_s);
-- `naive_*`: the same sampling without a KV cache (full forward over the [N, P + T] buffer every step,
-  one jitted fori_loop), and `speedup_vs_naive` = naive_s / generate_s, measured in the same run.
-The 2-core machine is shared: compare ratios from one run rather than absolute numbers across runs.
+- `generic_cached_*`: the same loop with the model's own cached call per step instead of
+  `sampling_decode.decode_step` (the fallback path);
+- `naive_*`: sampling without a KV cache (full forward over the [N, P + T] buffer every step, one
+  jitted fori_loop);
+- `hf_*` (with --hf, needs torch + transformers): PyTorch + Hugging Face `generate` on a random
+  Qwen2 of the same shape, the peers' baseline.
+The 2-core machine is shared: compare the `speedup_*` ratios of one run, not absolute numbers
+across runs (`loadavg_1min_start_end` says how busy the machine was).
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ MODEL = ModelConfig(
     max_len=512,
 )
 B, G, P = 8, 8, 7
+NEW_TOKENS = 64
 
 
 def naive_sample(graphdef, params, prompt_BxP, key, num_samples: int, cfg: SamplingConfig):
@@ -64,6 +72,46 @@ def naive_sample(graphdef, params, prompt_BxP, key, num_samples: int, cfg: Sampl
         return jax.lax.dynamic_update_slice(buf, tok_N[:, None], (0, p + i))
 
     return jax.lax.fori_loop(0, t, step, buf)[:, p:]
+
+
+def hf_generate_fn(threads: int):
+    """PyTorch + Hugging Face `generate` on a random Qwen2 of the same shape (the peers' baseline):
+    sampling at T=1 with top-k/top-p off, 64 new tokens forced (no EOS), G copies of each prompt."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle torch threads must not spin
+    import torch
+    import transformers
+
+    torch.set_num_threads(threads)
+    hf_cfg = transformers.Qwen2Config(
+        vocab_size=MODEL.vocab_size,
+        hidden_size=MODEL.d_model,
+        num_hidden_layers=MODEL.n_layers,
+        num_attention_heads=MODEL.n_heads,
+        num_key_value_heads=MODEL.n_kv_heads,
+        intermediate_size=MODEL.mlp_dim,
+        max_position_embeddings=MODEL.max_len,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(0)
+    model = transformers.Qwen2ForCausalLM(hf_cfg).eval()
+    ids = torch.randint(4, MODEL.vocab_size, (B, P))
+
+    def run():
+        with torch.inference_mode():
+            return model.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                do_sample=True,
+                temperature=1.0,
+                top_k=0,
+                top_p=1.0,
+                num_return_sequences=G,
+                max_new_tokens=NEW_TOKENS,
+                min_new_tokens=NEW_TOKENS,
+                pad_token_id=0,
+            )
+
+    return run
 
 
 def measure(fns: dict, rounds: int, reps: dict) -> dict:
@@ -88,8 +136,13 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=5, help="sampler calls per round")
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--skip-naive", action="store_true")
+    ap.add_argument(
+        "--hf", action="store_true", help="also time PyTorch + HF generate (needs torch)"
+    )
     args = ap.parse_args()
     t = args.new_tokens
+    global NEW_TOKENS
+    NEW_TOKENS = t
     load0 = os.getloadavg()[0]
 
     mesh = sharding.make_mesh((1, 1, 1), jax.devices()[:1])
@@ -113,7 +166,9 @@ def main() -> None:
     if not args.skip_naive:
         naive_fn = jax.jit(naive_sample, static_argnums=(0, 4, 5))
         fns["naive"] = lambda: naive_fn(graphdef, params, prompt_BxP, key, G, cfg)
-    reps = {"prefill": args.reps, "generate": args.reps, "generic_cached": args.reps}
+    if args.hf:
+        fns["hf_generate"] = hf_generate_fn(os.cpu_count() or 1)
+    reps = {k: args.reps for k in ("prefill", "generate", "generic_cached", "hf_generate")}
     got = measure(fns, args.rounds, reps)
     med = {k: statistics.median(w) for k, (w, _) in got.items()}
     best = {k: min(w) for k, (w, _) in got.items()}
@@ -135,6 +190,10 @@ def main() -> None:
         "generic_cached_s": med["generic_cached"],
         "speedup_vs_generic_cached": med["generic_cached"] / med["generate"],
     }
+    if "hf_generate" in med:
+        res["hf_generate_s"] = med["hf_generate"]
+        res["hf_generate_tok_s"] = n_tok / med["hf_generate"]
+        res["speedup_vs_hf_generate"] = med["hf_generate"] / med["generate"]
     if "naive" in med:
         res["naive_s"] = med["naive"]
         res["naive_tok_s"] = n_tok / med["naive"]
