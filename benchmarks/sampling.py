@@ -40,7 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from r1jax import sharding  # noqa: E402
 from r1jax.model import ModelConfig, api  # noqa: E402
 from r1jax.sampling import SamplingConfig, decode  # noqa: E402
-from r1jax.sampling_filters import choose_tokens, step_uniform  # noqa: E402
+from r1jax.sampling_filters import choose_tokens, draw_uniforms  # noqa: E402
 
 MODEL = ModelConfig(
     vocab_size=512,
@@ -63,11 +63,12 @@ def naive_sample(graphdef, params, prompt_BxP, key, num_samples: int, cfg: Sampl
     n, p = prompt_NxP.shape
     t = cfg.max_new_tokens
     buf = jnp.concatenate([prompt_NxP, jnp.full((n, t), cfg.pad_id, jnp.int32)], axis=1)
+    u_TxN = draw_uniforms(key, t, n)
 
     def step(i, buf):
         logits_NxLxV, _ = api.apply(graphdef, params, buf)  # causal: later slots do not matter
         logits_NxV = jax.lax.dynamic_index_in_dim(logits_NxLxV, p + i - 1, 1, keepdims=False)
-        u_N = step_uniform(key, i, n)
+        u_N = u_TxN[i]
         tok_N = choose_tokens(logits_NxV, u_N, cfg.temperature, cfg.top_k, cfg.top_p)
         return jax.lax.dynamic_update_slice(buf, tok_N[:, None], (0, p + i))
 

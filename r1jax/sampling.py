@@ -25,7 +25,7 @@ from flax import nnx, struct
 
 from r1jax.model.kv_cache import KVCache, init_cache
 from r1jax.sampling_decode import DecodeCache, decode_step, rope_table, unsupported
-from r1jax.sampling_filters import choose_tokens, step_uniform, token_stats
+from r1jax.sampling_filters import choose_tokens, draw_uniforms, token_stats
 from r1jax.sharding import constrain
 
 
@@ -86,10 +86,10 @@ class DecodeState:
 
 
 def _record(
-    state: DecodeState, logits_NxV: jax.Array, key: jax.Array, cfg: SamplingConfig
+    state: DecodeState, logits_NxV: jax.Array, u_TxN: jax.Array | None, cfg: SamplingConfig
 ) -> DecodeState:
     """Samples token `state.step` for every row and writes it (pad_id for finished rows)."""
-    u_N = None if cfg.greedy else step_uniform(key, state.step, logits_NxV.shape[0])
+    u_N = None if u_TxN is None else jax.lax.dynamic_index_in_dim(u_TxN, state.step, 0, False)
     tok_N = choose_tokens(logits_NxV, u_N, cfg.temperature, cfg.top_k, cfg.top_p)
     logp_N, ent_N = token_stats(logits_NxV, tok_N, cfg.temperature, cfg.return_entropy)
     live_N = ~state.done_N
@@ -158,7 +158,8 @@ def decode(
         logp_NxT=zeros(jnp.float32),
         entropy_NxT=zeros(jnp.float32) if cfg.return_entropy else None,
     )
-    state = _record(state, logits_NxV, key, cfg)
+    u_TxN = None if cfg.greedy else constrain(draw_uniforms(key, t, n), (None, "batch"))
+    state = _record(state, logits_NxV, u_TxN, cfg)
 
     # (3) Decode: feed token step - 1, sample token step; stop when all rows are done or at T.
     def cond(s: DecodeState) -> jax.Array:
@@ -171,7 +172,7 @@ def decode(
         else:
             logits_Nx1xV, new_cache = model(s.last_N[:, None], None, s.cache)
             logits_NxV = logits_Nx1xV[:, 0]
-        return _record(s.replace(cache=new_cache), logits_NxV, key, cfg)
+        return _record(s.replace(cache=new_cache), logits_NxV, u_TxN, cfg)
 
     return jax.lax.while_loop(cond, body, state)
 

@@ -5,8 +5,8 @@ Letters: N rows, V vocab, C candidates (V, or top_k), M blocks of W = _BLOCK can
 Sampling is by inverse CDF with ONE uniform per row per step: the token is the first whose cumulative
 probability exceeds `u * total`. Without truncation the tokens are in vocabulary order; with top-k or
 top-p they are the kept candidates in decreasing order of logit (ties: lower id first), so an
-excluded token is never even a candidate. The uniform of step `t` is a pure function of `(key, t)`
-(`step_uniform`), so a slow reference loop can replay exactly the draws of the jitted loop.
+excluded token is never even a candidate. The uniforms of all steps are one draw from the key
+(`draw_uniforms`), so a slow reference loop can replay exactly the draws of the jitted loop.
 
 Why not Gumbel-max (`argmax(z + g)`)? It needs N x V random numbers and two logs per element per
 step; on the benchmark's CPU that cost ~1.2 ms per step, a quarter of the whole step budget, against
@@ -26,9 +26,13 @@ import jax.numpy as jnp
 _BLOCK = 16  # W: prefix sums are taken over M = C / W block totals, then inside one block
 
 
-def step_uniform(key: jax.Array, step: jax.Array | int, n: int) -> jax.Array:
-    """The uniforms [n] in [0, 1) that decode step `step` (0 = first generated token) uses."""
-    return jax.random.uniform(jax.random.fold_in(key, step), (n,), jnp.float32)
+def draw_uniforms(key: jax.Array, steps: int, n: int) -> jax.Array:
+    """The uniforms [steps, n] in [0, 1): row t is what decode step t (0 = first token) uses.
+
+    Drawn once before the loop: on XLA:CPU each threefry call is a small rolled while loop, and
+    two of them per step (fold_in + uniform) more than doubled the decode step's op count.
+    """
+    return jax.random.uniform(key, (steps, n), jnp.float32)
 
 
 def first_argmax(x_NxC: jax.Array) -> jax.Array:

@@ -1,7 +1,7 @@
 """The sampler against a slow uncached reference, plus filters, log-probs, sharding, compilation.
 
 The reference loop runs the model's full forward (no cache) over prompt + tokens so far at every step
-and replays the jitted loop's random draws (`step_uniform(key, step)`), so sampled tokens must match
+and replays the jitted loop's random draws (`draw_uniforms(key, T, N)`), so sampled tokens must match
 exactly. Tiny model (conftest), few steps, compiled functions shared at module scope.
 """
 
@@ -19,7 +19,7 @@ from r1jax.model import Transformer, api, init_cache
 from r1jax.sampler import Sampler, bucket_length, pad_prompts
 from r1jax.sampling import SamplingConfig, decode, sample
 from r1jax.sampling_decode import DecodeCache, decode_step, rope_table, unsupported
-from r1jax.sampling_filters import choose_tokens, step_uniform
+from r1jax.sampling_filters import choose_tokens, draw_uniforms
 
 PROMPTS = [[5, 9, 17, 2, 33], [40, 41], [7, 8, 9, 10, 11, 12, 13]]  # bucket 8
 G, T = 4, 8
@@ -111,7 +111,7 @@ def reference(model, prompt_BxP, valid_BxP, key, g: int, cfg: SamplingConfig) ->
         if cfg.greedy:
             tok = z.argmax(-1)
         else:
-            u = np.asarray(step_uniform(key, s, n))
+            u = np.asarray(draw_uniforms(key, t, n))[s]
             tok = np.array([draw_reference(z[i], u[i], cfg.top_k, cfg.top_p) for i in range(n)])
         z64 = z.astype(np.float64)
         logq = (
@@ -244,7 +244,7 @@ def test_truncation_frequencies(top_k, top_p):
     """Many draws from one logits row follow the truncated, renormalised softmax (chi-square)."""
     logits_V = jnp.asarray([2.0, 1.5, 1.2, 0.9, 0.5, 0.1, -0.3, -0.8, -1.5, -2.5])
     temperature, m, v = 0.8, 40_000, logits_V.shape[0]
-    u = step_uniform(jax.random.key(11), 0, m)
+    u = draw_uniforms(jax.random.key(11), 1, m)[0]
     draw = jax.jit(choose_tokens, static_argnums=(2, 3, 4))
     tok = np.asarray(draw(jnp.broadcast_to(logits_V, (m, v)), u, temperature, top_k, top_p))
     p = kept_probs(np.asarray(logits_V, np.float32) / np.float32(temperature), top_k, top_p)
