@@ -113,6 +113,12 @@ class Sampler:
         cfg: SamplingConfig,
     ) -> SampleOutput:
         """G = num_samples completions per prompt; see `sampling.sample`."""
+        ways = sharding.data_parallel_size(self.mesh, self.rules)
+        if prompt_BxP.shape[0] % ways:
+            raise ValueError(
+                f"{prompt_BxP.shape[0]} prompts cannot be split {ways} ways over the mesh's batch "
+                f"axes; pass a multiple of {ways} prompts (pad the batch with dummy prompts)."
+            )
         fn = self._fns.get((num_samples, cfg))
         if fn is None:
             fn = self._fns[(num_samples, cfg)] = self._build(num_samples, cfg)

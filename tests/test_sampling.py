@@ -320,6 +320,9 @@ def test_sharded_matches_unsharded(model, unsharded8, tiny_model_cfg, shape):
     rows = sharding.data_parallel_size(mesh, sharding.DEFAULT_RULES)
     assert len(got.tokens_NxT.sharding.device_set) == 8
     assert got.tokens_NxT.addressable_shards[0].data.shape == (16 // rows, 6)
+    if rows > 1:
+        with pytest.raises(ValueError, match="cannot be split"):
+            sampler(params, prompt_BxP[:1], valid_BxP[:1], jax.random.key(0), 2, cfg)
 
 
 def test_no_recompile_for_new_prompts_in_the_same_bucket(model, one_device_mesh):
