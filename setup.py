@@ -36,6 +36,7 @@ setup(
             "nbformat",
             "ipykernel",
             "psutil",
+            "scipy",
             "ruff",
         ],
         "hf": ["torch==2.13.0", "transformers", "safetensors", "tokenizers"],

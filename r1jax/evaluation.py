@@ -117,6 +117,7 @@ def make_sample_fn(
     params: Any,
     mesh: Any = None,
     rules: Any = sharding.DEFAULT_RULES,
+    stop_ids: tuple[int, ...] = (),
 ) -> Callable:
     """A compiled sampler for the evaluation settings, data-parallel over the mesh's batch axes."""
     scfg = sampling.SamplingConfig(
@@ -126,6 +127,7 @@ def make_sample_fn(
         top_p=cfg.top_p,
         eos_id=eos_id,
         pad_id=pad_id,
+        stop_ids=tuple(stop_ids),
     )
     mesh = mesh if mesh is not None else sharding.make_mesh((1, 1, 1), jax.devices()[:1])
     shardings = jax.tree.map(lambda x: x.sharding, params)

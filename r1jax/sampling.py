@@ -45,6 +45,8 @@ class SamplingConfig:
     eos_id: int = 3
     pad_id: int = 0
     return_entropy: bool = False
+    # further ids that end a row like EOS (a chat model's end-of-turn and end-of-text tokens)
+    stop_ids: tuple[int, ...] = ()
 
     def __post_init__(self):
         if self.max_new_tokens < 1:
@@ -85,6 +87,14 @@ class DecodeState:
     entropy_NxT: jax.Array | None
 
 
+def _is_stop(tok_N: jax.Array, cfg: SamplingConfig) -> jax.Array:
+    """EOS or any of the extra stop ids."""
+    stop_N = tok_N == cfg.eos_id
+    for i in cfg.stop_ids:
+        stop_N = stop_N | (tok_N == i)
+    return stop_N
+
+
 def _record(
     state: DecodeState, logits_NxV: jax.Array, u_TxN: jax.Array | None, cfg: SamplingConfig
 ) -> DecodeState:
@@ -103,7 +113,7 @@ def _record(
     return state.replace(
         step=state.step + 1,
         last_N=tok_N,
-        done_N=state.done_N | (tok_N == cfg.eos_id),
+        done_N=state.done_N | _is_stop(tok_N, cfg),
         length_N=state.length_N + live_N.astype(jnp.int32),
         tokens_NxT=constrain(put(state.tokens_NxT, tok_N), ("batch", None)),
         logp_NxT=put(state.logp_NxT, jnp.where(live_N, logp_N, 0.0)),

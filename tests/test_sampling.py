@@ -395,3 +395,20 @@ def test_draws_equal_float64_inverse_cdf(top_k, top_p):
     np.testing.assert_array_equal(tok, want)
     for i in range(n):
         assert kept_probs(z[i], top_k, top_p)[tok[i]] > 0, "an excluded token was drawn"
+
+
+def test_stop_ids_end_rows_like_eos(model, prompts):
+    """A chat model's extra end ids (e.g. <|im_end|> besides <|endoftext|>) stop a row as EOS does."""
+    key = jax.random.key(3)
+    free = SamplingConfig(max_new_tokens=T, greedy=True, eos_id=-1, temperature=0.9)
+    base = np.asarray(run_sample(model[0], model[1], *prompts, key, G, free).tokens_NxT)
+    stop = int(base[0, 2])  # the third token of row 0 becomes a stop id
+    cfg = dataclasses.replace(free, stop_ids=(stop,))
+    out = run_sample(model[0], model[1], *prompts, key, G, cfg)
+    toks, lengths = np.asarray(out.tokens_NxT), np.asarray(out.lengths_N)
+    for r in range(toks.shape[0]):
+        hits = np.flatnonzero(base[r] == stop)
+        want = hits[0] + 1 if hits.size else T
+        assert lengths[r] == want
+        assert (toks[r, :want] == base[r, :want]).all() and (toks[r, want:] == cfg.pad_id).all()
+        assert bool(np.asarray(out.truncated_N)[r]) == (not hits.size)

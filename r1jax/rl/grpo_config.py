@@ -134,7 +134,14 @@ def sampling_config(config: ml_collections.ConfigDict, tok: Any) -> sampling.Sam
         top_p=r.top_p,
         eos_id=tok.eos_id if tok is not None else 3,
         pad_id=tok.pad_id if tok is not None else 0,
+        stop_ids=stop_ids(tok),
     )
+
+
+def stop_ids(tok: Any) -> tuple[int, ...]:
+    """The tokenizer's extra end-of-turn ids (Hugging Face `stop_ids`), EOS excluded."""
+    extra = getattr(tok, "stop_ids", ()) if tok is not None else ()
+    return tuple(int(i) for i in extra if int(i) != tok.eos_id)
 
 
 def eval_config(config: ml_collections.ConfigDict, quick: bool) -> evaluation.EvalConfig:

@@ -17,6 +17,7 @@ from r1jax import checkpoint as ckpt_lib
 from r1jax import config_base, config_check, evaluation, rewards, sharding
 from r1jax import tokenizer as tok_lib
 from r1jax.data import tasks
+from r1jax.rl.grpo_config import stop_ids
 from r1jax.stages import common, init_model
 
 
@@ -64,7 +65,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         template=config.template,
     )
     sample_fn = evaluation.make_sample_fn(
-        graphdef, ecfg, tok.eos_id, tok.pad_id, params, mesh, rules
+        graphdef, ecfg, tok.eos_id, tok.pad_id, params, mesh, rules, stop_ids(tok)
     )
     summary, records = evaluation.evaluate(
         graphdef, params, tok, examples, accuracy, ecfg, jax.random.key(config.seed), sample_fn

@@ -34,6 +34,7 @@ from r1jax.rl.grpo_config import (
     eval_config,
     sampling_config,
     split_step_metrics,
+    stop_ids,
     trim,
     update_config,
     use_fused,
@@ -84,7 +85,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         fns = rollout.build(graphdef, tx, scfg, ucfg, reward_fns, vt, sshard, batch_sh, fused)
     ecfg = eval_config(config, quick=True)
     eval_sample = evaluation.make_sample_fn(
-        graphdef, ecfg, tok.eos_id, tok.pad_id, state["params"], mesh, rules
+        graphdef, ecfg, tok.eos_id, tok.pad_id, state["params"], mesh, rules, stop_ids(tok)
     )
     eval_set = test[: config.eval.num_problems]
     base_key = jax.random.key(config.seed)
@@ -220,7 +221,7 @@ def rollout_metrics(out, r_host, reward_fns, tok, examples, accuracy, config, ti
 def final_eval(config, graphdef, params, tok, test, accuracy, workdir, mesh, rules) -> dict:
     ecfg = eval_config(config, quick=False)
     sample_fn = evaluation.make_sample_fn(
-        graphdef, ecfg, tok.eos_id, tok.pad_id, params, mesh, rules
+        graphdef, ecfg, tok.eos_id, tok.pad_id, params, mesh, rules, stop_ids(tok)
     )
     summary, records = evaluation.evaluate(
         graphdef, params, tok, test, accuracy, ecfg, jax.random.key(config.seed + 1), sample_fn
