@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Mapping
+import re
+import sys
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ml_collections
@@ -99,3 +101,43 @@ def check_mesh(config: ml_collections.ConfigDict, num_devices: int) -> tuple[int
         return sharding.resolve_mesh_shape(tuple(config.mesh.shape), num_devices)
     except ValueError as e:
         raise ConfigError(f"config.mesh.shape: {e}") from None
+
+
+def parse_flags(argv: Sequence[str], flag_values: Any = None) -> list[str]:
+    """absl's flag parsing for main.py, where a bad `--config.*` override is one line and exit 2.
+
+    ml_collections reports an unknown override key as an AttributeError from inside absl's parser
+    (a traceback without this), and absl reports a value of the wrong type as a flags.Error with
+    exit 1; both become the same one-line, exit-2 error as every other ConfigError.
+    """
+    from absl import flags
+
+    flag_values = flags.FLAGS if flag_values is None else flag_values
+    try:
+        return flag_values(list(argv))
+    except flags.Error as e:
+        msg = str(e)
+    except (AttributeError, KeyError) as e:
+        msg = _unknown_override(argv, e)
+    print("r1jax: ConfigError: " + " ".join(msg.split()), file=sys.stderr)
+    sys.exit(2)
+
+
+def _unknown_override(argv: Sequence[str], e: BaseException) -> str:
+    """Names the override whose key does not exist (ml_collections only names its last part)."""
+    inner: Any = e
+    while isinstance(inner, BaseException) and inner.args:
+        inner = inner.args[0]
+    text = str(inner)  # e.g. 'lrr'\nDid you mean "lr" instead of "lrr"?
+    key = re.search(r"'([^']+)'", text)
+    near = re.search(r'Did you mean "([^"]+)"', text)
+    paths = [a.split("=")[0].lstrip("-") for a in argv if a.lstrip("-").startswith("config.")]
+    path = next((p for p in paths if key and key.group(1) in p.split(".")), None)
+    if path is None:
+        return f"bad config override ({text})"
+    parts = path.split(".")
+    i = parts.index(key.group(1))
+    hint = f" (did you mean {'.'.join(parts[:i] + [near.group(1)])}?)" if near else ""
+    return (
+        f"unknown config key {'.'.join(parts[: i + 1])}{hint}; remove the override or fix its name."
+    )

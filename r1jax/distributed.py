@@ -37,8 +37,10 @@ def initialize(
             "config.distributed.num_processes > 1 needs config.distributed.coordinator "
             "(host:port of process 0) or R1JAX_COORDINATOR."
         )
-    if jax.default_backend() == "cpu" or os.environ.get("JAX_PLATFORMS", "") == "cpu":
-        jax.config.update("jax_cpu_collectives_implementation", cpu_collectives)
+    # Only the CPU client reads this option, so it is harmless on GPU/TPU. (Asking
+    # jax.default_backend() first would start the backends, and jax.distributed.initialize
+    # refuses to run after that.)
+    jax.config.update("jax_cpu_collectives_implementation", cpu_collectives)
     jax.distributed.initialize(coordinator, num_processes, process_id)
 
 

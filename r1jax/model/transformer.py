@@ -22,6 +22,20 @@ from r1jax.model.kv_cache import KVCache
 from r1jax.sharding import constrain
 
 _NEG = -1e30  # finite "minus infinity": a fully masked (padding) query gets a uniform, finite row
+_CAUSAL_HALVES_MIN_T = 128  # uncached calls this long split the queries in two causal halves
+
+
+def _matmul(x: jax.Array, w: jax.Array, n_in: int = 1) -> jax.Array:
+    """x [B, T, *in] @ w [*in, *out] (the first n_in axes of w contracted) as one 2-D matmul.
+
+    The same sums as the einsum, written over B*T rows because XLA:CPU then computes the weight
+    gradients without a transposed copy of the [B*T, out] activation gradient: with 3-D operands
+    that copy was ~1/3 of the MLP's forward + backward time (see benchmarks/train_step.py).
+    """
+    b, t = x.shape[:2]
+    k = math.prod(w.shape[:n_in])
+    y = x.reshape(b * t, k) @ w.reshape(k, -1)
+    return y.reshape(b, t, *w.shape[n_in:])
 
 
 def _param(rngs: nnx.Rngs, shape, names, dtype, fan_in: int) -> nnx.Param:
@@ -89,7 +103,7 @@ class Attention(nnx.Module):
 
     def _proj(self, x: jax.Array, name: str) -> jax.Array:
         dt = self.cfg.compute_dtype
-        y = jnp.einsum("btd,dnh->btnh", x, getattr(self, name + "_proj")[...].astype(dt))
+        y = _matmul(x, getattr(self, name + "_proj")[...].astype(dt))
         if self.cfg.qkv_bias:
             y = y + getattr(self, name + "_bias")[...].astype(dt)[None, None]
         return y
@@ -119,6 +133,31 @@ class Attention(nnx.Module):
         else:
             new_kv = None
         b, t, n, h = q.shape
+        if layer_kv is None and t % 2 == 0 and t >= _CAUSAL_HALVES_MIN_T:
+            # Without a cache, queries [0, t/2) see only keys [0, t/2): computing that half
+            # against half the keys skips a quarter of the score/softmax work (~4 % of a training
+            # step at T=256). Valid rows get the same sums (the skipped keys had weight exactly 0).
+            m = t // 2
+            first = self._core(q[:, :m], k[:, :m], v[:, :m], q_slot_T[:m], key_valid_BxS[:, :m])
+            second = self._core(q[:, m:], k, v, q_slot_T[m:], key_valid_BxS)
+            out = jnp.concatenate([first, second], axis=1)
+        else:
+            out = self._core(q, k, v, q_slot_T, key_valid_BxS)
+        y = _matmul(out, self.o_proj[...].astype(cfg.compute_dtype), n_in=2)
+        return y, new_kv
+
+    def _core(
+        self,
+        q_BxTxNxH: jax.Array,
+        k_BxSxKxH: jax.Array,
+        v_BxSxKxH: jax.Array,
+        q_slot_T: jax.Array,
+        key_valid_BxS: jax.Array,
+    ) -> jax.Array:
+        """softmax(q k^T / sqrt(H) + causal/validity mask) v, grouped-query: [B, T, N, H]."""
+        cfg = self.cfg
+        q, k, v = q_BxTxNxH, k_BxSxKxH, v_BxSxKxH
+        b, t, n, h = q.shape
         g = n // cfg.n_kv_heads
         q = q.reshape(b, t, cfg.n_kv_heads, g, h)
         scores = jnp.einsum("btkgh,bskh->bkgts", q, k.astype(q.dtype)).astype(jnp.float32)
@@ -128,9 +167,7 @@ class Attention(nnx.Module):
         scores = jnp.where(mask[:, None, None], scores, _NEG)
         probs = jax.nn.softmax(scores, axis=-1).astype(cfg.compute_dtype)
         out = jnp.einsum("bkgts,bskh->btkgh", probs, v.astype(cfg.compute_dtype))
-        out = out.reshape(b, t, n, h)
-        y = jnp.einsum("btnh,nhd->btd", out, self.o_proj[...].astype(cfg.compute_dtype))
-        return y, new_kv
+        return out.reshape(b, t, n, h)
 
 
 class MLP(nnx.Module):
@@ -145,10 +182,10 @@ class MLP(nnx.Module):
 
     def __call__(self, x_BxTxD: jax.Array) -> jax.Array:
         dt = self.dtype
-        gate = x_BxTxD @ self.gate_proj[...].astype(dt)
-        up = x_BxTxD @ self.up_proj[...].astype(dt)
+        gate = _matmul(x_BxTxD, self.gate_proj[...].astype(dt))
+        up = _matmul(x_BxTxD, self.up_proj[...].astype(dt))
         h = constrain(jax.nn.silu(gate) * up, ("batch", "length", "mlp"))
-        return h @ self.down_proj[...].astype(dt)
+        return _matmul(h, self.down_proj[...].astype(dt))
 
 
 class Block(nnx.Module):
@@ -247,7 +284,8 @@ class Transformer(nnx.Module):
         """The output head (tied: the transposed embedding) in float32."""
         dt = self.cfg.compute_dtype
         w = self.embed[...].T if self.cfg.tie_embeddings else self.lm_head[...]
-        logits = jnp.einsum(
-            "btd,dv->btv", x_BxTxD, w.astype(dt), preferred_element_type=jnp.float32
-        )
+        b, t, d = x_BxTxD.shape
+        logits = jnp.dot(
+            x_BxTxD.reshape(b * t, d), w.astype(dt), preferred_element_type=jnp.float32
+        ).reshape(b, t, -1)  # 2-D, like _matmul
         return constrain(logits, ("batch", "length", "vocab"))

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from r1jax.config_check import ConfigError
+
 # host form: (completions, examples) -> float32 [N]; examples are dicts with at least
 # "task", "question", "answer" and "ground_truth" (a dict, already decoded from JSON).
 HostFn = Callable[[Sequence[str], Sequence[Mapping[str, Any]]], np.ndarray]
@@ -75,17 +77,17 @@ def parse(spec: str) -> tuple[str, dict[str, Any]]:
     try:
         node = ast.parse(spec.strip(), mode="eval").body
     except SyntaxError as e:
-        raise ValueError(f"reward spec {spec!r} is not 'name' or 'name(key=value, ...)': {e.msg}")
+        raise ConfigError(f"reward spec {spec!r} is not 'name' or 'name(key=value, ...)': {e.msg}")
     if isinstance(node, ast.Name):
         return node.id, {}
     if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)) or node.args:
-        raise ValueError(f"reward spec {spec!r} must be 'name' or 'name(key=value, ...)'.")
+        raise ConfigError(f"reward spec {spec!r} must be 'name' or 'name(key=value, ...)'.")
     kwargs = {}
     for kw in node.keywords:
         try:
             kwargs[kw.arg] = ast.literal_eval(kw.value)
         except ValueError:
-            raise ValueError(f"reward spec {spec!r}: argument {kw.arg} must be a literal.")
+            raise ConfigError(f"reward spec {spec!r}: argument {kw.arg} must be a literal.")
     return node.func.id, kwargs
 
 
@@ -96,14 +98,14 @@ def build(specs: Sequence[str]) -> list[Reward]:
     for spec in specs:
         name, kwargs = parse(spec)
         if name not in _REGISTRY:
-            raise ValueError(
+            raise ConfigError(
                 f"unknown reward {name!r} in config.rewards; known: {sorted(_REGISTRY)}."
             )
-        weight = float(kwargs.pop("weight", 1.0))
         try:
+            weight = float(kwargs.pop("weight", 1.0))
             reward = _REGISTRY[name](**kwargs)
-        except TypeError as e:
-            raise ValueError(f"reward spec {spec!r}: {e}") from None
+        except (TypeError, ValueError) as e:  # bad argument names or values
+            raise ConfigError(f"reward spec {spec!r}: {e}") from None
         out.append(dataclasses.replace(reward, weight=weight))
     return out
 

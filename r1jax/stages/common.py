@@ -13,7 +13,7 @@ from typing import Any
 import jax
 import ml_collections
 
-from r1jax import config_check, distributed, sharding
+from r1jax import config_check, distributed, optim, sharding
 from r1jax import tokenizer as tok_lib
 from r1jax.data import corpus as corpus_lib
 from r1jax.model.config import ModelConfig
@@ -24,8 +24,16 @@ log = logging.getLogger(__name__)
 def setup(config: ml_collections.ConfigDict, defaults: ml_collections.ConfigDict) -> Any:
     """Schema check, distributed init and the mesh (errors are ConfigErrors, before compiling)."""
     config_check.check_schema(config, defaults)
+    if "optimizer" in config:  # a bad schedule name would otherwise surface after model init
+        try:
+            optim.schedule(optim.OptimizerConfig.from_dict(config.optimizer.to_dict()), 1)
+        except ValueError as e:
+            raise config_check.ConfigError(f"config.{e}") from None
     d = config.distributed
-    distributed.initialize(d.coordinator, d.num_processes, d.process_id, d.cpu_collectives)
+    try:
+        distributed.initialize(d.coordinator, d.num_processes, d.process_id, d.cpu_collectives)
+    except ValueError as e:  # a missing coordinator (not a failure inside jax.distributed)
+        raise config_check.ConfigError(str(e)) from None
     shape = config_check.check_mesh(config, jax.device_count())
     return sharding.make_mesh(shape)
 
