@@ -29,11 +29,13 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from r1jax import config_base, lm_train, optim, sharding  # noqa: E402
 from r1jax.model import ModelConfig, api  # noqa: E402
+from r1jax.model.transformer import rope_inv_freq  # noqa: E402
 
 PEAK_N = 2048
 
@@ -90,20 +92,22 @@ def time_steps(step, state, data, mesh, n: int) -> tuple[list[float], dict]:
 
 
 def breakdown(cfg: ModelConfig, graphdef, params, data, reps: int) -> dict:
-    """Seconds of the forward loss, forward + backward, and one layer's parts, in isolation."""
+    """Seconds of the forward loss, forward + backward, and one layer's parts, in isolation.
+
+    The parts' "fwd_bwd" differentiates with respect to their input only (no weight gradients),
+    so they show where the forward and the activation backward go, not the whole step.
+    """
     tokens, mask = data["tokens"], data["loss_mask"]
     loss = lambda p: lm_train.loss_sum(graphdef, p, tokens, mask)[0]  # noqa: E731
     out = {
         "forward_s": best_time(jax.jit(loss), params, reps=reps),
         "forward_backward_s": best_time(jax.jit(jax.grad(loss)), params, reps=reps),
     }
-    model = __import__("flax").nnx.merge(graphdef, params)
+    model = nnx.merge(graphdef, params)
     b, t = tokens.shape[0], tokens.shape[1] - 1
     x = jax.random.normal(jax.random.key(1), (b, t, cfg.d_model), jnp.float32)
     pos = jnp.broadcast_to(jnp.arange(t), (b, t))
     valid = jnp.ones((b, t), bool)
-    from r1jax.model.transformer import rope_inv_freq
-
     inv = rope_inv_freq(cfg)
     layer = model.layers[0]
     parts = {
