@@ -140,6 +140,19 @@ def test_missing_tokenizer_path(tmp_path):
     assert not os.path.exists(tmp_path / "workdir")  # failed before training a tokenizer
 
 
+def test_missing_input_checkpoint_without_build_if_missing(tmp_path):
+    from r1jax.stages import init_model
+
+    config = _load(GRPO, "tiny")
+    config.init.checkpoint = str(tmp_path / "no_base")
+    config.init.build_if_missing = False
+    with pytest.raises(
+        config_check.ConfigError,
+        match=r"config\.init\.checkpoint='.*no_base' holds no complete checkpoint",
+    ):
+        init_model.ensure_input(config, str(tmp_path / "workdir"))
+
+
 def _flag_values() -> flags.FlagValues:
     fv = flags.FlagValues()
     config_flags.DEFINE_config_file("config", None, "config", flag_values=fv, lock_config=True)
