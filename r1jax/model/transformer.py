@@ -257,7 +257,7 @@ class Transformer(nnx.Module):
         new_k, new_v = [], []
         for i, layer in enumerate(self.layers):
             layer_kv = None if cache is None else (cache.k[i], cache.v[i])
-            if cfg.remat and cache is None:
+            if cfg.remat:  # also with a cache: the shared-prefix training path uses one
                 x, kv = nnx.remat(lambda blk, *a: blk(*a))(
                     layer, x, pos, q_slot, layer_kv, key_valid, write_index, inv_freq
                 )
