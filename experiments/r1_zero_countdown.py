@@ -19,16 +19,22 @@ def get_config(arg=None):
     pretrain_toy = config_base.sibling(__file__, "pretrain_toy")
     c.init.pretrain = pretrain_toy.get_config("tiny" if a.tiny else None)
     c.task = config_base.task("countdown", n_numbers=3, max_number=9, max_target=99)
-    c.rewards = ("countdown_accuracy", "format(weight=0.5)")
+    # accuracy + format as in R1-Zero; the trace diagnostics ride along with weight 0 (logged only)
+    c.rewards = (
+        "countdown_accuracy",
+        "format(weight=0.5)",
+        "countdown_honesty(weight=0)",
+        "countdown_attempts(weight=0)",
+    )
     c.rl.prompts_per_step = 32
     c.rl.group_size = 8
-    c.rl.max_new_tokens = 160
+    c.rl.max_new_tokens = 256  # room for ~14 attempts; the corpus never shows more than 8
     c.rl.beta = 0.02
     c.rl.mu = 2
     c.optimizer.lr = 1e-4
     c.optimizer.warmup_steps = 10
     c.eval.accuracy_reward = "countdown_accuracy"
-    c.eval.max_new_tokens = 160
+    c.eval.max_new_tokens = 256
     c.eval.every_steps = 25
     c.steps = a.steps
     if a.tiny:
