@@ -102,7 +102,7 @@ def make_train_step(
         denom = jnp.maximum(n_tok, 1.0)
         grads = jax.tree.map(lambda g: g / denom, g_sum)
         loss = l_sum / denom
-        grad_norm = optax.global_norm(grads)
+        grad_norm = optax.tree.norm(grads)
         ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         updates, new_opt = tx.update(grads, state["opt_state"], params)
         new_params = optax.apply_updates(params, updates)

@@ -141,7 +141,7 @@ def tree_shardings(abstract: Any, names: Any, mesh: Any, rules: Rules) -> Any:
 
 
 def param_names(abstract_state: nnx.State) -> dict:
-    """Pure-dict tree of each parameter's logical axis names (from its `sharding_names`)."""
+    """Pure-dict tree of each parameter's logical axis names (its `out_sharding` metadata)."""
 
     def names(v: nnx.Variable) -> tuple:
         got = v.get_metadata().get("out_sharding")

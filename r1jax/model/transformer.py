@@ -40,14 +40,14 @@ def _matmul(x: jax.Array, w: jax.Array, n_in: int = 1) -> jax.Array:
 
 def _param(rngs: nnx.Rngs, shape, names, dtype, fan_in: int) -> nnx.Param:
     init = jax.nn.initializers.normal(stddev=1.0 / math.sqrt(fan_in))
-    return nnx.Param(init(rngs.params(), shape, dtype), sharding_names=names)
+    return nnx.Param(init(rngs.params(), shape, dtype), out_sharding=names)
 
 
 class RMSNorm(nnx.Module):
     def __init__(self, cfg: ModelConfig):
         self.eps = cfg.norm_eps
         self.scale = nnx.Param(
-            jnp.ones((cfg.d_model,), cfg.weight_dtype), sharding_names=("embed",)
+            jnp.ones((cfg.d_model,), cfg.weight_dtype), out_sharding=("embed",)
         )
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -97,9 +97,9 @@ class Attention(nnx.Module):
         self.v_proj = _param(rngs, (d, k, h), ("embed", "kv_heads", "head_dim"), w, d)
         self.o_proj = _param(rngs, (n, h, d), ("heads", "head_dim", "embed"), w, n * h)
         if cfg.qkv_bias:
-            self.q_bias = nnx.Param(jnp.zeros((n, h), w), sharding_names=("heads", "head_dim"))
-            self.k_bias = nnx.Param(jnp.zeros((k, h), w), sharding_names=("kv_heads", "head_dim"))
-            self.v_bias = nnx.Param(jnp.zeros((k, h), w), sharding_names=("kv_heads", "head_dim"))
+            self.q_bias = nnx.Param(jnp.zeros((n, h), w), out_sharding=("heads", "head_dim"))
+            self.k_bias = nnx.Param(jnp.zeros((k, h), w), out_sharding=("kv_heads", "head_dim"))
+            self.v_bias = nnx.Param(jnp.zeros((k, h), w), out_sharding=("kv_heads", "head_dim"))
 
     def _proj(self, x: jax.Array, name: str) -> jax.Array:
         dt = self.cfg.compute_dtype
@@ -213,7 +213,7 @@ class Transformer(nnx.Module):
             jax.nn.initializers.normal(stddev=1.0 / math.sqrt(cfg.d_model))(
                 rngs.params(), (cfg.vocab_size, cfg.d_model), cfg.weight_dtype
             ),
-            sharding_names=("vocab", "embed"),
+            out_sharding=("vocab", "embed"),
         )
         self.layers = nnx.List([Block(cfg, rngs) for _ in range(cfg.n_layers)])
         self.final_norm = RMSNorm(cfg)

@@ -172,7 +172,7 @@ def update(
             k: v if k in ("ratio_min", "ratio_max", "active_tokens") else v / cfg.grad_accum
             for k, v in aux.items()
         }
-        grad_norm = optax.global_norm(grads)
+        grad_norm = optax.tree.norm(grads)
         ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         updates, new_opt = tx.update(grads, st["opt_state"], st["params"])
         new_params = optax.apply_updates(st["params"], updates)
