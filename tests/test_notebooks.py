@@ -17,6 +17,10 @@ def test_notebook_executes(name, tmp_path, monkeypatch):
     nbclient = pytest.importorskip("nbclient")
     monkeypatch.setenv("R1JAX_NOTEBOOK_TINY", "1")
     monkeypatch.setenv("R1JAX_NOTEBOOK_DIR", str(tmp_path))
+    # the kernel runs on one device, as in a researcher's notebook: drop the 8 simulated devices
+    flags = os.environ.get("XLA_FLAGS", "").split()
+    keep = [f for f in flags if not f.startswith("--xla_force_host_platform_device_count")]
+    monkeypatch.setenv("XLA_FLAGS", " ".join(keep))
     nb = nbformat.read(os.path.join(ROOT, "notebooks", name), as_version=4)
     client = nbclient.NotebookClient(
         nb,
