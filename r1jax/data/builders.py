@@ -24,9 +24,14 @@ class CountdownBuilder(TaskBuilder, skip_registration=True):
         o = self.options
         n = o.get("n_train", 0) if split == "train" else o.get("n_test", 0)  # 0 = all
         yield from countdown.examples(
-            split, n, seed=o.get("seed", 0), n_numbers=o.get("n_numbers", 3),
-            max_number=o.get("max_number", 9), max_target=o.get("max_target", 99),
-            test_percent=o.get("test_percent", 10))
+            split,
+            n,
+            seed=o.get("seed", 0),
+            n_numbers=o.get("n_numbers", 3),
+            max_number=o.get("max_number", 9),
+            max_target=o.get("max_target", 99),
+            test_percent=o.get("test_percent", 10),
+        )
 
 
 class ArithmeticBuilder(TaskBuilder, skip_registration=True):
@@ -38,5 +43,10 @@ class ArithmeticBuilder(TaskBuilder, skip_registration=True):
         o = self.options
         n = o.get("n_train", 20000) if split == "train" else o.get("n_test", 500)
         yield from arithmetic.examples(
-            split, n, seed=o.get("seed", 0), ops=tuple(o.get("ops", arithmetic.OPS)),
-            digits=tuple(o.get("digits", (2, 3))), test_percent=o.get("test_percent", 10))
+            split,
+            n,
+            seed=o.get("seed", 0),
+            ops=tuple(o.get("ops", arithmetic.OPS)),
+            digits=tuple(o.get("digits", (2, 3))),
+            test_percent=o.get("test_percent", 10),
+        )

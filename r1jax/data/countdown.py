@@ -153,14 +153,18 @@ def examples(
     test_percent: int = 10,
 ) -> Iterator[dict]:
     """n distinct solvable problems of one split (all of them for n=0): a seeded shuffle."""
-    pool = [p for p in all_problems(n_numbers, max_number, max_target)
-            if split_of(p[0], p[1], test_percent) == split]
+    pool = [
+        p
+        for p in all_problems(n_numbers, max_number, max_target)
+        if split_of(p[0], p[1], test_percent) == split
+    ]
     n = n or len(pool)
     if n > len(pool):
         raise ValueError(
             f"countdown: asked for {n} {split} problems but only {len(pool)} exist for "
             f"n_numbers={n_numbers}, max_number={max_number}, max_target={max_target}; "
-            "ask for fewer or widen the ranges.")
+            "ask for fewer or widen the ranges."
+        )
     rng = np.random.default_rng([seed, n_numbers, max_number, max_target])
     for i in rng.permutation(len(pool))[:n]:
         numbers, target, solution = pool[i]

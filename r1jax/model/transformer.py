@@ -46,9 +46,7 @@ def _param(rngs: nnx.Rngs, shape, names, dtype, fan_in: int) -> nnx.Param:
 class RMSNorm(nnx.Module):
     def __init__(self, cfg: ModelConfig):
         self.eps = cfg.norm_eps
-        self.scale = nnx.Param(
-            jnp.ones((cfg.d_model,), cfg.weight_dtype), out_sharding=("embed",)
-        )
+        self.scale = nnx.Param(jnp.ones((cfg.d_model,), cfg.weight_dtype), out_sharding=("embed",))
 
     def __call__(self, x: jax.Array) -> jax.Array:
         x32 = x.astype(jnp.float32)
