@@ -228,3 +228,25 @@ def test_main_exits_2_with_one_line(name, main_runs):
     assert len(lines) == 1 and lines[0].startswith("r1jax: "), stderr
     assert re.search(MAIN_CASES[name][1], lines[0]), lines[0]
     assert not os.path.exists(os.path.join(workdir, "checkpoints"))  # stopped before training
+
+
+def test_interrupted_base_build_is_resumed_not_taken_as_finished(tmp_path, monkeypatch, capsys):
+    """A main job killed while pretraining must not start RL from the half-trained base model."""
+    from r1jax import checkpoint as ckpt_lib
+    from r1jax.stages import init_model, pretrain
+
+    config = _load(GRPO, "tiny")
+    config.init.checkpoint = str(tmp_path / "base")
+    config.init.pretrain.steps = 6
+    config.init.pretrain.checkpoint.every_steps = 3
+    monkeypatch.setenv("R1JAX_FAULTS", "sigterm_after_step=3")
+    with pytest.raises(SystemExit):
+        pretrain.run(config.init.pretrain, config.init.checkpoint)
+    assert ckpt_lib.read_meta(str(tmp_path / "base" / "checkpoints"))[0] == 4
+    monkeypatch.delenv("R1JAX_FAULTS")
+    assert init_model.ensure_input(config, str(tmp_path / "workdir")) == config.init.checkpoint
+    assert "stopped at step 4 of 6; resuming its pretraining first" in capsys.readouterr().out
+    assert ckpt_lib.read_meta(str(tmp_path / "base" / "checkpoints"))[0] == 6
+    # finished now: a second call returns it untouched
+    assert init_model.ensure_input(config, str(tmp_path / "workdir")) == config.init.checkpoint
+    assert "resuming" not in capsys.readouterr().out

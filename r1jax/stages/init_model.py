@@ -28,18 +28,44 @@ def input_dir(config: ml_collections.ConfigDict, workdir: str) -> str:
     return config.init.checkpoint or os.path.join(os.path.dirname(os.path.abspath(workdir)), "base")
 
 
-def _has_checkpoint(path: str) -> bool:
+def _unfinished(path: str) -> tuple[int, int] | None:
+    """(step, planned steps) when the stage in `path` stopped before the steps its config planned.
+
+    Only the run's own saved config decides, so a user's finished checkpoint of any length counts as
+    finished; None when it is finished or carries no plan.
+    """
+    step, meta = ckpt_lib.read_meta(os.path.join(path, "checkpoints"))
     try:
-        ckpt_lib.read_meta(os.path.join(path, "checkpoints"))
-        return True
-    except FileNotFoundError:
-        return False
+        planned = int(json.loads(meta.get("config") or "{}").get("steps", 0))
+    except (TypeError, ValueError):
+        return None
+    return (step, planned) if step < planned else None
 
 
 def ensure_input(config: ml_collections.ConfigDict, workdir: str) -> str:
-    """The input stage directory; builds the toy base model there when it is missing and allowed."""
+    """The input stage directory; builds the toy base model there when it is missing and allowed.
+
+    A base build that was interrupted (newest checkpoint before its planned steps) is resumed rather
+    than taken as finished, so a killed main job never trains RL on a half-pretrained model.
+    """
     path = input_dir(config, workdir)
-    if _has_checkpoint(path):
+    try:
+        unfinished = _unfinished(path)
+    except FileNotFoundError:
+        unfinished, exists = None, False
+    else:
+        exists = True
+    if exists and (unfinished is None or not config.init.build_if_missing):
+        return path
+    if exists:
+        print(
+            f"r1jax: the base model in {path} stopped at step {unfinished[0]} of "
+            f"{unfinished[1]}; resuming its pretraining first",
+            flush=True,
+        )
+        from r1jax.stages import pretrain
+
+        pretrain.run(config.init.pretrain, path)
         return path
     if not config.init.build_if_missing:
         raise config_check.ConfigError(
