@@ -279,6 +279,8 @@ def test_experiment_tiny_runs_three_steps(tmp_path_factory, name):
         for k, v in r.items():
             assert isinstance(v, int | float) and math.isfinite(v), (k, v)
         assert r["nonfinite"] == 0
+    # held-out pass@1 of the starting model (step 0, before its update), then every 2 steps
+    assert ["eval_pass@1" in r for r in rows] == [True, True, False]
     # countdown's accuracy is host-only (split step); arithmetic's rewards are all jittable (fused)
     assert all(r["fused"] == (name == "r1_zero_arithmetic") for r in rows)
     assert any(f.endswith(".png") for f in os.listdir(os.path.join(workdir, "plots")))

@@ -2,8 +2,9 @@
 
 Per step: B prompts from the task's train split -> G samples each -> rewards -> group advantages ->
 mu inner iterations of updates. Fused (one XLA program) when every reward is jittable, split at the
-reward boundary otherwise. The held-out split is evaluated every `eval.every_steps` steps (pass@1 at
-the paper's sampling settings) and at the end with the full harness.
+reward boundary otherwise. The held-out split is evaluated before the first update and every
+`eval.every_steps` steps (pass@1 at the paper's sampling settings), and at the end with the full
+harness.
 """
 
 from __future__ import annotations
@@ -102,8 +103,16 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     )
     pos = {"data": position}
 
+    def held_out(params, key) -> dict:
+        s, _ = evaluation.evaluate(
+            graphdef, params, tok, eval_set, accuracy, ecfg, jax.random.fold_in(key, 7), eval_sample
+        )
+        return {f"eval_{k}": v for k, v in s.items() if isinstance(v, float)}
+
     def step_fn(state: dict, step: int):
         key = jax.random.fold_in(base_key, step)
+        # the starting model is evaluated too (before step 0's update), so curves start at the base
+        base_eval = held_out(state["params"], key) if config.eval.every_steps and step == 0 else {}
         if (
             config.rl.ref_update_every
             and step
@@ -150,18 +159,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
             )
         m.update(rollout_metrics(out, r_host, reward_fns, tok, examples, accuracy, config, times))
         m["lr"] = float(lr_fn(step * ucfg.mu * ucfg.mini_batches))
+        m.update(base_eval)
         if config.eval.every_steps and (step + 1) % config.eval.every_steps == 0:
-            s, _ = evaluation.evaluate(
-                graphdef,
-                state["params"],
-                tok,
-                eval_set,
-                accuracy,
-                ecfg,
-                jax.random.fold_in(key, 7),
-                eval_sample,
-            )
-            m.update({f"eval_{k}": v for k, v in s.items() if isinstance(v, float)})
+            m.update(held_out(state["params"], key))
         return state, m
 
     def meta_fn(step: int) -> dict:
