@@ -7,7 +7,7 @@ A single RL curve says little (the R1 recipe is noisy), so results are reported 
 
 reads each run's `metrics.jsonl` and `final_eval.json` (and the starting model's evaluation, when
 given), and writes `<out>.png` (held-out pass@1, train accuracy, reward and response length against
-step, one line per seed) and `<out>.md` (base vs final pass@1, cons@k, pass@k, length per seed, with
+step, one line per seed; an x marks the full-split final evaluation) and `<out>.md` (base vs final pass@1, cons@k, pass@k, length per seed, with
 the mean and standard deviation over seeds).
 """
 
@@ -86,14 +86,19 @@ def figure(runs: Sequence[str], base_eval: str | None, path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(_PANELS), figsize=(4.2 * len(_PANELS), 3.4))
-    for run in runs:
+    for i, run in enumerate(runs):
+        color = f"C{i}"
         rows = metrics_lib.read_jsonl(os.path.join(run, "metrics.jsonl"))
         name = os.path.basename(os.path.normpath(run))
         for ax, (key, _) in zip(axes, _PANELS, strict=True):
             pts = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), int | float)]
             if pts:
                 xs, ys = zip(*pts, strict=True)
-                ax.plot(xs, ys, marker="o" if key.startswith("eval_") else None, ms=3, label=name)
+                marker = "o" if key.startswith("eval_") else None
+                ax.plot(xs, ys, marker=marker, ms=3, c=color, label=name)
+        final = os.path.join(run, "final_eval.json")
+        if rows and os.path.exists(final):  # the full-split evaluation at the end, as an x
+            axes[0].plot([rows[-1]["step"]], [_summary(final)["pass@1"]], "x", ms=8, c=color)
     if base_eval:
         axes[0].axhline(
             _summary(base_eval)["pass@1"], color="gray", ls="--", label="base (full split)"
