@@ -17,7 +17,7 @@ from r1jax import config_base
 
 
 def get_config(arg=None):
-    a = config_base.parse_arg(arg, tiny=False, seed=0, steps=200)
+    a = config_base.parse_arg(arg, tiny=False, seed=0, steps=100)
     c = config_base.grpo()
     c.seed = a.seed
     pretrain_toy = config_base.sibling(__file__, "pretrain_toy")
@@ -25,16 +25,16 @@ def get_config(arg=None):
     c.task = config_base.task("arithmetic", ops=("+", "-", "*"), digits=(2, 3))
     c.rewards = ("arithmetic_accuracy", "format(weight=0.5)")
     c.rl.fused = "on"
-    c.rl.prompts_per_step = 32
+    c.rl.prompts_per_step = 16
     c.rl.group_size = 8
     c.rl.max_new_tokens = 128
     c.rl.beta = 0.02
-    c.rl.mu = 2
+    c.rl.mu = 1
     c.optimizer.lr = 1e-4
     c.optimizer.warmup_steps = 10
     c.eval.accuracy_reward = "arithmetic_accuracy"
     c.eval.max_new_tokens = 128
-    c.eval.every_steps = 25
+    c.eval.every_steps = 20
     c.steps = a.steps
     if a.tiny:
         c.task.options.n_train = 256
@@ -48,6 +48,6 @@ def get_config(arg=None):
         c.eval.final_samples = 2
         c.eval.batch_prompts = 4
         c.eval.every_steps = 2
-        c.steps = a.steps if a.steps != 200 else 3
+        c.steps = a.steps if a.steps != 100 else 3
         c.checkpoint.every_steps = 2
     return c

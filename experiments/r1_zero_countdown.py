@@ -3,10 +3,12 @@
 Command (the README's main job; builds the tokenizer and base model first if they are absent):
     python -m r1jax.main --config=experiments/r1_zero_countdown.py --workdir=/tmp/r1jax/r1_zero
 
-Expected on a 2-core CPU: pretraining the base model ~15 min (once; reused from <workdir>/../base),
-then GRPO ~20 min. Held-out pass@1 (temperature 0.6, top-p 0.95, 8 samples per problem) rises from
-the base model's value to the value reported in README.md, response length grows as the policy
-learns to search longer, and cons@8 ends above pass@1. `:tiny` is its own test (about a minute).
+Expected on a 2-core CPU (measured 2026-11-26, README.md): pretraining the base model ~21 min (once;
+reused from <workdir>/../base), then GRPO ~15-17 min (100 steps of 16 prompts x 8 samples) and a
+1.5-minute final evaluation. Held-out pass@1 (temperature 0.6, top-p 0.95, 8 samples per problem)
+rises from the base model's 0.29 to about 0.51 over three seeds, cons@8 from 0.49 to about 0.67,
+and the mean response length from ~77 to ~110 tokens as the policy learns to try more combinations.
+`:tiny` is its own test (about a minute).
 """
 
 from r1jax import config_base
