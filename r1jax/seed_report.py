@@ -7,8 +7,8 @@ A single RL curve says little (the R1 recipe is noisy), so results are reported 
 
 reads each run's `metrics.jsonl` and `final_eval.json` (and the starting model's evaluation, when
 given), and writes `<out>.png` (held-out pass@1, train accuracy, reward and response length against
-step, one line per seed; an x marks the full-split final evaluation) and `<out>.md` (base vs final pass@1, cons@k, pass@k, length per seed, with
-the mean and standard deviation over seeds).
+step, one line per seed; an x marks the full-split final evaluation) and `<out>.md` (base vs final
+pass@1, cons@k, pass@k, length per seed, with the mean and standard deviation over seeds).
 """
 
 from __future__ import annotations
@@ -50,6 +50,13 @@ def _row_values(summary: dict) -> list[float]:
     return out
 
 
+def _cell(v: float, like: float | None = None) -> str:
+    """Rates with 3 decimals, lengths (> 1.5) with 1; a std is written like its mean."""
+    if np.isnan(v):
+        return "-"
+    return f"{v:.1f}" if (v if like is None else like) > 1.5 else f"{v:.3f}"
+
+
 def table(runs: Sequence[str], base_eval: str | None) -> str:
     """Markdown: the base model's row, one row per seed, and mean ± std over the seeds."""
     header = "| model | " + " | ".join(
@@ -58,9 +65,7 @@ def table(runs: Sequence[str], base_eval: str | None) -> str:
     lines = [header + " |", "|" + "---|" * (len(_COLUMNS) + 1)]
 
     def fmt(vals: Sequence[float]) -> str:
-        return " | ".join(
-            "-" if np.isnan(v) else (f"{v:.1f}" if v > 1.5 else f"{v:.3f}") for v in vals
-        )
+        return " | ".join(_cell(v) for v in vals)
 
     if base_eval:
         lines.append(f"| base | {fmt(_row_values(_summary(base_eval)))} |")
@@ -72,8 +77,8 @@ def table(runs: Sequence[str], base_eval: str | None) -> str:
         arr = np.asarray(finals)
         mean, std = arr.mean(0), arr.std(0, ddof=1)
         cells = " | ".join(
-            "-" if np.isnan(m) else (f"{m:.1f} ± {s:.1f}" if m > 1.5 else f"{m:.3f} ± {s:.3f}")
-            for m, s in zip(mean, std, strict=True)
+            _cell(m) if np.isnan(m) else f"{_cell(m)} ± {_cell(sd, like=m)}"
+            for m, sd in zip(mean, std, strict=True)
         )
         lines.append(f"| mean ± std over {len(finals)} seeds | {cells} |")
     return "\n".join(lines) + "\n"
@@ -122,9 +127,10 @@ _OUT = flags.DEFINE_string("out", None, "Output path without extension.", requir
 def main(argv: Sequence[str]) -> None:
     del argv
     figure(_RUNS.value, _BASE.value, _OUT.value + ".png")
+    md = table(_RUNS.value, _BASE.value)
     with open(_OUT.value + ".md", "w") as f:
-        f.write(table(_RUNS.value, _BASE.value))
-    print(open(_OUT.value + ".md").read())
+        f.write(md)
+    print(md)
 
 
 if __name__ == "__main__":

@@ -83,7 +83,7 @@ def _corrupt_step(directory: str, step: int, how: str) -> None:
         for f in files:
             path = os.path.join(root, f)
             size = os.path.getsize(path)
-            if size < 64 or f.endswith(".json") and how == "truncate":
+            if size < 64 or (f.endswith(".json") and how == "truncate"):
                 continue
             with open(path, "r+b") as fh:
                 if how == "truncate":

@@ -51,35 +51,25 @@ def ensure_input(config: ml_collections.ConfigDict, workdir: str) -> str:
     path = input_dir(config, workdir)
     try:
         unfinished = _unfinished(path)
-    except FileNotFoundError:
-        unfinished, exists = None, False
+    except FileNotFoundError:  # no complete checkpoint at all
+        if not config.init.build_if_missing:
+            raise config_check.ConfigError(
+                f"config.init.checkpoint={path!r} holds no complete checkpoint; run the previous "
+                "stage into it first, or set config.init.build_if_missing=True to build the toy "
+                "base model."
+            ) from None
+        why = f"no base model in {path}; pretraining the toy base model there first"
     else:
-        exists = True
-    if exists and (unfinished is None or not config.init.build_if_missing):
-        return path
-    if exists:
-        print(
-            f"r1jax: the base model in {path} stopped at step {unfinished[0]} of "
-            f"{unfinished[1]}; resuming its pretraining first",
-            flush=True,
+        if unfinished is None or not config.init.build_if_missing:
+            return path
+        why = (
+            f"the base model in {path} stopped at step {unfinished[0]} of {unfinished[1]}; "
+            "resuming its pretraining first"
         )
-        from r1jax.stages import pretrain
-
-        pretrain.run(config.init.pretrain, path)
-        return path
-    if not config.init.build_if_missing:
-        raise config_check.ConfigError(
-            f"config.init.checkpoint={path!r} holds no complete checkpoint; run the previous stage "
-            "into it first, or set config.init.build_if_missing=True to build the toy base model."
-        )
-    print(
-        f"r1jax: no base model in {path}; pretraining the toy base model there first "
-        "(config.init.pretrain)",
-        flush=True,
-    )
+    print(f"r1jax: {why} (config.init.pretrain)", flush=True)
     from r1jax.stages import pretrain
 
-    pretrain.run(config.init.pretrain, path)
+    pretrain.run(config.init.pretrain, path)  # resumes from the newest checkpoint, if any
     return path
 
 
