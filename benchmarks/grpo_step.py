@@ -23,11 +23,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from r1jax import config_base, lm_train, optim, sampling, sharding
+from r1jax import config_base
 from r1jax import model as model_lib
+from r1jax.parallel import sharding
 from r1jax.rewards.registry import Reward
 from r1jax.rl import grpo_loss, rollout, train_step
-from r1jax.rl.grpo_config import split_step_metrics
+from r1jax.rl.step import split_step_metrics
+from r1jax.sampling import sample as sampling
+from r1jax.train import lm_step, optim
 
 CHARS = "0123456789+=- "
 PAD, EOS, BOS = 0, 1, 2
@@ -101,7 +104,7 @@ def main():
         lr=1e-5, warmup_steps=0, schedule="constant", weight_decay=0.0, clip_norm=1.0
     )
     tx, _ = optim.make(ocfg, args.steps)
-    state, sshard = lm_train.init_state(graphdef, params, pshard, tx, mesh)
+    state, sshard = lm_step.init_state(graphdef, params, pshard, tx, mesh)
     state = train_step.state_with_ref(state, 0.04)
     sshard = dict(sshard, ref_params=pshard)
     b, g, t = 8, 8, 64

@@ -75,8 +75,8 @@ def _load(folder: str, mode: str) -> dict:
     import jax
     import safetensors.numpy
 
-    from r1jax import sharding
     from r1jax.model import hf
+    from r1jax.parallel import sharding
 
     mesh = sharding.make_mesh((1, 1, 1), jax.devices()[:1])
     jax.block_until_ready(jax.numpy.ones(8) + 1)  # backend up before the baseline

@@ -26,12 +26,14 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from r1jax import lm_train, optim, sampling, sharding  # noqa: E402
 from r1jax import model as model_lib  # noqa: E402
 from r1jax.model import hf  # noqa: E402
+from r1jax.parallel import sharding  # noqa: E402
 from r1jax.rewards.registry import Reward  # noqa: E402
 from r1jax.rl import grpo_loss, rollout, train_step  # noqa: E402
-from r1jax.rl.grpo_config import split_step_metrics  # noqa: E402
+from r1jax.rl.step import split_step_metrics  # noqa: E402
+from r1jax.sampling import sample as sampling  # noqa: E402
+from r1jax.train import lm_step, optim  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--steps", type=int, default=C.TOTAL_STEPS)
@@ -83,7 +85,7 @@ def main():
         ),
         args.steps,
     )
-    state, sshard = lm_train.init_state(graphdef, params, pshard, tx, mesh)
+    state, sshard = lm_step.init_state(graphdef, params, pshard, tx, mesh)
     state = train_step.state_with_ref(state, C.BETA)
     sshard = dict(sshard, ref_params=pshard)
     scfg = sampling.SamplingConfig(

@@ -37,10 +37,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from r1jax import sharding  # noqa: E402
 from r1jax.model import ModelConfig, api  # noqa: E402
-from r1jax.sampling import SamplingConfig, decode  # noqa: E402
-from r1jax.sampling_filters import choose_tokens, draw_uniforms  # noqa: E402
+from r1jax.parallel import sharding
+from r1jax.sampling.filters import choose_tokens, draw_uniforms  # noqa: E402
+from r1jax.sampling.sample import SamplingConfig, decode  # noqa: E402
 
 MODEL = ModelConfig(
     vocab_size=512,

@@ -3,7 +3,7 @@
     python benchmarks/sandbox.py [--workers 2] [--n 64] [--wall-s 2] [--budget-s 10]
 
 Reported:
-- `isolation`: the mode in force here and what it lacks (see r1jax/rewards/sandbox_isolation.py);
+- `isolation`: the mode in force here and what it lacks (see r1jax/rewards/sandbox/isolation.py);
 - `trivial_per_s`: runs/s through the pool (`run_many`) of a correct one-line stdin->stdout program,
   `--n` runs; `trivial_run_ms_median`: wall time of one run inside the pool (launcher start,
   namespaces, jail, Python start-up, teardown);
@@ -29,7 +29,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from r1jax.rewards.code import normalize_output, passed  # noqa: E402
-from r1jax.rewards.code_sandbox import Job, Limits, Sandbox  # noqa: E402
+from r1jax.rewards.sandbox.runner import Job, Limits, Sandbox  # noqa: E402
 
 TRIVIAL = "print(sum(map(int, input().split())))"
 HOSTILE = {

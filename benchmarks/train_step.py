@@ -3,7 +3,7 @@
     python benchmarks/train_step.py [--preset bench_512] [--seq-len 256] [--batch 8] [--rounds 5]
 
 Model: `config_base.MODEL_PRESETS[preset]` in float32 (bench_512: d_model 512, 8 layers, 8 heads,
-mlp 1536, vocab 512). Work: one `lm_train.make_train_step` step (forward, backward, global-norm
+mlp 1536, vocab 512). Work: one `lm_step.make_train_step` step (forward, backward, global-norm
 clipping, AdamW; the production step) on [batch, seq_len] tokens, one device (XLA uses every core).
 
 Peak: the best of 10 jitted 2048x2048 float32 matmuls (2 * 2048^3 FLOPs each), measured in the same
@@ -33,9 +33,11 @@ from flax import nnx
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from r1jax import config_base, lm_train, optim, sharding  # noqa: E402
+from r1jax import config_base
 from r1jax.model import ModelConfig, api  # noqa: E402
 from r1jax.model.transformer import rope_inv_freq  # noqa: E402
+from r1jax.parallel import sharding
+from r1jax.train import lm_step, optim
 
 PEAK_N = 2048
 
@@ -66,10 +68,10 @@ def build_step(cfg: ModelConfig, batch: int, seq_len: int, grad_accum: int):
     rules = sharding.DEFAULT_RULES
     graphdef, params, pshard = api.create(cfg, 0, mesh, rules)
     tx, lr_fn = optim.make(optim.OptimizerConfig(lr=1e-4, warmup_steps=10), 1000)
-    state, sshard = lm_train.init_state(graphdef, params, pshard, tx, mesh)
-    bshard = lm_train.batch_shardings(mesh, rules)
+    state, sshard = lm_step.init_state(graphdef, params, pshard, tx, mesh)
+    bshard = lm_step.batch_shardings(mesh, rules)
     with jax.set_mesh(mesh):
-        step = lm_train.make_train_step(graphdef, tx, lr_fn, grad_accum, sshard, bshard)
+        step = lm_step.make_train_step(graphdef, tx, lr_fn, grad_accum, sshard, bshard)
     rng = np.random.default_rng(0)
     tokens = rng.integers(0, cfg.vocab_size, (batch, seq_len + 1)).astype(np.int32)
     data = {
@@ -98,7 +100,7 @@ def breakdown(cfg: ModelConfig, graphdef, params, data, reps: int) -> dict:
     so they show where the forward and the activation backward go, not the whole step.
     """
     tokens, mask = data["tokens"], data["loss_mask"]
-    loss = lambda p: lm_train.loss_sum(graphdef, p, tokens, mask)[0]  # noqa: E731
+    loss = lambda p: lm_step.loss_sum(graphdef, p, tokens, mask)[0]  # noqa: E731
     out = {
         "forward_s": best_time(jax.jit(loss), params, reps=reps),
         "forward_backward_s": best_time(jax.jit(jax.grad(loss)), params, reps=reps),

@@ -12,9 +12,9 @@ from typing import Any
 
 import ml_collections
 
-from r1jax import sharding
 from r1jax.data.corpus import CorpusConfig
 from r1jax.model.config import ModelConfig
+from r1jax.parallel import sharding
 
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
     # ~1M parameters: the toy base model (pretrains in minutes on 2 CPU cores).

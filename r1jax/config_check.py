@@ -93,16 +93,6 @@ def require_path(path: str, key: str, what: str = "file") -> None:
         )
 
 
-def check_mesh(config: ml_collections.ConfigDict, num_devices: int) -> tuple[int, ...]:
-    """The resolved mesh shape, or a ConfigError naming the device count."""
-    from r1jax import sharding
-
-    try:
-        return sharding.resolve_mesh_shape(tuple(config.mesh.shape), num_devices)
-    except ValueError as e:
-        raise ConfigError(f"config.mesh.shape: {e}") from None
-
-
 def parse_flags(argv: Sequence[str], flag_values: Any = None) -> list[str]:
     """absl's flag parsing for main.py, where a bad `--config.*` override is one line and exit 2.
 

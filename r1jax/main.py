@@ -30,9 +30,9 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
-    from r1jax.checkpoint import CheckpointError
     from r1jax.config_check import ConfigError
-    from r1jax.loop import NonFiniteError
+    from r1jax.train.checkpoint import CheckpointError
+    from r1jax.train.loop import NonFiniteError
 
     config = _CONFIG.value
     stage = config.get("stage")

@@ -20,7 +20,7 @@ jax.config.update("jax_default_matmul_precision", "highest")
 
 @pytest.fixture(scope="session")
 def one_device_mesh():
-    from r1jax import sharding
+    from r1jax.parallel import sharding
 
     return sharding.make_mesh((1, 1, 1), jax.devices()[:1])
 

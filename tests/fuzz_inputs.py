@@ -13,11 +13,10 @@ from collections.abc import Callable
 
 from hypothesis import strategies as st
 
-from r1jax import eval_metrics
-from r1jax.rewards import answer_extraction as ae
 from r1jax.rewards import build, countdown, numeric
 from r1jax.rewards import math_answer as ma
 from r1jax.rewards.latex_to_sympy import to_sympy_syntax
+from r1jax.text import parsing as ae
 
 SENTINEL = os.path.join(tempfile.gettempdir(), f"r1jax_fuzz_{os.getpid()}_executed")
 MATH_TIMEOUT_S = 1.0
@@ -248,7 +247,7 @@ VERIFIERS: dict[str, tuple[Callable[[str], object], float, bool]] = {
         False,
     ),
     "math_normalize": (lambda t: to_sympy_syntax(ma.normalize(t) or ""), PURE_BOUND_S, False),
-    "strict_format_ok": (lambda t: eval_metrics.strict_format_ok(t), PURE_BOUND_S, False),
+    "strict_format_ok": (lambda t: ae.strict_format_ok(t), PURE_BOUND_S, False),
     "general_match": (
         lambda t: [_reward(f"general_match(metric='{m}')")([t], [_GEN]) for m in ("exact", "edit")],
         PURE_BOUND_S,

@@ -1,7 +1,7 @@
 """One process of the two-process gloo test (tests/test_multiprocess.py launches two of these).
 
 Also imported by that test, which calls `train` in its own process for the one-process reference,
-so both sides run exactly the same steps. The worker starts JAX through `r1jax.distributed`, feeds
+so both sides run exactly the same steps. The worker starts JAX through `r1jax.parallel.distributed`, feeds
 only its own rows of each global batch (`process_rows` / `global_batch`), checks that the assembled
 global batch is the intended one (a row permutation would not change the loss), and writes the
 loss trajectory and the final parameters (process 0) to --out.
@@ -31,18 +31,19 @@ def train(mesh, steps: int = STEPS) -> tuple[list[float], dict]:
     import jax
     from jax.experimental import multihost_utils
 
-    from r1jax import distributed, lm_train, optim, sharding
     from r1jax.model import ModelConfig, api
+    from r1jax.parallel import distributed, sharding
+    from r1jax.train import lm_step, optim
 
     rules = sharding.DEFAULT_RULES
     # eps = 1e-3: see tests/test_sharding.py::_train (Adam's slope lr/eps amplifies roundoff)
     ocfg = optim.OptimizerConfig(lr=3e-2, warmup_steps=1, eps=1e-3, clip_norm=0.5, grad_accum=2)
     tx, lr_fn = optim.make(ocfg, steps)
     graphdef, params, pshard = api.create(ModelConfig(**CFG), 0, mesh, rules)
-    state, sshard = lm_train.init_state(graphdef, params, pshard, tx, mesh)
-    bshard = lm_train.batch_shardings(mesh, rules)
+    state, sshard = lm_step.init_state(graphdef, params, pshard, tx, mesh)
+    bshard = lm_step.batch_shardings(mesh, rules)
     with jax.set_mesh(mesh):
-        step_fn = lm_train.make_train_step(graphdef, tx, lr_fn, 2, sshard, bshard)
+        step_fn = lm_step.make_train_step(graphdef, tx, lr_fn, 2, sshard, bshard)
     start, stop = distributed.process_rows(B)
     losses = []
     for step in range(steps):
@@ -73,7 +74,7 @@ def main(argv: list[str]) -> None:
 
     jax.config.update("jax_numpy_rank_promotion", "raise")
     jax.config.update("jax_default_matmul_precision", "highest")
-    from r1jax import distributed, sharding
+    from r1jax.parallel import distributed, sharding
 
     distributed.initialize(args.coordinator, args.num_processes, args.process_id, "gloo")
     assert jax.process_count() == args.num_processes, jax.process_count()

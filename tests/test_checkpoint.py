@@ -16,9 +16,10 @@ import numpy as np
 import optax
 import pytest
 
-from r1jax import checkpoint as ckpt_lib
-from r1jax import loop, sharding
 from r1jax.model import ModelConfig, api
+from r1jax.parallel import sharding
+from r1jax.train import checkpoint as ckpt_lib
+from r1jax.train import loop
 
 RULES = sharding.DEFAULT_RULES
 CFG = ModelConfig(

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from r1jax.rewards import build
 from r1jax.rewards.code import MAX_CODE_CHARS, extract_code, score
-from r1jax.rewards.code_sandbox import Limits, Sandbox
+from r1jax.rewards.sandbox.runner import Limits, Sandbox
 
 ADD_STDIO = {
     "type": "stdio",

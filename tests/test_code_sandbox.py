@@ -18,9 +18,9 @@ import time
 import pytest
 import sandbox_checks as sc
 
-from r1jax.rewards import sandbox_isolation as iso
 from r1jax.rewards.code import normalize_output, passed
-from r1jax.rewards.code_sandbox import Job, Limits, Result, Sandbox
+from r1jax.rewards.sandbox import isolation as iso
+from r1jax.rewards.sandbox.runner import Job, Limits, Result, Sandbox
 
 LIMITS = Limits(
     wall_s=2.0, cpu_s=1, memory_bytes=256 << 20, output_bytes=64 << 10, file_bytes=1 << 20,
@@ -259,7 +259,7 @@ def test_batch_returns_within_its_budget_and_kills_the_rest(sandbox):
 
 def test_isolation_report_is_honest_and_warns_once(caplog, tmp_root):
     iso._CACHE.pop("plain", None)
-    with caplog.at_level(logging.WARNING, logger="r1jax.rewards.code_sandbox"):
+    with caplog.at_level(logging.WARNING, logger="r1jax.rewards.sandbox.runner"):
         plain = Sandbox(LIMITS, tmp_root=tmp_root, isolation="plain").isolation
         again = Sandbox(LIMITS, tmp_root=tmp_root, isolation="plain").isolation
     assert again == plain

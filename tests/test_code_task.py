@@ -12,7 +12,7 @@ from r1jax.data import code_task
 from r1jax.data.code_jsonl import CodeJsonlTask, read_code_jsonl
 from r1jax.data.tfds_base import check_example, load
 from r1jax.rewards.code import score
-from r1jax.rewards.code_sandbox import Limits, Sandbox
+from r1jax.rewards.sandbox.runner import Limits, Sandbox
 
 
 @pytest.fixture(scope="module")

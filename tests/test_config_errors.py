@@ -18,9 +18,9 @@ import pytest
 from absl import flags
 from ml_collections import config_flags
 
-from r1jax import config_base, config_check, rewards, sharding
-from r1jax.rl import grpo_config
-from r1jax.stages import common, pretrain
+from r1jax import config_base, config_check, rewards
+from r1jax.parallel import sharding
+from r1jax.stages import common, grpo_config, pretrain
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PRETRAIN = os.path.join(ROOT, "experiments", "pretrain_toy.py")
@@ -232,8 +232,8 @@ def test_main_exits_2_with_one_line(name, main_runs):
 
 def test_interrupted_base_build_is_resumed_not_taken_as_finished(tmp_path, monkeypatch, capsys):
     """A main job killed while pretraining must not start RL from the half-trained base model."""
-    from r1jax import checkpoint as ckpt_lib
     from r1jax.stages import init_model, pretrain
+    from r1jax.train import checkpoint as ckpt_lib
 
     config = _load(GRPO, "tiny")
     config.init.checkpoint = str(tmp_path / "base")

@@ -6,7 +6,8 @@ from math import comb
 import numpy as np
 import pytest
 
-from r1jax import eval_metrics as em
+from r1jax.eval import metrics as em
+from r1jax.text import parsing
 
 
 @pytest.mark.parametrize("n", [1, 2, 5, 8])
@@ -83,12 +84,12 @@ def test_cons_at_k():
     ],
 )
 def test_strict_format_ok(text, ok):
-    assert em.strict_format_ok(text) is ok
+    assert parsing.strict_format_ok(text) is ok
 
 
 def test_strict_format_think_opened_and_rates():
-    assert em.strict_format_ok("reason</think> <answer>7</answer>", think_opened=True)
-    assert not em.strict_format_ok("<think>r</think> <answer>7</answer>", think_opened=True)
+    assert parsing.strict_format_ok("reason</think> <answer>7</answer>", think_opened=True)
+    assert not parsing.strict_format_ok("<think>r</think> <answer>7</answer>", think_opened=True)
     texts = ["<think>a</think><answer>1</answer>", "<answer>1</answer>"]
     assert em.format_rate(texts) == 0.5
 
@@ -100,7 +101,7 @@ def test_language_mixing_and_lengths():
         "<think>vek la nom</think><answer>try the</answer>",  # the answer does not count
         "try vek",  # no think block: the text before <answer> counts
     ]
-    assert em.reasoning_text(texts[0]) == "try the number so check"
+    assert parsing.reasoning_text(texts[0]) == "try the number so check"
     assert em.language_mixing_rate(texts) == pytest.approx(0.5)
     stats = em.length_stats([10, 20, 30, 40])
     assert stats["mean"] == 25 and stats["max"] == 40 and stats["min"] == 10

@@ -18,8 +18,8 @@ import numpy as np
 import optax
 import pytest
 
-from r1jax import sharding
 from r1jax.model import api
+from r1jax.parallel import sharding
 from r1jax.rl import advantages, train_step
 from r1jax.rl.grpo_loss import AGGREGATIONS, LossOptions, grpo_loss
 from r1jax.rl.logprobs import completion_logprobs

@@ -25,9 +25,9 @@ safetensors_numpy = pytest.importorskip(
     "safetensors.numpy", reason="the `hf` extra is not installed"
 )
 
-from r1jax import sharding  # noqa: E402
 from r1jax.model import api, hf  # noqa: E402
 from r1jax.model.transformer import rope_inv_freq  # noqa: E402
+from r1jax.parallel import sharding  # noqa: E402
 
 RULES = sharding.DEFAULT_RULES
 TOL = dict(rtol=1e-4, atol=1e-4)  # float32 on both sides; observed differences are ~1e-6
@@ -254,7 +254,7 @@ def test_real_model_configs():
 @pytest.mark.parametrize("name", ["qwen2_gqa2", "llama_gqa4_scaled"])
 def test_greedy_sampling_matches_generate(name, hf_dirs, one_device_mesh):
     """r1jax's sampler (greedy) emits transformers' `generate` tokens, EOS stop and padding included."""
-    from r1jax import sampling
+    from r1jax.sampling import sample as sampling
 
     folder = hf_dirs(name)
     graphdef, params, cfg = hf.load_hf(folder, one_device_mesh, RULES)

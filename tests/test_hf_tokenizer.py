@@ -17,9 +17,9 @@ tokenizers = pytest.importorskip(
 )
 transformers = pytest.importorskip("transformers", reason="the `hf` extra is not installed")
 
-from r1jax import hf_tokenizer  # noqa: E402
-from r1jax import tokenizer as toy_tokenizer  # noqa: E402
-from r1jax.data import templates  # noqa: E402
+from r1jax.text import templates  # noqa: E402
+from r1jax.tokenizers import hf as hf_tokenizer  # noqa: E402
+from r1jax.tokenizers import sentencepiece as toy_tokenizer  # noqa: E402
 
 # Block tags on their own lines, a namespace and raise_exception: exercises trim/lstrip_blocks.
 CHATML = """{% set ns = namespace(system=false) %}

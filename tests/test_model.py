@@ -5,8 +5,7 @@ gives the full-sequence logits; left-padded rows give the logits of the same row
 and without a cache, whatever the pad slots hold); a future token never changes earlier logits;
 rotary scores depend only on relative position; bf16 compute is close to f32 but really bf16;
 remat changes neither the loss nor the gradients; `num_params` and `flops_per_token` count what the
-model holds and computes. Each runs on GQA, MHA with qkv bias and tied head, and MQA with an
-explicit head_dim and Llama-3 rope scaling.
+model holds and computes. On GQA, MHA (qkv bias, tied head), MQA (head_dim, Llama-3 rope scaling).
 
 Parameters are drawn in numpy (norm scales 1 +- 0.2, biases 0.5 * N(0, 1)) from the model's
 abstract shapes, so biases and norms matter and no init program has to compile.
@@ -20,9 +19,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from r1jax import lm_train
 from r1jax.model import ModelConfig, RopeScaling, api, init_cache, transformer
 from r1jax.model.transformer import Transformer, apply_rope, rope_inv_freq
+from r1jax.train import lm_step
 
 TOL = dict(rtol=1e-5, atol=1e-5)  # f32, "highest" matmuls; logits are O(1); observed ~2e-6
 BASE = dict(vocab_size=64, d_model=32, n_layers=2, mlp_dim=48, max_len=64)
@@ -220,7 +219,7 @@ def test_bf16_compute_is_close_to_f32(model):
 
 def _loss_and_grads(graphdef, params, tokens):
     mask = np.ones(tokens.shape, bool)
-    fn = lambda p: lm_train.loss_sum(graphdef, p, tokens, mask)[0]  # noqa: E731
+    fn = lambda p: lm_step.loss_sum(graphdef, p, tokens, mask)[0]  # noqa: E731
     return jax.jit(jax.value_and_grad(fn))(params)
 
 
@@ -231,7 +230,7 @@ def test_remat_gives_the_same_loss_and_gradients():
     graphdef_remat, _ = build(dataclasses.replace(cfg, remat=True))
     mask = np.ones(tokens.shape, bool)
     jaxpr = jax.make_jaxpr(
-        jax.grad(lambda p: lm_train.loss_sum(graphdef_remat, p, tokens, mask)[0])
+        jax.grad(lambda p: lm_step.loss_sum(graphdef_remat, p, tokens, mask)[0])
     )(params)
     assert "checkpoint" in str(jaxpr) or "remat" in str(jaxpr)  # remat is really on
     loss, grads = _loss_and_grads(graphdef, params, tokens)

@@ -1,7 +1,7 @@
 """Two local processes over gloo train the tiny model like one process does.
 
 tests/mp_worker.py is launched twice (2 CPU devices each, `jax.distributed` through
-`r1jax.distributed.initialize`, a (1, 2, 2) mesh whose fsdp axis spans the two processes, so the
+`r1jax.parallel.distributed.initialize`, a (1, 2, 2) mesh whose fsdp axis spans the two processes, so the
 parameters and the batch are split across processes). Each feeds only its own rows of every global
 batch. The loss trajectory and the final parameters equal a one-process run of the same steps on
 the same global batches, done here on one device.
@@ -19,7 +19,7 @@ import mp_worker
 import numpy as np
 import pytest
 
-from r1jax import sharding
+from r1jax.parallel import sharding
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT_S = 420  # two cold JAX starts + compiles on a busy 2-core machine
@@ -106,7 +106,7 @@ def test_two_processes_over_gloo_match_one_process(tmp_path, one_device_mesh):
 
 def test_process_rows_and_global_batch_on_one_process(one_device_mesh):
     """The single-process path: all rows, and global_batch is a plain batch-sharded device_put."""
-    from r1jax import distributed
+    from r1jax.parallel import distributed
 
     assert distributed.process_rows(8) == (0, 8)
     mesh = sharding.make_mesh((4, 2, 1))

@@ -16,7 +16,7 @@ import sys
 import numpy as np
 import pytest
 
-from r1jax import checkpoint
+from r1jax.train import checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CMD = [sys.executable, "-m", "r1jax.main", "--config=experiments/pretrain_toy.py:tiny"]

@@ -44,7 +44,8 @@ GSM8K = [
 
 
 def _corpus() -> list[str]:
-    from r1jax.data import countdown, templates
+    from r1jax.data import countdown
+    from r1jax.text import templates
 
     texts = [templates.render("r1_zero", q) for q, _ in GSM8K]
     texts += [countdown.question([3, 5, 7], 22), "<think> 3*5=15, 15+7=22 </think>"]
@@ -56,8 +57,8 @@ def build_qwen2_folder(folder: str, eos: str, pad: str) -> None:
     """A random Qwen2 model folder with a ChatML tokenizer (see the module docstring)."""
     import jax
 
-    from r1jax import sharding
     from r1jax.model import ModelConfig, api, hf
+    from r1jax.parallel import sharding
 
     tok = tokenizers.Tokenizer(tokenizers.models.BPE())
     tok.pre_tokenizer = tokenizers.pre_tokenizers.Sequence(
@@ -151,9 +152,9 @@ def llama3_tokenizer_folder(tmp_path_factory):
 def test_prompt_ids_match_transformers(kind, request):
     """R1-Zero and chat prompts are exactly transformers' ids: no BOS for Qwen2 (whose config.json
     points bos_token_id at <|endoftext|>), one BOS for Llama-3 (post-processor and template)."""
-    from r1jax import hf_tokenizer
-    from r1jax.data import templates
-    from r1jax.rl import prompts
+    from r1jax.data import prompts
+    from r1jax.text import templates
+    from r1jax.tokenizers import hf as hf_tokenizer
 
     folder = request.getfixturevalue(
         {"instruct": "instruct_folder", "base": "base_folder"}.get(kind, "llama3_tokenizer_folder")
@@ -173,8 +174,8 @@ def test_prompt_ids_match_transformers(kind, request):
 
 def test_special_ids_and_padded_vocab(instruct_folder, base_folder):
     """eos/pad/stop ids as the folders declare them; ids past the tokenizer decode to U+FFFD."""
-    from r1jax import hf_tokenizer
     from r1jax.model import hf
+    from r1jax.tokenizers import hf as hf_tokenizer
 
     inst, base = hf_tokenizer.load(instruct_folder), hf_tokenizer.load(base_folder)
     endoftext, im_end = (inst.encode(s)[0] for s in ("<|endoftext|>", "<|im_end|>"))

@@ -1,7 +1,7 @@
 """Preemption safety: kill a real GRPO run at several points, resume it, compare with an uninterrupted run.
 
 Every run is a subprocess of `python -m r1jax.main` on the tiny R1-Zero config; faults are injected
-with R1JAX_FAULTS (r1jax/faults.py): SIGKILL after a step, SIGKILL while a checkpoint is being
+with R1JAX_FAULTS (r1jax/train/faults.py): SIGKILL after a step, SIGKILL while a checkpoint is being
 written, SIGTERM (preemption notice), and poisoned (non-finite) batches. The base model is built once
 and shared by every run through `init.checkpoint`.
 """

@@ -14,18 +14,21 @@ import numpy as np
 import optax
 import pytest
 
-from r1jax import config_base, distributed, lm_train, rewards, sharding
-from r1jax import tokenizer as tok_lib
-from r1jax.data import arithmetic, corpus, templates
+from r1jax import config_base, rewards
+from r1jax.data import arithmetic, corpus
+from r1jax.data import prompts as prompts_lib
 from r1jax.model import ModelConfig, api
+from r1jax.parallel import distributed, sharding
 from r1jax.rewards import token_tables
-from r1jax.rl import prompts as prompts_lib
 from r1jax.rl import rollout
 from r1jax.rl.dynamic import DynamicSampler
-from r1jax.rl.grpo_config import decode_rows, split_step_metrics
 from r1jax.rl.grpo_loss import LossOptions
+from r1jax.rl.step import decode_rows, split_step_metrics
 from r1jax.rl.train_step import UpdateConfig
-from r1jax.sampling import SampleOutput, SamplingConfig
+from r1jax.sampling.sample import SampleOutput, SamplingConfig
+from r1jax.text import templates
+from r1jax.tokenizers import sentencepiece as tok_lib
+from r1jax.train import lm_step
 
 T = 64  # completion slots of the reward comparisons
 VOCAB = 336  # model vocabulary: 16 ids beyond the tokenizer's 320, which a policy can still sample
@@ -188,7 +191,7 @@ def test_fused_step_equals_split_step(tok, one_device_mesh):
         loss=LossOptions(beta=0.04, max_tokens=t),
     )
     tx = optax.sgd(0.5)
-    state, sshard = lm_train.init_state(graphdef, params, pshard, tx, mesh)
+    state, sshard = lm_step.init_state(graphdef, params, pshard, tx, mesh)
     rng = np.random.default_rng(0)
     ref = jax.tree.map(lambda x: x + 0.02 * rng.standard_normal(x.shape, np.float32), params)
     state, sshard = dict(state, ref_params=ref), dict(sshard, ref_params=pshard)

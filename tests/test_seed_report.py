@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from r1jax import seed_report
+from r1jax.eval import seed_report
 
 
 def _run(root, name: str, pass1: float, cons: float, length: float) -> str:

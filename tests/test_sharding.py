@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
 
-from r1jax import lm_train, optim, sharding
 from r1jax.model import ModelConfig, api
+from r1jax.parallel import sharding
+from r1jax.train import lm_step, optim
 
 RULES = sharding.DEFAULT_RULES
 # Every dim divides every mesh axis it maps to, except kv_heads=2 on a 4-way tensor axis.
@@ -46,7 +47,7 @@ SPECS = {  # the PartitionSpecs behind the table (mesh axes of size 1 are still 
 
 
 def _loss(graphdef, params, tokens, mask):
-    s, n = lm_train.loss_sum(graphdef, params, tokens, mask)
+    s, n = lm_step.loss_sum(graphdef, params, tokens, mask)
     return s / n
 
 
@@ -101,9 +102,9 @@ def test_parameters_are_really_split(sharded):
         if name in SPECS:
             assert x.sharding.spec == SPECS[name], (name, x.sharding.spec)
     assert seen == set(SHARD_SHAPES[shape])
-    if shape == (2, 2, 2):  # optimizer moments follow their parameters (lm_train.init_state)
+    if shape == (2, 2, 2):  # optimizer moments follow their parameters (lm_step.init_state)
         tx, _ = optim.make(optim.OptimizerConfig(), 10)
-        state, _ = lm_train.init_state(None, params, shardings, tx, mesh)
+        state, _ = lm_step.init_state(None, params, shardings, tx, mesh)
         mu = state["opt_state"][1][0].mu["embed"]
         assert mu.sharding.spec == SPECS["embed"]
         assert {s.data.shape for s in mu.addressable_shards} == {(32, 16)}
@@ -140,10 +141,10 @@ def _train(mesh, steps: int = 4) -> tuple[list[dict], dict]:
     )
     tx, lr_fn = optim.make(ocfg, steps)
     graphdef, params, pshard = api.create(CFG, 0, mesh, RULES)
-    state, sshard = lm_train.init_state(graphdef, params, pshard, tx, mesh)
-    bshard = lm_train.batch_shardings(mesh, RULES)
+    state, sshard = lm_step.init_state(graphdef, params, pshard, tx, mesh)
+    bshard = lm_step.batch_shardings(mesh, RULES)
     with jax.set_mesh(mesh):
-        step_fn = lm_train.make_train_step(graphdef, tx, lr_fn, 2, sshard, bshard)
+        step_fn = lm_step.make_train_step(graphdef, tx, lr_fn, 2, sshard, bshard)
     rng, history = np.random.default_rng(3), []
     tokens = rng.integers(0, CFG.vocab_size, (B, T + 1)).astype(np.int32)
     mask = rng.random((B, T + 1)) < 0.8

@@ -5,12 +5,12 @@ import json
 import numpy as np
 import pytest
 
-from r1jax.data import toy_language
 from r1jax.data.general_task import GeneralTask, generate_splits
 from r1jax.data.jsonl_task import JsonlTask, hash_fraction, read_jsonl
 from r1jax.data.tfds_base import load
 from r1jax.rewards import build
 from r1jax.rewards.general_match import edit_similarity, token_f1
+from r1jax.text import toy_language
 
 
 def test_general_splits_deterministic_disjoint_and_correct():

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from r1jax import tokenizer as tok_lib
 from r1jax.data import corpus as corpus_lib
+from r1jax.tokenizers import sentencepiece as tok_lib
 
 VOCAB = 400
 

@@ -10,9 +10,9 @@ import pytest
 
 from r1jax.rewards import build, sympy_worker
 from r1jax.rewards import math_answer as ma
-from r1jax.rewards.answer_extraction import answer_block, extract_answer, gsm8k_final, last_boxed
 from r1jax.rewards.countdown import countdown_score
 from r1jax.rewards.numeric import numeric_equal, parse_number
+from r1jax.text.parsing import answer_block, extract_answer, gsm8k_final, last_boxed
 
 
 @pytest.mark.parametrize(

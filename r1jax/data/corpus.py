@@ -18,8 +18,9 @@ import dataclasses
 
 import numpy as np
 
-from r1jax.data import arithmetic, countdown, templates
-from r1jax.data import toy_language as tl
+from r1jax.data import arithmetic, countdown
+from r1jax.text import templates
+from r1jax.text import toy_language as tl
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,8 +24,8 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator, Sequence
 
-from r1jax.data import toy_language
 from r1jax.data.tfds_base import TaskBuilder
+from r1jax.text import toy_language
 
 KINDS = ("translate_en_zl", "translate_zl_en", "reverse", "uppercase", "sort")
 _PROMPTS = {

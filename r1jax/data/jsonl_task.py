@@ -31,7 +31,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from r1jax.data.tfds_base import TaskBuilder
-from r1jax.rewards.answer_extraction import gsm8k_final, last_boxed
+from r1jax.text.parsing import gsm8k_final, last_boxed
 
 ANSWER_FORMATS = ("auto", "boxed", "gsm8k", "raw")
 _LOG = logging.getLogger(__name__)

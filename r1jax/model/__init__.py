@@ -1,4 +1,8 @@
-"""The model: config, NNX transformer, KV cache, and pure helpers over (graphdef, params)."""
+"""The model: config, NNX transformer, KV cache, HF import/export, and pure helpers over
+(graphdef, params).
+
+May import: parallel.
+"""
 
 from r1jax.model.api import apply, create, token_logprobs
 from r1jax.model.config import ModelConfig, RopeScaling

@@ -12,10 +12,10 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from r1jax import sharding
 from r1jax.model.config import ModelConfig
 from r1jax.model.kv_cache import KVCache
 from r1jax.model.transformer import Transformer
+from r1jax.parallel import sharding
 
 
 def create(

@@ -23,9 +23,9 @@ import jax
 import numpy as np
 from flax import nnx
 
-from r1jax import sharding
 from r1jax.model.config import ModelConfig, RopeScaling
 from r1jax.model.transformer import Transformer
+from r1jax.parallel import sharding
 
 ARCHITECTURES = {"qwen2": "Qwen2ForCausalLM", "llama": "LlamaForCausalLM"}
 INDEX_FILE = "model.safetensors.index.json"

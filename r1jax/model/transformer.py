@@ -19,7 +19,7 @@ from flax import nnx
 
 from r1jax.model.config import ModelConfig
 from r1jax.model.kv_cache import KVCache
-from r1jax.sharding import constrain
+from r1jax.parallel.sharding import constrain
 
 _NEG = -1e30  # finite "minus infinity": a fully masked (padding) query gets a uniform, finite row
 _CAUSAL_HALVES_MIN_T = 128  # uncached calls this long split the queries in two causal halves

@@ -11,8 +11,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from r1jax.rewards.answer_extraction import answer_block
 from r1jax.rewards.registry import Reward, register
+from r1jax.text.parsing import answer_block
 
 MAX_DIGITS = 12
 

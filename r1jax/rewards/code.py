@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from r1jax.rewards.answer_extraction import answer_block
-from r1jax.rewards.code_sandbox import Job, Limits, Result, Sandbox
 from r1jax.rewards.registry import Reward, register
+from r1jax.rewards.sandbox.runner import Job, Limits, Result, Sandbox
+from r1jax.text.parsing import answer_block
 
 log = logging.getLogger(__name__)
 

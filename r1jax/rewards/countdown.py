@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from r1jax.rewards.answer_extraction import extract_answer
 from r1jax.rewards.registry import Reward, register
+from r1jax.text.parsing import extract_answer
 
 MAX_CHARS = 400
 MAX_DEPTH = 32

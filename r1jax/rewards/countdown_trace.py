@@ -14,9 +14,9 @@ import re
 
 import numpy as np
 
-from r1jax.data import toy_language
-from r1jax.eval_metrics import reasoning_text
 from r1jax.rewards.registry import Reward, register
+from r1jax.text import toy_language
+from r1jax.text.parsing import reasoning_text
 
 MAX_CHARS = 20_000
 _STEP = re.compile(r"(\d{1,6})([+\-*/])(\d{1,6})=(\d{1,7})")

@@ -1,6 +1,6 @@
 """Format rewards: the strict R1 format and the tag count, each with a host and a jittable form.
 
-The host forms read text (`eval_metrics.strict_format_ok`); the jittable forms read the tag *tokens*,
+The host forms read text (`text.parsing.strict_format_ok`); the jittable forms read the tag *tokens*,
 which the toy tokenizer always produces for the literal tags. A policy that spells a tag out of
 smaller pieces writes text that the host form sees as a tag and the token form does not; the strict
 form refuses such completions on the host (any tag text must be the whole block structure).
@@ -12,9 +12,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from r1jax.eval_metrics import strict_format_ok
 from r1jax.rewards.registry import Reward, register
 from r1jax.rewards.token_tables import VocabTables
+from r1jax.text.parsing import strict_format_ok
 
 _TAGS = ("<think>", "</think>", "<answer>", "</answer>")
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from r1jax.rewards.answer_extraction import answer_block
 from r1jax.rewards.registry import Reward, register
+from r1jax.text.parsing import answer_block
 
 MAX_WORDS = 256
 

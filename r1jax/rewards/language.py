@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from r1jax.data import toy_language
-from r1jax.eval_metrics import reasoning_text
 from r1jax.rewards.registry import Reward, register
+from r1jax.text import toy_language
+from r1jax.text.parsing import reasoning_text
 
 
 @register("language_consistency")

@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from r1jax.rewards import sympy_worker
-from r1jax.rewards.answer_extraction import extract_answer, last_boxed
 from r1jax.rewards.latex_to_sympy import to_sympy_syntax
 from r1jax.rewards.numeric import gold_answer, parse_number
 from r1jax.rewards.registry import Reward, register
+from r1jax.text.parsing import extract_answer, last_boxed
 
 MAX_CHARS = 1000  # longer answers are not normalised (a final answer is short)
 STATS: collections.Counter = collections.Counter()

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from r1jax.rewards.answer_extraction import extract_answer
 from r1jax.rewards.registry import Reward, register
+from r1jax.text.parsing import extract_answer
 
 MAX_CHARS = 200  # longer "numbers" are rejected before any parsing
 MAX_EXPONENT = 100  # |e| in scientific notation, so 1e999999999 cannot build a huge integer

@@ -11,7 +11,7 @@ import dataclasses
 
 import numpy as np
 
-from r1jax.tokenizer import R1_TAGS
+from r1jax.tokenizers.sentencepiece import R1_TAGS
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,10 +14,11 @@ from typing import Any
 import jax
 import numpy as np
 
-from r1jax import distributed
-from r1jax.rl import prompts as prompts_lib
+from r1jax.data import prompts as prompts_lib
+from r1jax.parallel import distributed
+from r1jax.parallel.distributed import gather_rows
 from r1jax.rl import rollout
-from r1jax.rl.grpo_config import decode_rows, gather_rows
+from r1jax.rl.step import decode_rows
 
 
 class DynamicSampler:

@@ -20,10 +20,10 @@ import numpy as np
 import optax
 from flax import nnx
 
-from r1jax import sampling
 from r1jax.rewards.registry import Reward
 from r1jax.rewards.token_tables import VocabTables
 from r1jax.rl import train_step
+from r1jax.sampling import sample as sampling
 
 
 def rollout_batch(prompt, valid, out: sampling.SampleOutput, rewards_NxR) -> dict:

@@ -13,10 +13,12 @@ from typing import Any
 import jax
 import ml_collections
 
-from r1jax import config_check, distributed, optim, sharding
-from r1jax import tokenizer as tok_lib
+from r1jax import config_check
 from r1jax.data import corpus as corpus_lib
 from r1jax.model.config import ModelConfig
+from r1jax.parallel import distributed, sharding
+from r1jax.tokenizers import sentencepiece as tok_lib
+from r1jax.train import optim
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,7 @@ def setup(config: ml_collections.ConfigDict, defaults: ml_collections.ConfigDict
         distributed.initialize(d.coordinator, d.num_processes, d.process_id, d.cpu_collectives)
     except ValueError as e:  # a missing coordinator (not a failure inside jax.distributed)
         raise config_check.ConfigError(str(e)) from None
-    shape = config_check.check_mesh(config, jax.device_count())
+    shape = check_mesh(config, jax.device_count())
     return sharding.make_mesh(shape)
 
 
@@ -90,3 +92,11 @@ def write_json(workdir: str, name: str, obj: Any) -> str:
             json.dump(obj, f, indent=2, default=str)
         os.replace(path + ".tmp", path)
     return path
+
+
+def check_mesh(config: ml_collections.ConfigDict, num_devices: int) -> tuple[int, ...]:
+    """The resolved mesh shape, or a ConfigError naming the device count."""
+    try:
+        return sharding.resolve_mesh_shape(tuple(config.mesh.shape), num_devices)
+    except ValueError as e:
+        raise config_check.ConfigError(f"config.mesh.shape: {e}") from None

@@ -13,19 +13,21 @@ import os
 import jax
 import ml_collections
 
-from r1jax import checkpoint as ckpt_lib
-from r1jax import config_base, config_check, evaluation, rewards, sharding
-from r1jax import tokenizer as tok_lib
+from r1jax import config_base, config_check, rewards
 from r1jax.data import tasks
-from r1jax.rl.grpo_config import stop_ids
+from r1jax.eval import harness as evaluation
+from r1jax.parallel import sharding
 from r1jax.stages import common, init_model
+from r1jax.tokenizers import sentencepiece as tok_lib
+from r1jax.tokenizers import stop_ids
+from r1jax.train import checkpoint as ckpt_lib
 
 
 def load_model(config: ml_collections.ConfigDict, mesh, rules):
     """(graphdef, params, tokenizer) from a stage workdir or a Hugging Face folder."""
     if config.hf_dir:
-        from r1jax import hf_tokenizer
         from r1jax.model import hf
+        from r1jax.tokenizers import hf as hf_tokenizer
 
         config_check.require_path(config.hf_dir, "hf_dir", "Hugging Face model folder")
         graphdef, params, _ = hf.load_hf(config.hf_dir, mesh, rules)

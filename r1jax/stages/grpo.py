@@ -15,33 +15,25 @@ import jax
 import ml_collections
 import numpy as np
 
-from r1jax import (
-    config_base,
-    distributed,
-    evaluation,
-    faults,
-    lm_train,
-    loop,
-    optim,
-    rewards,
-    sharding,
-)
+from r1jax import config_base, rewards
+from r1jax.data import prompts as prompts_lib
 from r1jax.data import tasks
+from r1jax.eval import harness as evaluation
+from r1jax.parallel import distributed, sharding
 from r1jax.rewards.token_tables import build as build_tables
-from r1jax.rl import prompts as prompts_lib
 from r1jax.rl import rollout, train_step
 from r1jax.rl.dynamic import DynamicSampler
-from r1jax.rl.grpo_config import (
+from r1jax.rl.step import split_step_metrics, trim
+from r1jax.stages import common, init_model
+from r1jax.stages.grpo_config import (
     eval_config,
     sampling_config,
-    split_step_metrics,
-    stop_ids,
-    trim,
     update_config,
     use_fused,
     validate,
 )
-from r1jax.stages import common, init_model
+from r1jax.tokenizers import stop_ids
+from r1jax.train import faults, lm_step, loop, optim
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -61,7 +53,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     ocfg = optim.OptimizerConfig.from_dict(config.optimizer.to_dict())
     tx, lr_fn = optim.make(ocfg, config.steps * ucfg.mu * ucfg.mini_batches)
 
-    state, sshard = lm_train.init_state(graphdef, params, pshard, tx, mesh)
+    state, sshard = lm_step.init_state(graphdef, params, pshard, tx, mesh)
     state = train_step.state_with_ref(state, config.rl.beta)
     if "ref_params" in state:
         sshard = dict(sshard, ref_params=pshard)

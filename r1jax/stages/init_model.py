@@ -17,11 +17,12 @@ import jax
 import ml_collections
 from flax import nnx
 
-from r1jax import checkpoint as ckpt_lib
-from r1jax import config_check, sharding
-from r1jax import tokenizer as tok_lib
+from r1jax import config_check
 from r1jax.model.config import ModelConfig
 from r1jax.model.transformer import Transformer
+from r1jax.parallel import sharding
+from r1jax.tokenizers import sentencepiece as tok_lib
+from r1jax.train import checkpoint as ckpt_lib
 
 
 def input_dir(config: ml_collections.ConfigDict, workdir: str) -> str:
@@ -101,8 +102,8 @@ def load_policy(
 ) -> tuple[nnx.GraphDef, dict, dict, ModelConfig, Any, str]:
     """(graphdef, params, param shardings, model config, tokenizer, source description)."""
     if config.init.get("hf_dir"):
-        from r1jax import hf_tokenizer
         from r1jax.model import hf
+        from r1jax.tokenizers import hf as hf_tokenizer
 
         config_check.require_path(config.init.hf_dir, "init.hf_dir", "Hugging Face model folder")
         i = config.init

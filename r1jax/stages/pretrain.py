@@ -13,10 +13,12 @@ import jax
 import ml_collections
 import numpy as np
 
-from r1jax import config_base, config_check, distributed, faults, lm_train, loop, optim, sharding
+from r1jax import config_base, config_check
 from r1jax import model as model_lib
 from r1jax.data import corpus as corpus_lib
+from r1jax.parallel import distributed, sharding
 from r1jax.stages import common
+from r1jax.train import faults, lm_step, loop, optim
 
 
 def validate(config: ml_collections.ConfigDict, n_devices: int, dp: int) -> None:
@@ -69,7 +71,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     ocfg = optim.OptimizerConfig.from_dict(config.optimizer.to_dict())
     graphdef, params, pshard = model_lib.create(mcfg, config.seed, mesh, rules)
     tx, lr_fn = optim.make(ocfg, config.steps)
-    state, sshard = lm_train.init_state(graphdef, params, pshard, tx, mesh)
+    state, sshard = lm_step.init_state(graphdef, params, pshard, tx, mesh)
     ckpt = loop.make_checkpointer(workdir, config.checkpoint, tuple(state))
     start, state, _ = loop.resume(ckpt, state, config.checkpoint.fallback_to_previous)
     print(
@@ -77,9 +79,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         flush=True,
     )
 
-    bshard = lm_train.batch_shardings(mesh, rules)
+    bshard = lm_step.batch_shardings(mesh, rules)
     with jax.set_mesh(mesh):
-        train_step = lm_train.make_train_step(graphdef, tx, lr_fn, ocfg.grad_accum, sshard, bshard)
+        train_step = lm_step.make_train_step(graphdef, tx, lr_fn, ocfg.grad_accum, sshard, bshard)
     rows = distributed.process_rows(config.data.batch_size)
     doc_fn = corpus_doc_fn(
         tok, common.corpus_config(config), config.seed, config.data.batch_size, config.data.loss_on
@@ -87,7 +89,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
     def step_fn(state: dict, step: int):
         t0 = time.perf_counter()
-        local = lm_train.make_batch(doc_fn, step, rows, config.data.seq_len, tok.pad_id)
+        local = lm_step.make_batch(doc_fn, step, rows, config.data.seq_len, tok.pad_id)
         local["tokens"] = faults.poison(step, local["tokens"])
         batch = {k: distributed.global_batch(v, mesh, rules) for k, v in local.items()}
         with jax.set_mesh(mesh):

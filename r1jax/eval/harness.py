@@ -18,11 +18,13 @@ from typing import Any
 import jax
 import numpy as np
 
-from r1jax import eval_metrics, sampling, sharding
-from r1jax.rewards.answer_extraction import extract_answer
+from r1jax.data import prompts as prompts_lib
+from r1jax.eval import metrics as eval_metrics
+from r1jax.parallel import sharding
 from r1jax.rewards.registry import Reward
-from r1jax.rl import prompts as prompts_lib
-from r1jax.sampler import Sampler
+from r1jax.sampling import sample as sampling
+from r1jax.sampling.sampler import Sampler
+from r1jax.text.parsing import extract_answer
 
 
 @dataclasses.dataclass(frozen=True)

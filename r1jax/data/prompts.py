@@ -12,8 +12,49 @@ from typing import Any
 
 import numpy as np
 
-from r1jax.data import templates
-from r1jax.sampler import pad_prompts
+from r1jax.text import templates
+
+
+def bucket_length(n: int, multiple: int = 0, minimum: int = 8, max_len: int = 0) -> int:
+    """The padded length for a longest prompt of n tokens.
+
+    multiple > 0: the next multiple of `multiple`; otherwise the next power of two >= `minimum`.
+    max_len > 0 caps the bucket (a prompt longer than max_len is an error, never silently cut).
+    """
+    if n < 1:
+        raise ValueError(f"every prompt needs at least one token (longest has {n}).")
+    if max_len and n > max_len:
+        raise ValueError(f"a prompt has {n} tokens, more than max_len={max_len}; shorten it.")
+    if multiple > 0:
+        length = -(-n // multiple) * multiple
+    else:
+        length = max(minimum, 1 << (n - 1).bit_length())
+    return min(length, max_len) if max_len else length
+
+
+def pad_prompts(
+    prompts: Sequence[Sequence[int]],
+    pad_id: int = 0,
+    multiple: int = 0,
+    minimum: int = 8,
+    max_len: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Left-pads token-id lists to a bucketed length: (prompt_BxP int32, valid_BxP bool).
+
+    Left padding keeps every row's last real token in the last column, which is where the sampler
+    reads the first next-token distribution; positions come from the valid mask.
+    """
+    if not prompts:
+        raise ValueError("pad_prompts needs at least one prompt.")
+    if any(len(p) == 0 for p in prompts):
+        raise ValueError("every prompt needs at least one token (got an empty one).")
+    p = bucket_length(max(len(x) for x in prompts), multiple, minimum, max_len)
+    prompt_BxP = np.full((len(prompts), p), pad_id, np.int32)
+    valid_BxP = np.zeros((len(prompts), p), bool)
+    for i, ids in enumerate(prompts):
+        prompt_BxP[i, p - len(ids) :] = np.asarray(ids, np.int32)
+        valid_BxP[i, p - len(ids) :] = True
+    return prompt_BxP, valid_BxP
 
 
 def encode_prompt(tokenizer: Any, template: str, question: str) -> list[int]:
@@ -25,7 +66,7 @@ def encode_prompt(tokenizer: Any, template: str, question: str) -> list[int]:
     carries its own BOS.
     """
     if template == "chat":
-        from r1jax.hf_tokenizer import r1_messages
+        from r1jax.tokenizers.hf import r1_messages
 
         if not hasattr(tokenizer, "encode_chat"):
             raise ValueError("task.template='chat' needs a Hugging Face tokenizer (init.hf_dir).")

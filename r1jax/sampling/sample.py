@@ -24,9 +24,9 @@ import jax.numpy as jnp
 from flax import nnx, struct
 
 from r1jax.model.kv_cache import KVCache, init_cache
-from r1jax.sampling_decode import DecodeCache, decode_step, rope_table, unsupported
-from r1jax.sampling_filters import choose_tokens, draw_uniforms, token_stats
-from r1jax.sharding import constrain
+from r1jax.parallel.sharding import constrain
+from r1jax.sampling.decode import DecodeCache, decode_step, rope_table, unsupported
+from r1jax.sampling.filters import choose_tokens, draw_uniforms, token_stats
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,7 +20,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from r1jax.data.templates import R1_ZERO
+from r1jax.text.templates import R1_ZERO
 
 # The R1-Zero instruction of the DeepSeek-R1 paper, as a system message for chat models.
 R1_SYSTEM = R1_ZERO[: R1_ZERO.index(" User:")]

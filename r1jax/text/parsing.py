@@ -9,7 +9,10 @@ answer is at the end.
 from __future__ import annotations
 
 MAX_CHARS = 100_000
-OPEN, CLOSE = "<answer>", "</answer>"
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
+OPEN, CLOSE = ANSWER_OPEN, ANSWER_CLOSE
+_TAGS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
 _BOX_COMMANDS = ("\\boxed", "\\fbox")
 
 
@@ -108,3 +111,45 @@ def gsm8k_final(text: str) -> str | None:
         return None
     out = text[i + 4 :].strip()
     return out or None
+
+
+def strict_format_ok(text: str, think_opened: bool = False) -> bool:
+    """Exactly one `<think>...</think>`, then exactly one non-empty `<answer>...</answer>`.
+
+    Only whitespace may come before `<think>`, between `</think>` and `<answer>`, and after
+    `</answer>`; no tag may appear anywhere else (so several blocks, text after the answer, and
+    an empty answer all fail). The reasoning may be empty. With `think_opened`, the prompt already
+    ends in `<think>`, so the completion must not contain one and starts with the reasoning.
+    """
+    if not isinstance(text, str):
+        return False
+    want = {THINK_OPEN: 0 if think_opened else 1, THINK_CLOSE: 1, ANSWER_OPEN: 1, ANSWER_CLOSE: 1}
+    if any(text.count(tag) != n for tag, n in want.items()):
+        return False
+    start = 0
+    if not think_opened:
+        start = text.index(THINK_OPEN)
+        if text[:start].strip():
+            return False
+        start += len(THINK_OPEN)
+    think_end = text.index(THINK_CLOSE)
+    answer_start, answer_end = text.index(ANSWER_OPEN), text.index(ANSWER_CLOSE)
+    if not start <= think_end < answer_start < answer_end:
+        return False
+    between = text[think_end + len(THINK_CLOSE) : answer_start]
+    answer = text[answer_start + len(ANSWER_OPEN) : answer_end]
+    after = text[answer_end + len(ANSWER_CLOSE) :]
+    return not between.strip() and bool(answer.strip()) and not after.strip()
+
+
+def reasoning_text(text: str) -> str:
+    """The reasoning of a completion: the first `<think>` block's content; lacking a complete one,
+    everything before `<answer>` (or the whole text), with tags removed."""
+    start, end = text.find(THINK_OPEN), text.find(THINK_CLOSE)
+    if 0 <= start < end:
+        return text[start + len(THINK_OPEN) : end]
+    cut = text.find(ANSWER_OPEN)
+    out = text if cut < 0 else text[:cut]
+    for tag in _TAGS:
+        out = out.replace(tag, " ")
+    return out

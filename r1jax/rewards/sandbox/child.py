@@ -1,6 +1,6 @@
 """The child side of the code sandbox: isolate this process, then exec the candidate program.
 
-The trainer starts this file as `python -I -S -B sandbox_child.py CONFIG_HEX` (standard library
+The trainer starts this file as `python -I -S -B child.py CONFIG_HEX` (standard library
 only, no r1jax import), in a new session, with stdin/stdout/stderr set and one status pipe
 (`status_fd`) as its only other descriptor. Doing the set-up here, rather than in a `preexec_fn`,
 keeps the trainer's spawn thread-safe (JAX runs many threads) and keeps set-up errors apart from the

@@ -21,7 +21,7 @@ import optax
 from flax import nnx
 
 from r1jax import model as model_lib
-from r1jax import sharding
+from r1jax.parallel import sharding
 
 # A document is (ids, loss_mask): loss_mask marks the tokens that are predicted (trained on).
 DocFn = Callable[[int], tuple[list[int], list[bool]]]

@@ -12,8 +12,9 @@ from typing import Any
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 
-from r1jax import sharding
+from r1jax.parallel import sharding
 
 
 def initialize(
@@ -63,3 +64,10 @@ def global_batch(local: np.ndarray, mesh: Any, rules: sharding.Rules) -> jax.Arr
         return jax.device_put(local, spec_sharding)
     global_shape = (local.shape[0] * jax.process_count(),) + local.shape[1:]
     return jax.make_array_from_process_local_data(spec_sharding, local, global_shape)
+
+
+def gather_rows(x: jax.Array) -> np.ndarray:
+    """The whole (global) array on this host: every process scores every rollout."""
+    if jax.process_count() == 1:
+        return np.asarray(jax.device_get(x))
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))

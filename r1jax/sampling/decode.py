@@ -25,7 +25,7 @@ from flax import nnx, struct
 from r1jax.model.config import ModelConfig
 from r1jax.model.kv_cache import KVCache
 from r1jax.model.transformer import _NEG, Attention, Transformer, rope_inv_freq
-from r1jax.sharding import constrain
+from r1jax.parallel.sharding import constrain
 
 # What this step implements. A model with other config fields or parameters (a new attention
 # variant, say) makes `unsupported` say why, and the sampler falls back to the model's own call.

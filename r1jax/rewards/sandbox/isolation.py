@@ -14,7 +14,7 @@ Modes, strongest first:
 A mode counts as working only if a probe program run under it shows that it does: it cannot read a
 world-readable canary file outside the sandbox, cannot leave a file in the host's /tmp, cannot
 connect to a port the trainer listens on, and is PID 2 of its own PID namespace (PID 1 is the
-launcher's init, see sandbox_child.py).
+launcher's init, see child.py).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-log = logging.getLogger("r1jax.rewards.code_sandbox")
+log = logging.getLogger("r1jax.rewards.sandbox.runner")
 
 USERNS_UID = 1000  # the candidate's uid inside a user namespace
 MAX_SLOTS = 256  # concurrent runs per trainer process in "root" mode (one uid each)
@@ -183,7 +183,7 @@ def _probe(mode: str, runner: Callable[[str, str], Any]) -> Isolation:
 
 
 def child_config(mode: str, limits: Any, host: str, slot: int | None) -> dict:
-    """The launcher's config for one run (see sandbox_child.py); makes the jail mount point."""
+    """The launcher's config for one run (see child.py); makes the jail mount point."""
     ns = mode in ("root", "userns")
     uid = uid_for(slot) if mode == "root" else USERNS_UID if mode == "userns" else None
     jail = os.path.join(host, "jail") if ns else ""

@@ -21,9 +21,9 @@ from typing import Any
 
 import jax
 
-from r1jax import faults
-from r1jax import metrics as metrics_lib
-from r1jax.checkpoint import Checkpointer, abstract_like
+from r1jax.train import faults
+from r1jax.train import metrics as metrics_lib
+from r1jax.train.checkpoint import Checkpointer, abstract_like
 
 log = logging.getLogger(__name__)
 StepFn = Callable[[dict, int], tuple[dict, Mapping[str, Any]]]

@@ -16,7 +16,7 @@ trainer's files, write outside its own directory, or reach the network. Each run
   user namespaces, the same jail runs inside a user namespace. If neither works, ONE warning says
   which protections are missing.
 
-The set-up happens in `sandbox_child.py` (the child side). Nothing here ever evaluates model text.
+The set-up happens in `child.py` (the child side). Nothing here ever evaluates model text.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import fcntl
 import logging
 import marshal
 import os
-import selectors
 import signal
 import subprocess
 import tempfile
@@ -34,11 +33,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from r1jax.rewards import sandbox_isolation as iso
+from r1jax.rewards.sandbox import isolation as iso
+from r1jax.rewards.sandbox import process
 
 log = logging.getLogger(__name__)
 
-_CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox_child.py")
+_CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "child.py")
 _ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/work", "TMPDIR": "/tmp"}
 STATUSES = ("ok", "exit", "signal", "cpu_limit", "timeout", "output_limit", "budget", "skipped")
 
@@ -216,16 +216,16 @@ class Sandbox:
         os.set_blocking(r, False)
         status = bytearray()
         try:
-            out, err, why = _collect(proc, deadline, self.limits.output_bytes)
+            out, err, why = process.collect(proc, deadline, self.limits.output_bytes)
             if why:
-                _kill(proc, r, status)
-                _drain(proc, time.monotonic() + 1.0)
+                process.kill(proc, r, status)
+                process.drain(proc, time.monotonic() + 1.0)
                 if slot is not None:
                     iso.wait_uid_gone(cfg["uid"], timeout_s=2.0)
             proc.wait()
-            _read_nb(r, status)
+            process.read_nb(r, status)
         except BaseException:
-            _kill(proc, r, status)  # e.g. KeyboardInterrupt: never leave a run behind
+            process.kill(proc, r, status)  # e.g. KeyboardInterrupt: never leave a run behind
             raise
         finally:
             os.close(r)
@@ -236,90 +236,6 @@ class Sandbox:
         if why:
             return Result(why, **res)
         return _classify(status.decode("utf-8", "replace"), proc.returncode, cfg["ns"], res)
-
-
-def _collect(proc: subprocess.Popen, deadline: float, cap: int) -> tuple[bytes, bytes, str]:
-    """Reads stdout/stderr until both close; returns early with "timeout" or "output_limit"."""
-    bufs = {"out": bytearray(), "err": bytearray()}
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ, "out")
-        sel.register(proc.stderr, selectors.EVENT_READ, "err")
-        while sel.get_map():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return bytes(bufs["out"]), bytes(bufs["err"]), "timeout"
-            for key, _ in sel.select(left):
-                chunk = os.read(key.fd, 1 << 16)
-                if not chunk:
-                    sel.unregister(key.fileobj)
-                    continue
-                bufs[key.data] += chunk
-                if len(bufs["out"]) + len(bufs["err"]) > cap:
-                    return bytes(bufs["out"][:cap]), bytes(bufs["err"][:cap]), "output_limit"
-    try:
-        proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        return bytes(bufs["out"]), bytes(bufs["err"]), "timeout"
-    return bytes(bufs["out"]), bytes(bufs["err"]), ""
-
-
-def _read_nb(fd: int, buf: bytearray) -> None:
-    """Appends what the status pipe holds now (never blocks: init may still hold a write end)."""
-    while True:
-        try:
-            chunk = os.read(fd, 4096)
-        except BlockingIOError:
-            return
-        if not chunk:
-            return
-        buf += chunk
-
-
-def _init_pid(status: bytearray) -> int | None:
-    for line in status.decode("utf-8", "replace").splitlines():
-        if line.startswith("pid ") and line[4:].isdigit():
-            return int(line[4:])
-    return None
-
-
-def _killpg(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _kill(proc: subprocess.Popen, status_fd: int, status: bytearray) -> None:
-    """SIGKILLs the candidate's process group, then the launcher's if it does not exit by itself.
-
-    With namespaces the candidate's group is led by the namespace's init (the launcher reports its
-    pid); the launcher outlives the kill to reap init, so no zombie is left behind, and init's death
-    makes the kernel kill every process of the namespace, even ones that left the group. Without
-    namespaces the candidate is the launcher itself, leader of the session's group.
-    """
-    _read_nb(status_fd, status)
-    init = _init_pid(status)
-    _killpg(init if init is not None else proc.pid)
-    try:
-        proc.wait(timeout=2.0)
-    except subprocess.TimeoutExpired:
-        _killpg(proc.pid)
-        proc.wait()
-    _read_nb(status_fd, status)
-    if init is None and _init_pid(status) is not None:  # forked just as we looked
-        _killpg(_init_pid(status))
-
-
-def _drain(proc: subprocess.Popen, deadline: float) -> None:
-    """Reads the pipes to EOF (discarding): EOF means every process holding them has died."""
-    for pipe in (proc.stdout, proc.stderr):
-        os.set_blocking(pipe.fileno(), False)
-        while time.monotonic() < deadline:
-            try:
-                if not os.read(pipe.fileno(), 1 << 16):
-                    break
-            except BlockingIOError:
-                time.sleep(0.01)
 
 
 def _classify(status: str, returncode: int, ns: bool, res: dict) -> Result:

@@ -2,7 +2,7 @@
 
 A single RL curve says little (the R1 recipe is noisy), so results are reported over seeds:
 
-    python -m r1jax.seed_report --runs=/tmp/r1jax/s0,/tmp/r1jax/s1,/tmp/r1jax/s2 \
+    python -m r1jax.eval.seed_report --runs=/tmp/r1jax/s0,/tmp/r1jax/s1,/tmp/r1jax/s2 \
         --base_eval=/tmp/r1jax/eval_base/eval_countdown.json --out=/tmp/r1jax/seeds
 
 reads each run's `metrics.jsonl` and `final_eval.json` (and the starting model's evaluation, when
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 from absl import app, flags
 
-from r1jax import metrics as metrics_lib
+from r1jax.train import metrics as metrics_lib
 
 _PANELS = (
     ("eval_pass@1", "held-out pass@1"),

@@ -50,7 +50,7 @@ class SentencePieceTokenizer:
     def load(cls, path: str) -> SentencePieceTokenizer:
         if not os.path.exists(path):
             raise FileNotFoundError(
-                f"tokenizer model {path!r} does not exist; train one with r1jax.tokenizer.train "
+                f"tokenizer model {path!r} does not exist; train one with r1jax.tokenizers.sentencepiece.train "
                 "or point config.tokenizer.path at an existing .model file."
             )
         with open(path, "rb") as f:

@@ -1,23 +1,25 @@
 """The GRPO stage's config boundary: validation and the small dataclasses the library takes.
 
-Also the one function that runs a (fused or split) step and times its phases, shared by the stage
-and the benchmark.
+Only stage runners read the ConfigDict; these functions turn `config.rl`, `config.eval` and
+`config.task` into the frozen dataclasses of `rl/`, `sampling/` and `eval/`.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
 import jax
 import ml_collections
-import numpy as np
-from jax.experimental import multihost_utils
 
-from r1jax import config_check, distributed, evaluation, sampling, sharding
+from r1jax import config_check
+from r1jax.eval import harness as evaluation
+from r1jax.parallel import sharding
 from r1jax.rewards.registry import Reward
-from r1jax.rl import grpo_loss, rollout, train_step
+from r1jax.rl import grpo_loss, train_step
+from r1jax.sampling import sample as sampling
+from r1jax.tokenizers import stop_ids
+from r1jax.tokenizers.sentencepiece import R1_TAGS
 
 
 def validate(
@@ -138,12 +140,6 @@ def sampling_config(config: ml_collections.ConfigDict, tok: Any) -> sampling.Sam
     )
 
 
-def stop_ids(tok: Any) -> tuple[int, ...]:
-    """The tokenizer's extra end-of-turn ids (Hugging Face `stop_ids`), EOS excluded."""
-    extra = getattr(tok, "stop_ids", ()) if tok is not None else ()
-    return tuple(int(i) for i in extra if int(i) != tok.eos_id)
-
-
 def eval_config(config: ml_collections.ConfigDict, quick: bool) -> evaluation.EvalConfig:
     e = config.eval
     return evaluation.EvalConfig(
@@ -166,8 +162,6 @@ def use_fused(
     Jittable format rewards need the R1 tags as single tokens: true for the toy tokenizer, false for
     Qwen2.5 / Llama-3 vocabularies, where "auto" falls back to the split step.
     """
-    from r1jax.tokenizer import R1_TAGS
-
     tags_single = tok is None or all(tok.tag_id(t) is not None for t in R1_TAGS)
     jittable = all(f.jax_fn is not None for f in reward_fns) and not config.rl.dynamic_sampling
     if config.rl.fused == "on" and not tags_single:
@@ -176,79 +170,3 @@ def use_fused(
             "use fused='auto' (the split step)."
         )
     return config.rl.fused == "on" or (config.rl.fused == "auto" and jittable and tags_single)
-
-
-def gather_rows(x: jax.Array) -> np.ndarray:
-    """The whole (global) array on this host: every process scores every rollout."""
-    if jax.process_count() == 1:
-        return np.asarray(jax.device_get(x))
-    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
-
-
-def decode_rows(tok: Any, tokens_NxT: np.ndarray, mask_NxT: np.ndarray) -> list[str]:
-    return [tok.decode(t[m]) for t, m in zip(tokens_NxT, mask_NxT)]
-
-
-def split_step_metrics(
-    fns: rollout.StepFns,
-    fused: bool,
-    state: dict,
-    ids,
-    valid,
-    key,
-    reward_fns: Sequence[Reward],
-    tok: Any,
-    group_examples: list[dict],
-    mesh: Any,
-    rules: Any,
-    ucfg: train_step.UpdateConfig,
-    length_bucket: int = 0,
-):
-    """Runs one step; returns (state, metrics, sample output, host rewards [N, R], phase times).
-
-    On the split path the rollouts are cut to the longest completion rounded up to
-    `length_bucket` tokens before the update (0 = keep max_new_tokens): the update's cost then
-    follows the lengths the policy actually writes, at one compiled program per bucket.
-    """
-    t0 = time.perf_counter()
-    if fused:
-        targets = rollout.jax_targets(reward_fns, group_examples, tok)
-        targets = jax.tree.map(
-            lambda a: distributed.global_batch(a[_rows(a)], mesh, rules), targets
-        )
-        with jax.set_mesh(mesh):
-            state, m, out, r = fns.fused(state, ids, valid, key, targets)
-        m = jax.device_get(m)
-        r_host = gather_rows(r)
-        return state, dict(m, fused=1), out, r_host, (0.0, 0.0, time.perf_counter() - t0)
-    with jax.set_mesh(mesh):
-        out = fns.sample(state["params"], ids, valid, key)
-    toks, mask, lengths = (gather_rows(x) for x in (out.tokens_NxT, out.mask_NxT, out.lengths_N))
-    t1 = time.perf_counter()
-    texts = decode_rows(tok, toks, mask)
-    r_host = rollout.host_rewards(reward_fns, texts, group_examples, lengths)
-    r_dev = distributed.global_batch(r_host[_rows(r_host)], mesh, rules)
-    t2 = time.perf_counter()
-    batch = trim(rollout.rollout_batch(ids, valid, out, r_dev), int(lengths.max()), length_bucket)
-    with jax.set_mesh(mesh):
-        state, m = fns.update(state, batch)
-    m = jax.device_get(m)
-    return state, dict(m, fused=0), out, r_host, (t1 - t0, t2 - t1, time.perf_counter() - t2)
-
-
-def trim(batch: dict, longest: int, bucket: int) -> dict:
-    """The rollout batch cut to `longest` completion tokens rounded up to a multiple of `bucket`."""
-    t = batch["completion"].shape[1]
-    if bucket <= 0:
-        return batch
-    keep = min(t, max(bucket, -(-longest // bucket) * bucket))
-    if keep == t:
-        return batch
-    cut = ("completion", "mask_NxT", "old_logp_NxT")
-    return {k: (v[:, :keep] if k in cut else v) for k, v in batch.items()}
-
-
-def _rows(a: np.ndarray) -> slice:
-    """This process's rows of a global [N, ...] host array."""
-    start, stop = distributed.process_rows(a.shape[0])
-    return slice(start, stop)

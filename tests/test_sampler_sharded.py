@@ -1,0 +1,86 @@
+"""The jitted `Sampler` over a mesh: sharded equals unsharded, no recompilation within a prompt
+bucket, and the KV cache updated in place (donated), on the tiny model of the sampling tests.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+from sampling_reference import numpy_model, param_shardings
+
+from r1jax.data.prompts import pad_prompts
+from r1jax.parallel import sharding
+from r1jax.sampling.sample import SamplingConfig, sample
+from r1jax.sampling.sampler import Sampler
+
+PROMPTS = [[5, 9, 17, 2, 33], [40, 41], [7, 8, 9, 10, 11, 12, 13]]  # bucket 8
+G, T = 4, 8
+PROMPTS8 = [[i + 1] * (1 + i % 5) + [30 + i] for i in range(8)]
+run_sample = jax.jit(sample, static_argnums=(0, 5, 6))
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model_cfg, one_device_mesh):
+    return numpy_model(tiny_model_cfg, one_device_mesh)
+
+
+@pytest.fixture(scope="module")
+def prompts():
+    prompt_BxP, valid_BxP = pad_prompts(PROMPTS)
+    return jnp.asarray(prompt_BxP), jnp.asarray(valid_BxP)
+
+
+@pytest.fixture(scope="module")
+def unsharded8(model):
+    prompt_BxP, valid_BxP = (jnp.asarray(x) for x in pad_prompts(PROMPTS8))
+    cfg = SamplingConfig(max_new_tokens=6, greedy=True, eos_id=-1)
+    return cfg, run_sample(model[0], model[1], prompt_BxP, valid_BxP, jax.random.key(0), 2, cfg)
+
+
+@pytest.mark.parametrize("shape", [(8, 1, 1), (2, 2, 2), (1, 2, 4)])
+def test_sharded_matches_unsharded(model, unsharded8, tiny_model_cfg, shape):
+    graphdef, params, _ = model
+    cfg, want = unsharded8
+    mesh = sharding.make_mesh(shape)
+    shardings = param_shardings(tiny_model_cfg, mesh)
+    sampler = Sampler(graphdef, shardings, mesh)
+    prompt_BxP, valid_BxP = pad_prompts(PROMPTS8)
+    got = sampler(
+        jax.device_put(params, shardings), prompt_BxP, valid_BxP, jax.random.key(0), 2, cfg
+    )
+    np.testing.assert_array_equal(np.asarray(got.tokens_NxT), np.asarray(want.tokens_NxT))
+    np.testing.assert_allclose(np.asarray(got.logp_NxT), np.asarray(want.logp_NxT), atol=1e-5)
+    rows = sharding.data_parallel_size(mesh, sharding.DEFAULT_RULES)
+    assert len(got.tokens_NxT.sharding.device_set) == 8
+    assert got.tokens_NxT.addressable_shards[0].data.shape == (16 // rows, 6)
+    if rows > 1:
+        with pytest.raises(ValueError, match="cannot be split"):
+            sampler(params, prompt_BxP[:1], valid_BxP[:1], jax.random.key(0), 2, cfg)
+
+
+def test_no_recompile_for_new_prompts_in_the_same_bucket(model, one_device_mesh):
+    graphdef, params, shardings = model
+    sampler = Sampler(graphdef, shardings, one_device_mesh)
+    cfg = SamplingConfig(max_new_tokens=4, greedy=True)
+    key = jax.random.key(1)
+    for batch in ([[1, 2, 3], [4]], [[5, 6, 7, 8, 9, 10, 11], [12, 13]], [[7], [8, 9]]):
+        sampler(params, *pad_prompts(batch), key, 2, cfg)
+    assert sampler.num_compilations == 1
+    sampler(params, *pad_prompts([[1] * 9, [2]]), key, 2, cfg)  # bucket 16: one new program
+    sampler(params, *pad_prompts([[3] * 12, [4, 5]]), key, 2, cfg)
+    assert sampler.num_compilations == 2
+
+
+def test_cache_is_updated_in_place(model, prompts):
+    """The while loop carries the KV cache without a second copy (the reason to donate it)."""
+    graphdef, params, _ = model
+    cfg = SamplingConfig(max_new_tokens=120, greedy=True, eos_id=-1)
+    compiled = run_sample.lower(graphdef, params, *prompts, jax.random.key(0), 16, cfg).compile()
+    mem = compiled.memory_analysis()
+    if mem is None:
+        pytest.skip("no memory analysis on this backend")
+    m = nnx.merge(graphdef, params).cfg
+    n, s = len(PROMPTS) * 16, prompts[0].shape[1] + cfg.max_new_tokens - 1
+    cache_bytes = 2 * m.n_layers * n * s * m.n_kv_heads * m.head_dim * 4
+    assert mem.temp_size_in_bytes < 2 * cache_bytes, (mem.temp_size_in_bytes, cache_bytes)
