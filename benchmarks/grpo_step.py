@@ -28,7 +28,7 @@ from r1jax import model as model_lib
 from r1jax.parallel import sharding
 from r1jax.rewards.registry import Reward
 from r1jax.rl import grpo_loss, rollout, train_step
-from r1jax.rl.step import split_step_metrics
+from r1jax.rl import step as step_lib
 from r1jax.sampling import sample as sampling
 from r1jax.train import lm_step, optim
 
@@ -123,33 +123,25 @@ def main():
     with jax.set_mesh(mesh):
         fns = rollout.build(graphdef, tx, scfg, ucfg, [reward], None, sshard, batch_sh, args.fused)
     tok = CharTokenizer()
+    ctx = step_lib.StepContext(fns, args.fused, [reward], tok, mesh, rules, g)
     rng = np.random.default_rng(0)
     times, gen_s, gen_tok, phases = [], [], [], []
     for step in range(args.steps):
         pairs = [(int(rng.integers(10, 100)), int(rng.integers(10, 100))) for _ in range(b)]
         ids = np.array([[BOS] + tok.encode(f"{x}+{y}=") for x, y in pairs], np.int32)
         valid = np.ones_like(ids, bool)
-        examples = [{"sum": x + y} for x, y in pairs for _ in range(g)]
-        t0 = time.perf_counter()
-        state, m, out, r, ph = split_step_metrics(
-            fns,
-            args.fused,
-            state,
-            jnp.asarray(ids),
-            jnp.asarray(valid),
-            jax.random.key(step),
-            [reward],
-            tok,
-            examples,
-            mesh,
-            rules,
-            ucfg,
+        prompts = step_lib.Prompts(
+            jnp.asarray(ids), jnp.asarray(valid), [{"sum": x + y} for x, y in pairs]
         )
+        t0 = time.perf_counter()
+        res = step_lib.run(ctx, state, prompts, jax.random.key(step))
+        state = res.state
         jax.block_until_ready(state["params"])
         times.append(time.perf_counter() - t0)
+        ph = (res.times["sample"], res.times["reward"], res.times["update"])
         phases.append(ph)
         gen_s.append(ph[0])
-        gen_tok.append(int(np.asarray(out.lengths_N).sum()))
+        gen_tok.append(int(res.rollouts.lengths_N.sum()))
     counted = slice(args.warmup, None)
     med = lambda xs: float(np.median(xs[counted])) if len(xs[counted]) else float("nan")  # noqa: E731
     res = {

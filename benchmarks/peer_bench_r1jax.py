@@ -31,7 +31,7 @@ from r1jax.model import hf  # noqa: E402
 from r1jax.parallel import sharding  # noqa: E402
 from r1jax.rewards.registry import Reward  # noqa: E402
 from r1jax.rl import grpo_loss, rollout, train_step  # noqa: E402
-from r1jax.rl.step import split_step_metrics  # noqa: E402
+from r1jax.rl import step as step_lib  # noqa: E402
 from r1jax.sampling import sample as sampling  # noqa: E402
 from r1jax.train import lm_step, optim  # noqa: E402
 
@@ -115,30 +115,19 @@ def main():
     with jax.set_mesh(mesh):
         fns = rollout.build(graphdef, tx, scfg, ucfg, [reward], None, sshard, batch_sh, args.fused)
     tok = PeerTokenizer()
+    ctx = step_lib.StepContext(fns, args.fused, [reward], tok, mesh, rules, C.NUM_GENERATIONS)
     rows = C.make_prompts(C.PROMPTS_PER_STEP * (args.steps + 2))
     step_times, gen_times, gen_tokens, cpu_times = [], [], [], []
     t_prev, c_prev = time.perf_counter(), time.process_time()
     for step in range(args.steps):
         batch = rows[step * C.PROMPTS_PER_STEP : (step + 1) * C.PROMPTS_PER_STEP]
         ids = np.array([C.encode(r["prompt"]) for r in batch], np.int32)
-        examples = [r for r in batch for _ in range(C.NUM_GENERATIONS)]
-        state, m, out, _, ph = split_step_metrics(
-            fns,
-            args.fused,
-            state,
-            jnp.asarray(ids),
-            jnp.ones(ids.shape, bool),
-            jax.random.key(step),
-            [reward],
-            tok,
-            examples,
-            mesh,
-            rules,
-            ucfg,
-        )
+        prompts = step_lib.Prompts(jnp.asarray(ids), jnp.ones(ids.shape, bool), list(batch))
+        res = step_lib.run(ctx, state, prompts, jax.random.key(step))
+        state = res.state
         jax.block_until_ready(state["params"])
-        gen_times.append(ph[0])
-        gen_tokens.append(int(np.asarray(out.lengths_N).sum()))
+        gen_times.append(res.times["sample"])
+        gen_tokens.append(int(res.rollouts.lengths_N.sum()))
         now, c = time.perf_counter(), time.process_time()
         step_times.append(now - t_prev)
         cpu_times.append(c - c_prev)

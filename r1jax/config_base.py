@@ -118,6 +118,7 @@ def common(stage: str) -> ml_collections.ConfigDict:
     )
     c.checkpoint = checkpoint()
     c.log_every = 1
+    c.log_samples = 2  # completions logged per step (samples.jsonl + TensorBoard text); 0 = off
     c.plot_keys = ("loss",)
     c.max_consecutive_nonfinite = 5
     return c
@@ -159,6 +160,8 @@ def rl(**overrides: Any) -> ml_collections.ConfigDict:
             beta=0.04,
             kl_estimator="k3",
             aggregation="seq_mean_token_mean",
+            loss="grpo",  # a registered loss (rl/losses.py), "name(key=value)" for its arguments
+            kl_clamp=0.0,  # c > 0 bounds ref_logp - logp to [-c, c] inside the KL estimator
             mask_truncated=False,
             share_prefix=True,
             old_logp="sampler",
@@ -185,7 +188,7 @@ def evaluation(**overrides: Any) -> ml_collections.ConfigDict:
             top_k=0,
             max_new_tokens=128,
             batch_prompts=16,
-            accuracy_reward="countdown_accuracy",
+            accuracy_reward="",  # "" = the task's registered accuracy reward (data/tasks.py)
             final=True,  # the full held-out evaluation at the end of the stage
         )
     )
@@ -246,17 +249,6 @@ def sibling(this_file: str, name: str) -> Any:
     return module
 
 
-# the accuracy reward of each task (evaluation and the `accuracy` metric of RL)
-TASK_ACCURACY = {
-    "countdown": "countdown_accuracy",
-    "arithmetic": "arithmetic_accuracy",
-    "jsonl": "math_accuracy",
-    "general": "general_match",
-    "code": "code_tests",
-    "code_jsonl": "code_tests",
-}
-
-
 def eval_stage() -> ml_collections.ConfigDict:
     """Defaults of the evaluation stage (stages/eval.py)."""
     c = common("eval")
@@ -268,7 +260,7 @@ def eval_stage() -> ml_collections.ConfigDict:
     c.data_dir = ""
     c.split = "test"
     c.template = "r1_zero"
-    c.accuracy_reward = ""  # default: TASK_ACCURACY[task]
+    c.accuracy_reward = ""  # default: the task's registered accuracy reward (data/tasks.py)
     c.num_problems = 0  # 0 = the whole split
     c.samples = 8
     c.temperature = 0.6

@@ -56,17 +56,23 @@ def by_hand(logp, old, ref, adv, mask, o: LossOptions, denom=None):
             if o.dual_clip and a < 0 and pg > -o.dual_clip * a:
                 pg, dpg = -o.dual_clip * a, 0.0
             d = ref[i, t] - logp[i, t]
+            clamped = bool(o.kl_clamp) and abs(d) > o.kl_clamp
+            if clamped:  # d is held at the bound: the KL no longer depends on logp
+                d = np.sign(d) * o.kl_clamp
             if o.kl_estimator == "k1":
                 kl, dkl = -d, 1.0
             elif o.kl_estimator == "k2":
                 kl, dkl = 0.5 * d * d, -d
             else:
                 kl, dkl = np.exp(d) - d - 1.0, 1.0 - np.exp(d)
+            dkl = 0.0 if clamped else dkl
             # weight of this token in the aggregate
             if o.aggregation == "seq_mean_token_mean":
                 w = 1.0 / (mask[i].sum() * n)
             elif o.aggregation == "seq_sum_const":
                 w = 1.0 / (n * o.max_tokens)
+            elif o.aggregation == "seq_mean_token_sum":
+                w = 1.0 / n
             else:
                 w = 1.0 / (n_tok if denom is None else denom)
             loss += w * (pg + o.beta * kl)
@@ -138,6 +144,23 @@ def test_loss_and_grad_against_hand_reference(aggregation, kl_estimator):
     assert 0 < aux["clip_frac_low"] < 1 and 0 < aux["clip_frac_high"] < 1
 
 
+@pytest.mark.parametrize("kl_estimator", KL_ESTIMATORS)
+def test_kl_clamp_against_hand_reference(kl_estimator):
+    """With kl_clamp = 0.3, |ref - logp| up to 1 is held at the bound (value), and those tokens get
+    no KL gradient; the others are untouched."""
+    o = LossOptions(kl_clamp=0.3, kl_estimator=kl_estimator, aggregation="token_mean", **OPTS)
+    logp, old, ref, adv, mask, _ = make_batch(seed=5)
+    d = (ref - logp)[mask]
+    assert (np.abs(d) > 0.3).any() and (np.abs(d) < 0.3).any()  # both cases exercised
+    want_loss, want_grad, want_aux = by_hand(logp, old, ref, adv, mask, o)
+    loss, grad, aux = jax_loss_and_grad(*f32(logp, old, ref, adv, mask), o)
+    assert loss == pytest.approx(want_loss, rel=1e-5)
+    np.testing.assert_allclose(grad, want_grad, rtol=1e-5, atol=1e-8)
+    assert aux["kl"] == pytest.approx(want_aux["kl"], rel=1e-5)
+    unclamped = by_hand(logp, old, ref, adv, mask, dataclasses.replace(o, kl_clamp=0.0))
+    assert abs(unclamped[2]["kl"] - want_aux["kl"]) > 1e-3
+
+
 def test_dual_clip_against_hand_reference():
     o = LossOptions(dual_clip=2.0, aggregation="token_mean", **OPTS)
     logp, old, ref, adv, mask, _ = make_batch(seed=1)
@@ -156,7 +179,9 @@ def test_denominator_override_and_micro_batch_sums():
     for agg in AGGREGATIONS:
         o = LossOptions(aggregation=agg, **OPTS)
         whole, g_whole, _ = jax_loss_and_grad(*f32(logp, old, ref, adv, mask), o)
-        denom = {"seq_mean_token_mean": N, "seq_sum_const": N * T}.get(agg, mask.sum())
+        denom = {"seq_mean_token_mean": N, "seq_mean_token_sum": N, "seq_sum_const": N * T}.get(
+            agg, mask.sum()
+        )
         parts = [
             jax_loss_and_grad(*f32(logp[s], old[s], ref[s], adv[s], mask[s]), o, denom=denom)
             for s in (slice(0, 2), slice(2, 4))
@@ -185,6 +210,7 @@ def test_on_policy_gradient_is_plain_policy_gradient(aggregation):
         "token_mean": mask / mask.sum(),
         "seq_sum_const": mask / (N * T),
         "global_token_mean": mask / mask.sum(),
+        "seq_mean_token_sum": mask / N,
     }[aggregation]
     np.testing.assert_allclose(grad, -np.asarray(ADV)[:, None] * w, rtol=1e-6, atol=1e-9)
     assert loss == pytest.approx(float((-np.asarray(ADV)[:, None] * w).sum()), rel=1e-6)
@@ -207,6 +233,8 @@ def test_option_validation():
         LossOptions(aggregation="seq_sum_const")
     with pytest.raises(ValueError, match="dual_clip"):
         LossOptions(dual_clip=0.5)
+    with pytest.raises(ValueError, match="kl_clamp"):
+        LossOptions(kl_clamp=-1.0)
 
 
 def test_kl_estimator_gradients_on_policy():

@@ -14,16 +14,17 @@ import numpy as np
 import optax
 import pytest
 
-from r1jax import config_base, rewards
+from r1jax import rewards
 from r1jax.data import arithmetic, corpus
 from r1jax.data import prompts as prompts_lib
 from r1jax.model import ModelConfig, api
 from r1jax.parallel import distributed, sharding
 from r1jax.rewards import token_tables
 from r1jax.rl import rollout
-from r1jax.rl.dynamic import DynamicSampler
+from r1jax.rl import step as step_lib
+from r1jax.rl.dynamic import DynamicConfig, DynamicSampler
 from r1jax.rl.grpo_loss import LossOptions
-from r1jax.rl.step import decode_rows, split_step_metrics
+from r1jax.rl.step import decode_rows
 from r1jax.rl.train_step import UpdateConfig
 from r1jax.sampling.sample import SampleOutput, SamplingConfig
 from r1jax.text import templates
@@ -202,19 +203,21 @@ def test_fused_step_equals_split_step(tok, one_device_mesh):
     examples = list(arithmetic.examples("train", 4))
     ids, valid = prompts_lib.encode_batch(tok, "plain", examples, 16)
     ids, valid = (distributed.global_batch(x, mesh, rules) for x in (ids, valid))
-    group_ex = [ex for ex in examples for _ in range(g)]
+    prompts = step_lib.Prompts(ids, valid, examples)
 
     def step(fused):
         fresh = jax.tree.map(jnp.copy, state)  # the step donates its state
-        args = (ids, valid, jax.random.key(5), reward_fns, tok, group_ex, mesh, rules, ucfg)
-        return split_step_metrics(fns, fused, fresh, *args)
+        ctx = step_lib.StepContext(fns, fused, reward_fns, tok, mesh, rules, g)
+        res = step_lib.run(ctx, fresh, prompts, jax.random.key(5))
+        return res.state, res.metrics, res.rollouts
 
-    s_f, m_f, out_f, r_f, _ = step(True)
-    s_s, m_s, out_s, r_s, _ = step(False)
+    s_f, m_f, out_f = step(True)
+    s_s, m_s, out_s = step(False)
     assert (m_f["fused"], m_s["fused"]) == (1, 0)
     np.testing.assert_array_equal(out_f.tokens_NxT, out_s.tokens_NxT)
     np.testing.assert_array_equal(out_f.mask_NxT, out_s.mask_NxT)
-    np.testing.assert_array_equal(r_f, r_s)  # jittable rewards == host rewards, bit for bit
+    # jittable rewards == host rewards, bit for bit
+    np.testing.assert_array_equal(out_f.rewards_NxR, out_s.rewards_NxR)
     assert m_f["frac_reward_zero_std"] < 1.0 and m_f["adv_abs_mean"] > 0.1
     for k in ("loss", "kl", "pg_loss", "reward", "adv_abs_mean", "ratio_mean"):
         assert m_f[k] == pytest.approx(m_s[k], rel=1e-5, abs=1e-7), k
@@ -259,19 +262,23 @@ def test_dynamic_sampling_drops_and_refills_zero_variance_groups(tok, one_device
     kinds += ["right", "wrong", "mixed", "mixed"]
     plan = {ex["id"]: k for ex, k in zip(order, kinds)}
     reward_fns = rewards.build(("arithmetic_accuracy", "format(weight=0.5)"))
-    c = config_base.grpo()
-    c.task.template = "plain"
-    c.rl.prompts_per_step, c.rl.group_size, c.rl.prompt_bucket = 4, 4, 1  # widths differ by round
     mesh, rules = one_device_mesh, sharding.DEFAULT_RULES
+    ctx = step_lib.StepContext(
+        _planned(tok, examples, plan), False, reward_fns, tok, mesh, rules, 4
+    )
+
+    def encode(exs):  # prompt_bucket 1: the widths differ by round
+        ids, valid = prompts_lib.encode_batch(tok, "plain", exs, 1)
+        put = lambda x: distributed.global_batch(x, mesh, rules)  # noqa: E731
+        return step_lib.Prompts(put(ids), put(valid), exs)
 
     def collect(position, rounds):
-        c.rl.max_resample_rounds = rounds
-        fns = _planned(tok, examples, plan)
-        ds = DynamicSampler(c, fns, reward_fns, tok, stream, mesh, rules, (0, 4))
-        return ds.collect(None, position, jax.random.key(0))
+        ds = DynamicSampler(DynamicConfig(4, rounds), ctx, stream, encode)
+        out, info, position = ds.collect(None, position, jax.random.key(0))
+        return out.batch, out.examples, out.rewards_NxR, info, position
 
     # two rounds: the mixed groups of each are kept, the others dropped
-    batch, chosen, _, r, info, position = collect(0, 3)
+    batch, chosen, r, info, position = collect(0, 3)
     assert [ex["id"] for ex in chosen] == [order[i]["id"] for i in (0, 2, 5, 7)]
     assert info == {
         "dynamic_rounds": 2,
@@ -291,7 +298,7 @@ def test_dynamic_sampling_drops_and_refills_zero_variance_groups(tok, one_device
             == f" <think>\nso {ex['answer']}\n</think>\n<answer>{ex['answer']}</answer>"
         )
     # out of rounds (one round only): the batch is completed with zero-variance groups, counted
-    _, chosen, _, _, info, _ = collect(8, 0)
+    _, chosen, _, info, _ = collect(8, 0)
     assert [ex["id"] for ex in chosen] == [order[i]["id"] for i in (10, 11, 8, 9)]
     assert info["dynamic_rounds"] == 1 and info["dynamic_filled_zero_std"] == 2
     assert info["dynamic_groups_with_signal_frac"] == 0.5

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import tensorflow_datasets as tfds
+from etils import epath
 
 FEATURE_NAMES = ("id", "task", "question", "answer", "ground_truth", "difficulty")
 
@@ -49,6 +50,14 @@ class TaskBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     VERSION = tfds.core.Version("1.0.0")
     SPLITS: tuple[str, ...] = ("train", "test")
     TASK = ""
+
+    def __init_subclass__(cls, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        # TFDS looks for metadata files (README, citations) in the package of the builder's module;
+        # a builder defined in an experiment file or a notebook has none. Point every task at this
+        # package (which holds no such files), so a builder may live anywhere.
+        if "pkg_dir_path" not in cls.__dict__:
+            cls.pkg_dir_path = epath.Path(os.path.dirname(os.path.abspath(__file__)))
 
     def __init__(self, *, data_dir: str, **options: Any):
         self.options = dict(options)

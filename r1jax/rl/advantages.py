@@ -13,6 +13,9 @@ could not be scored) gets advantage 0, is left out of its group's statistics, an
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 
@@ -68,17 +71,46 @@ def rloo(rewards_N: jax.Array, group_size: int) -> tuple[jax.Array, dict]:
     return _finish(r0 - others, ok, r0, mean)
 
 
-ESTIMATORS = {"grpo": group_zscore, "dr_grpo": dr_grpo, "rloo": rloo}
+Estimator = Callable[..., tuple[jax.Array, dict]]
+_REGISTRY: dict[str, Estimator] = {}
+
+
+def register(name: str, fn: Estimator | None = None):
+    """Registers an estimator `(rewards_N, group_size, **options) -> (adv_N, aux)` by name.
+
+    Usable as a decorator (`@advantages.register("mine")`) or a call; re-registering replaces. The
+    options `ddof` and `eps` (config.rl.std_ddof / adv_eps) are passed to an estimator only if its
+    signature names them.
+    """
+
+    def deco(f: Estimator) -> Estimator:
+        _REGISTRY[name] = f
+        return f
+
+    return deco(fn) if fn is not None else deco
+
+
+def names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+register("grpo", group_zscore)
+register("dr_grpo", dr_grpo)
+register("rloo", rloo)
 
 
 def compute(
-    rewards_N: jax.Array, group_size: int, estimator: str = "grpo", ddof: int = 0, eps: float = 1e-4
+    rewards_N: jax.Array,
+    group_size: int,
+    estimator: str | Estimator = "grpo",
+    ddof: int = 0,
+    eps: float = 1e-4,
 ) -> tuple[jax.Array, dict]:
-    """Dispatch by name (the config's `rl.advantage`)."""
-    if estimator == "grpo":
-        return group_zscore(rewards_N, group_size, ddof, eps)
-    if estimator in ESTIMATORS:
-        return ESTIMATORS[estimator](rewards_N, group_size)
-    raise ValueError(
-        f"unknown advantage estimator {estimator!r}; choose one of {sorted(ESTIMATORS)}."
-    )
+    """Dispatch by name (the config's `rl.advantage`) or a function passed as is."""
+    fn = _REGISTRY.get(estimator) if isinstance(estimator, str) else estimator
+    if fn is None:
+        raise ValueError(f"unknown advantage estimator {estimator!r}; choose one of {names()}.")
+    params = inspect.signature(fn).parameters
+    takes_all = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    opts = {k: v for k, v in (("ddof", ddof), ("eps", eps)) if takes_all or k in params}
+    return fn(rewards_N, group_size, **opts)

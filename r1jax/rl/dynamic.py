@@ -4,77 +4,67 @@ A group with zero reward variance has advantage 0 everywhere and contributes no 
 high accuracy most groups are like that. The sampler keeps drawing fresh prompts (a bounded number of
 extra rounds) until the batch holds `prompts_per_step` groups with signal; if the rounds run out, the
 batch is completed with zero-variance groups (which still carry the KL term) and that is counted.
+Weight-0 rewards are diagnostics and do not count as signal.
 """
 
 from __future__ import annotations
 
-import types
-from typing import Any
+import dataclasses
+from collections.abc import Callable
 
 import jax
 import numpy as np
 
 from r1jax.data import prompts as prompts_lib
 from r1jax.parallel import distributed
-from r1jax.parallel.distributed import gather_rows
-from r1jax.rl import rollout
-from r1jax.rl.step import decode_rows
+from r1jax.rl import step as step_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class DynamicConfig:
+    prompts_per_step: int
+    max_resample_rounds: int = 3
+
+
+# (examples) -> Prompts: encodes B examples into global prompt arrays (the stage's encoder)
+Encoder = Callable[[list[dict]], step_lib.Prompts]
 
 
 class DynamicSampler:
+    """Collects one step's rollouts from as many rounds of fresh prompts as it takes."""
+
     def __init__(
         self,
-        config,
-        fns: rollout.StepFns,
-        reward_fns,
-        tok,
+        cfg: DynamicConfig,
+        ctx: step_lib.StepContext,
         stream: prompts_lib.PromptStream,
-        mesh: Any,
-        rules: Any,
-        rows: tuple[int, int],
+        encode: Encoder,
     ):
-        self.c = config.rl
-        self.template = config.task.template
-        self.fns, self.reward_fns, self.tok, self.stream = fns, reward_fns, tok, stream
-        self.mesh, self.rules, self.rows = mesh, rules, rows
-        self.weights = np.array([f.weight for f in reward_fns], np.float32)
+        self.cfg, self.ctx, self.stream, self.encode = cfg, ctx, stream, encode
+        w = np.array([f.weight for f in ctx.rewards], np.float32)
+        self.cols = np.flatnonzero(w != 0)
+        self.weights = w[self.cols]
 
-    def _round(self, params, examples, key):
-        ids, valid = prompts_lib.encode_batch(
-            self.tok, self.template, examples, self.c.prompt_bucket
-        )
-        g_ids, g_valid = (
-            distributed.global_batch(x[slice(*self.rows)], self.mesh, self.rules)
-            for x in (ids, valid)
-        )
-        with jax.set_mesh(self.mesh):
-            out = self.fns.sample(params, g_ids, g_valid, key)
-        arrays = {
-            k: gather_rows(getattr(out, k))
-            for k in ("tokens_NxT", "mask_NxT", "logp_NxT", "truncated_N", "lengths_N")
-        }
-        group_ex = [ex for ex in examples for _ in range(self.c.group_size)]
-        texts = decode_rows(self.tok, arrays["tokens_NxT"], arrays["mask_NxT"])
-        r = rollout.host_rewards(self.reward_fns, texts, group_ex, arrays["lengths_N"])
-        return ids, valid, arrays, r
-
-    def collect(self, params, position: int, key):
-        b, g = self.c.prompts_per_step, self.c.group_size
+    def collect(self, params, position: int, key: jax.Array) -> tuple[step_lib.Rollouts, dict, int]:
+        """(rollouts of `prompts_per_step` groups, info metrics, the new data position)."""
+        b, g = self.cfg.prompts_per_step, self.ctx.group_size
         kept, spare, rounds, sampled = [], [], 0, 0
-        while len(kept) < b and rounds <= self.c.max_resample_rounds:
+        while len(kept) < b and rounds <= self.cfg.max_resample_rounds:
             examples = self.stream.take(position, b)
             position += b
-            ids, valid, arrays, r = self._round(params, examples, jax.random.fold_in(key, rounds))
-            total = np.nan_to_num((r * self.weights[None]).sum(axis=1), nan=0.0).reshape(b, g)
+            prompts = self.encode(examples)
+            out = step_lib.sample(self.ctx, params, prompts, jax.random.fold_in(key, rounds))
+            r = step_lib.score(self.ctx, prompts, out)
+            total = (r.rewards_NxR[:, self.cols] * self.weights[None]).sum(axis=1)
+            total = np.nan_to_num(total, nan=0.0).reshape(b, g)
             signal = total.max(axis=1) > total.min(axis=1)
+            ids, valid, logp = (
+                distributed.gather_rows(x)
+                for x in (prompts.ids_BxP, prompts.valid_BxP, r.batch["old_logp_NxT"])
+            )
             for i in range(b):
-                item = (
-                    examples[i],
-                    ids[i],
-                    valid[i],
-                    {k: v[i * g : (i + 1) * g] for k, v in arrays.items()},
-                    r[i * g : (i + 1) * g],
-                )
+                rows = slice(i * g, (i + 1) * g)
+                item = (r.examples[i], ids[i], valid[i], _group(r, logp, rows))
                 (kept if signal[i] else spare).append(item)
             rounds += 1
             sampled += b
@@ -85,37 +75,46 @@ class DynamicSampler:
             "dynamic_groups_with_signal_frac": len(kept) / sampled,
             "dynamic_filled_zero_std": filled,
         }
-        return (*self._assemble(chosen), info, position)
+        return self._assemble(chosen), info, position
 
-    def _assemble(self, chosen):
-        width = max(len(ids) for _, ids, _, _, _ in chosen)
+    def _assemble(self, chosen: list) -> step_lib.Rollouts:
+        pad = self.ctx.tokenizer.pad_id
+        width = max(len(ids) for _, ids, _, _ in chosen)
         prompt = np.stack(
-            [
-                np.pad(ids, (width - len(ids), 0), constant_values=self.tok.pad_id)
-                for _, ids, _, _, _ in chosen
-            ]
+            [np.pad(ids, (width - len(ids), 0), constant_values=pad) for _, ids, _, _ in chosen]
         )
-        valid = np.stack([np.pad(v, (width - len(v), 0)) for _, _, v, _, _ in chosen])
-        arrays = {k: np.concatenate([a[k] for _, _, _, a, _ in chosen]) for k in chosen[0][3]}
-        r = np.concatenate([x[4] for x in chosen])
-        put = lambda x, n=None: distributed.global_batch(  # noqa: E731
-            x[slice(*self._scaled(self.rows, n))], self.mesh, self.rules
+        valid = np.stack([np.pad(v, (width - len(v), 0)) for _, _, v, _ in chosen])
+        host = {k: np.concatenate([c[3][k] for c in chosen]) for k in chosen[0][3]}
+        put = lambda x: distributed.global_batch(  # noqa: E731
+            step_lib.local_rows(x), self.ctx.mesh, self.ctx.rules
         )
-        g = self.c.group_size
         batch = {
             "prompt": put(prompt),
             "prompt_valid": put(valid),
-            "completion": put(arrays["tokens_NxT"], g),
-            "mask_NxT": put(arrays["mask_NxT"], g),
-            "old_logp_NxT": put(arrays["logp_NxT"], g),
-            "rewards_NxR": put(r, g),
-            "truncated_N": put(arrays["truncated_N"], g),
+            "completion": put(host["tokens"]),
+            "mask_NxT": put(host["mask"]),
+            "old_logp_NxT": put(host["logp"]),
+            "rewards_NxR": put(host["rewards"]),
+            "truncated_N": put(host["truncated"]),
         }
-        out = types.SimpleNamespace(
-            lengths_N=arrays["lengths_N"], truncated_N=arrays["truncated_N"]
+        return step_lib.Rollouts(
+            batch,
+            [c[0] for c in chosen],
+            host["rewards"],
+            host["tokens"],
+            host["mask"],
+            host["lengths"],
+            host["truncated"],
         )
-        return batch, [c[0] for c in chosen], out, r
 
-    @staticmethod
-    def _scaled(rows: tuple[int, int], g: int | None) -> tuple[int, int]:
-        return rows if g is None else (rows[0] * g, rows[1] * g)
+
+def _group(r: step_lib.Rollouts, logp_NxT: np.ndarray, rows: slice) -> dict:
+    """One prompt's G rollouts as host arrays."""
+    return {
+        "tokens": r.tokens_NxT[rows],
+        "mask": r.mask_NxT[rows],
+        "logp": logp_NxT[rows],
+        "rewards": r.rewards_NxR[rows],
+        "truncated": r.truncated_N[rows],
+        "lengths": r.lengths_N[rows],
+    }

@@ -7,13 +7,17 @@ Per token (DeepSeekMath eq. 3, with the DAPO and dual-clip variants as options):
     pg    = -min(ratio * A, clip(ratio, 1 - eps_low, 1 + eps_high) * A)
             (dual clip, for A < 0: pg = min(pg, -c * A))
     kl    = estimator of KL(pi || pi_ref) from delta = ref_logp - logp:
-            k1 = -delta, k2 = delta^2 / 2, k3 = exp(delta) - delta - 1 (default, DeepSeekMath)
+            k1 = -delta, k2 = delta^2 / 2, k3 = exp(delta) - delta - 1 (default, DeepSeekMath);
+            with kl_clamp = c > 0, delta is first bounded to [-c, c] (verl / Tunix guard exp()
+            against overflow; the bound also stops the KL gradient where |delta| > c)
     loss_t = pg + beta * kl
 Aggregation (every mode is a *sum* divided by a normaliser, so that gradient accumulation over
 micro-batches that share the normaliser equals one big batch):
     "seq_mean_token_mean"  mean over sequences of each sequence's token mean (DeepSeekMath; default)
     "token_mean"           sum over tokens / active tokens of the optimisation batch (DAPO, BNPO)
     "seq_sum_const"        sum over tokens / (sequences * max_tokens)  (Dr. GRPO's constant)
+    "seq_mean_token_sum"   each sequence's token sum, mean over sequences (verl's
+                           "seq-mean-token-sum": long completions weigh more)
     "global_token_mean"    sum over tokens / active tokens of the WHOLE rollout batch, across
                            every mini-batch, micro-batch and process (TRL's loss_type="dapo")
 The normalisers default to this call's own counts; the trainer passes the batch-level counts.
@@ -26,7 +30,13 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-AGGREGATIONS = ("seq_mean_token_mean", "token_mean", "seq_sum_const", "global_token_mean")
+AGGREGATIONS = (
+    "seq_mean_token_mean",
+    "token_mean",
+    "seq_sum_const",
+    "global_token_mean",
+    "seq_mean_token_sum",
+)
 KL_ESTIMATORS = ("k1", "k2", "k3")
 
 
@@ -40,9 +50,8 @@ class LossOptions:
     beta: float = 0.04  # KL weight; 0 skips the reference model entirely
     kl_estimator: str = "k3"
     aggregation: str = "seq_mean_token_mean"
-    max_tokens: int = (
-        0  # Dr. GRPO's constant length (the generation budget); required for seq_sum_const
-    )
+    max_tokens: int = 0  # Dr. GRPO's constant length (the generation budget); for seq_sum_const
+    kl_clamp: float = 0.0  # c > 0 bounds delta = ref_logp - logp to [-c, c] in the KL (0 = off)
 
     def __post_init__(self):
         if self.kl_estimator not in KL_ESTIMATORS:
@@ -51,13 +60,19 @@ class LossOptions:
             raise ValueError(f"aggregation={self.aggregation!r} is not one of {AGGREGATIONS}.")
         if self.aggregation == "seq_sum_const" and self.max_tokens <= 0:
             raise ValueError("aggregation='seq_sum_const' (Dr. GRPO) needs max_tokens > 0.")
+        if self.kl_clamp < 0:
+            raise ValueError(f"kl_clamp={self.kl_clamp} must be >= 0 (0 disables it).")
         if self.dual_clip and self.dual_clip <= 1.0:
             raise ValueError(f"dual_clip={self.dual_clip} must be > 1 (or 0 to disable).")
 
 
-def kl_estimate(logp_NxT: jax.Array, ref_logp_NxT: jax.Array, estimator: str) -> jax.Array:
+def kl_estimate(
+    logp_NxT: jax.Array, ref_logp_NxT: jax.Array, estimator: str, clamp: float = 0.0
+) -> jax.Array:
     """Per-token estimate of KL(pi || pi_ref) from samples of pi (Schulman's k1/k2/k3)."""
     delta = ref_logp_NxT - logp_NxT
+    if clamp:
+        delta = jnp.clip(delta, -clamp, clamp)
     if estimator == "k1":
         return -delta
     if estimator == "k2":
@@ -68,7 +83,7 @@ def kl_estimate(logp_NxT: jax.Array, ref_logp_NxT: jax.Array, estimator: str) ->
 def normalizer(mask_NxT: jax.Array, opts: LossOptions) -> jax.Array:
     """This batch's natural denominator for the chosen aggregation (see module docstring)."""
     m = mask_NxT.astype(jnp.float32)
-    if opts.aggregation == "seq_mean_token_mean":
+    if opts.aggregation in ("seq_mean_token_mean", "seq_mean_token_sum"):
         return jnp.asarray(m.shape[0], jnp.float32)
     if opts.aggregation == "seq_sum_const":
         return jnp.asarray(m.shape[0] * opts.max_tokens, jnp.float32)
@@ -104,6 +119,7 @@ def grpo_loss(
             jnp.where(mask_NxT, logp_NxT, 0.0),
             jnp.where(mask_NxT, ref_logp_NxT, 0.0),
             opts.kl_estimator,
+            opts.kl_clamp,
         )
         per_token = pg + opts.beta * kl
     else:

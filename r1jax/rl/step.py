@@ -1,11 +1,18 @@
-"""One GRPO step, fused or split at the reward boundary, with its phases timed.
+"""One GRPO step over named pieces: prompts -> rollouts (sampled and scored) -> update.
 
-Shared by the GRPO stage and the benchmarks. On the split path the rollouts are gathered to the
-host, decoded and scored there, and cut to the longest completion before the update.
+Letters: B prompts, G samples each, N = B * G, P prompt length, T completion length, R rewards.
+
+Two paths give the same numbers for the same key (tests/test_rewards_jax.py):
+- split: `sample` (one jit) -> `score` (host rewards on decoded text) -> `update` (one jit); the
+  rollouts are cut to the longest completion rounded up to `length_bucket` tokens before the update,
+  so its cost follows the lengths the policy writes, at one compiled program per bucket;
+- fused: when every reward is jittable, sampling, rewards, advantages and the update are ONE program.
+Shared by the GRPO stage, dynamic sampling and the benchmarks.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -16,58 +23,123 @@ import numpy as np
 from r1jax.parallel import distributed
 from r1jax.parallel.distributed import gather_rows
 from r1jax.rewards.registry import Reward
-from r1jax.rl import rollout, train_step
+from r1jax.rl import rollout
+from r1jax.sampling.sample import SampleOutput
+
+
+@dataclasses.dataclass(frozen=True)
+class StepContext:
+    """Everything a step needs besides the train state (built once per run)."""
+
+    fns: rollout.StepFns
+    fused: bool
+    rewards: Sequence[Reward]
+    tokenizer: Any
+    mesh: Any
+    rules: Any
+    group_size: int
+    length_bucket: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Prompts:
+    """One step's prompts: global [B, P] arrays (left padded) and the B examples they encode."""
+
+    ids_BxP: jax.Array
+    valid_BxP: jax.Array
+    examples: list[dict]
+
+    def grouped(self, g: int) -> list[dict]:
+        """The N = B * G examples, one per rollout, grouped by prompt."""
+        return [ex for ex in self.examples for _ in range(g)]
+
+
+@dataclasses.dataclass
+class Rollouts:
+    """Scored rollouts: `batch` is what `train_step.update` takes (device arrays); the host arrays
+    hold the whole global batch on every process (for metrics, logging and dynamic sampling)."""
+
+    batch: dict
+    examples: list[dict]  # B
+    rewards_NxR: np.ndarray
+    tokens_NxT: np.ndarray
+    mask_NxT: np.ndarray
+    lengths_N: np.ndarray
+    truncated_N: np.ndarray
+
+
+@dataclasses.dataclass
+class StepResult:
+    state: dict
+    metrics: dict
+    rollouts: Rollouts
+    times: dict  # seconds: sample, reward, update (fused: all in update)
 
 
 def decode_rows(tok: Any, tokens_NxT: np.ndarray, mask_NxT: np.ndarray) -> list[str]:
     return [tok.decode(t[m]) for t, m in zip(tokens_NxT, mask_NxT)]
 
 
-def split_step_metrics(
-    fns: rollout.StepFns,
-    fused: bool,
-    state: dict,
-    ids,
-    valid,
-    key,
-    reward_fns: Sequence[Reward],
-    tok: Any,
-    group_examples: list[dict],
-    mesh: Any,
-    rules: Any,
-    ucfg: train_step.UpdateConfig,
-    length_bucket: int = 0,
-):
-    """Runs one step; returns (state, metrics, sample output, host rewards [N, R], phase times).
+def local_rows(a: np.ndarray) -> np.ndarray:
+    """This process's rows of a global [N, ...] host array."""
+    start, stop = distributed.process_rows(a.shape[0])
+    return a[start:stop]
 
-    On the split path the rollouts are cut to the longest completion rounded up to
-    `length_bucket` tokens before the update (0 = keep max_new_tokens): the update's cost then
-    follows the lengths the policy actually writes, at one compiled program per bucket.
-    """
+
+def sample(ctx: StepContext, params: Any, prompts: Prompts, key: jax.Array) -> SampleOutput:
+    with jax.set_mesh(ctx.mesh):
+        return ctx.fns.sample(params, prompts.ids_BxP, prompts.valid_BxP, key)
+
+
+def score(ctx: StepContext, prompts: Prompts, out: SampleOutput) -> Rollouts:
+    """Host rewards on the decoded completions; the update's batch with them on device."""
+    toks, mask, lengths, trunc = (
+        gather_rows(x) for x in (out.tokens_NxT, out.mask_NxT, out.lengths_N, out.truncated_N)
+    )
+    texts = decode_rows(ctx.tokenizer, toks, mask)
+    r_host = rollout.host_rewards(ctx.rewards, texts, prompts.grouped(ctx.group_size), lengths)
+    r_dev = distributed.global_batch(local_rows(r_host), ctx.mesh, ctx.rules)
+    batch = rollout.rollout_batch(prompts.ids_BxP, prompts.valid_BxP, out, r_dev)
+    return Rollouts(batch, prompts.examples, r_host, toks, mask, lengths, trunc)
+
+
+def update(ctx: StepContext, state: dict, rollouts: Rollouts) -> tuple[dict, dict]:
+    batch = trim(rollouts.batch, int(rollouts.lengths_N.max()), ctx.length_bucket)
+    with jax.set_mesh(ctx.mesh):
+        state, m = ctx.fns.update(state, batch)
+    return state, dict(jax.device_get(m), fused=0)
+
+
+def fused(ctx: StepContext, state: dict, prompts: Prompts, key: jax.Array) -> StepResult:
+    """Sampling, jittable rewards, advantages and the update as one program."""
     t0 = time.perf_counter()
-    if fused:
-        targets = rollout.jax_targets(reward_fns, group_examples, tok)
-        targets = jax.tree.map(
-            lambda a: distributed.global_batch(a[_rows(a)], mesh, rules), targets
-        )
-        with jax.set_mesh(mesh):
-            state, m, out, r = fns.fused(state, ids, valid, key, targets)
-        m = jax.device_get(m)
-        r_host = gather_rows(r)
-        return state, dict(m, fused=1), out, r_host, (0.0, 0.0, time.perf_counter() - t0)
-    with jax.set_mesh(mesh):
-        out = fns.sample(state["params"], ids, valid, key)
-    toks, mask, lengths = (gather_rows(x) for x in (out.tokens_NxT, out.mask_NxT, out.lengths_N))
+    targets = rollout.jax_targets(ctx.rewards, prompts.grouped(ctx.group_size), ctx.tokenizer)
+    targets = jax.tree.map(
+        lambda a: distributed.global_batch(local_rows(a), ctx.mesh, ctx.rules), targets
+    )
+    with jax.set_mesh(ctx.mesh):
+        state, m, out, r = ctx.fns.fused(state, prompts.ids_BxP, prompts.valid_BxP, key, targets)
+    m = dict(jax.device_get(m), fused=1)
+    host = [gather_rows(x) for x in (r, out.tokens_NxT, out.mask_NxT, out.lengths_N)]
+    trunc = gather_rows(out.truncated_N)
+    rollouts = Rollouts({}, prompts.examples, *host, trunc)
+    times = {"sample": 0.0, "reward": 0.0, "update": time.perf_counter() - t0}
+    return StepResult(state, m, rollouts, times)
+
+
+def run(ctx: StepContext, state: dict, prompts: Prompts, key: jax.Array) -> StepResult:
+    """One step, fused or split, with its phases timed."""
+    if ctx.fused:
+        return fused(ctx, state, prompts, key)
+    t0 = time.perf_counter()
+    out = sample(ctx, state["params"], prompts, key)
+    jax.block_until_ready(out.tokens_NxT)
     t1 = time.perf_counter()
-    texts = decode_rows(tok, toks, mask)
-    r_host = rollout.host_rewards(reward_fns, texts, group_examples, lengths)
-    r_dev = distributed.global_batch(r_host[_rows(r_host)], mesh, rules)
+    rollouts = score(ctx, prompts, out)
     t2 = time.perf_counter()
-    batch = trim(rollout.rollout_batch(ids, valid, out, r_dev), int(lengths.max()), length_bucket)
-    with jax.set_mesh(mesh):
-        state, m = fns.update(state, batch)
-    m = jax.device_get(m)
-    return state, dict(m, fused=0), out, r_host, (t1 - t0, t2 - t1, time.perf_counter() - t2)
+    state, m = update(ctx, state, rollouts)
+    times = {"sample": t1 - t0, "reward": t2 - t1, "update": time.perf_counter() - t2}
+    return StepResult(state, m, rollouts, times)
 
 
 def trim(batch: dict, longest: int, bucket: int) -> dict:
@@ -80,9 +152,3 @@ def trim(batch: dict, longest: int, bucket: int) -> dict:
         return batch
     cut = ("completion", "mask_NxT", "old_logp_NxT")
     return {k: (v[:, :keep] if k in cut else v) for k, v in batch.items()}
-
-
-def _rows(a: np.ndarray) -> slice:
-    """This process's rows of a global [N, ...] host array."""
-    start, stop = distributed.process_rows(a.shape[0])
-    return slice(start, stop)

@@ -22,6 +22,7 @@ from flax import nnx
 
 from r1jax.rl import advantages as adv_lib
 from r1jax.rl import grpo_loss as loss_lib
+from r1jax.rl import losses
 from r1jax.rl.logprobs import completion_logprobs
 
 
@@ -34,14 +35,18 @@ class UpdateConfig:
     mini_batches: int = 1  # optimiser updates per inner iteration
     grad_accum: int = 1  # micro-batches per optimiser update
     temperature: float = 1.0  # the sampling temperature (policy log-probs use the same)
-    advantage: str = "grpo"
+    advantage: str | adv_lib.Estimator = "grpo"  # a registered name or an estimator function
     std_ddof: int = 0
     adv_eps: float = 1e-4
     reward_weights: tuple[float, ...] = (1.0,)
     mask_truncated: bool = False  # DAPO overlong filtering: truncated rollouts get no gradient
     share_prefix: bool = True
     old_logp: str = "sampler"  # "sampler" (exact at the sampling temperature) or "recompute"
-    loss: loss_lib.LossOptions = loss_lib.LossOptions()
+    loss: loss_lib.LossOptions = loss_lib.LossOptions()  # options of the GRPO loss family
+    loss_fn: str | losses.Loss = "grpo"  # a registered loss ("name(key=value)") or a Loss
+
+    def policy_loss(self) -> losses.Loss:
+        return losses.build(self.loss_fn, self.loss)
 
     def check(self, prompts: int) -> None:
         per = self.mini_batches * self.grad_accum
@@ -100,12 +105,11 @@ def update(
     rollouts: prompt_BxP, prompt_valid_BxP, completion_NxT, mask_NxT, old_logp_NxT, rewards_NxR,
     truncated_N. state: params, opt_state, step, and ref_params when loss.beta > 0.
     """
-    opts = cfg.loss
+    loss_fn = cfg.policy_loss()
     g = cfg.group_size
     b = rollouts["prompt"].shape[0]
     # (1) total reward and group advantages
-    weights = jnp.asarray(cfg.reward_weights, jnp.float32)
-    reward_N = (rollouts["rewards_NxR"] * weights[None, :]).sum(axis=1)
+    reward_N = total_reward(rollouts["rewards_NxR"], cfg.reward_weights)
     adv_N, adv_aux = adv_lib.compute(reward_N, g, cfg.advantage, cfg.std_ddof, cfg.adv_eps)
     mask = rollouts["mask_NxT"]
     if cfg.mask_truncated:
@@ -115,36 +119,41 @@ def update(
     chunks = cfg.mini_batches * cfg.grad_accum
     if cfg.old_logp == "recompute":
         batch["old_logp_NxT"] = _chunked_logp(graphdef, state["params"], batch, cfg, chunks)
-    use_ref = bool(opts.beta) and "ref_params" in state
+    use_ref = loss_fn.uses_ref and "ref_params" in state
     if use_ref:
         batch["ref_logp_NxT"] = _chunked_logp(graphdef, state["ref_params"], batch, cfg, chunks)
     # (3) normaliser of the aggregation, fixed per optimiser update (see grpo_loss)
     mb = b // cfg.mini_batches  # prompts per mini-batch
-    if opts.aggregation == "global_token_mean":
-        denom_all = jnp.full((cfg.mini_batches,), mask.astype(jnp.float32).sum())
+    if loss_fn.whole_batch:
+        denom_all = jnp.full((cfg.mini_batches,), loss_fn.normalizer(mask))
     else:
         m_split = mask.reshape(cfg.mini_batches, mb * g, -1)
-        denom_all = jax.vmap(lambda m: loss_lib.normalizer(m, opts))(m_split)
+        denom_all = jax.vmap(loss_fn.normalizer)(m_split)
 
     def micro_loss(params, sub: dict, denom: jax.Array):
         logp, ent = _logp(graphdef, params, sub, cfg, with_entropy=True)
-        ref = sub.get("ref_logp_NxT")
-        loss, aux = loss_lib.grpo_loss(
-            logp,
-            sub["old_logp_NxT"],
-            ref,
-            sub["adv_N"],
-            sub["mask_NxT"],
-            opts,
+        x = losses.TokenInputs(
+            logp_NxT=logp,
+            old_logp_NxT=sub["old_logp_NxT"],
+            ref_logp_NxT=sub.get("ref_logp_NxT"),
+            adv_N=sub["adv_N"],
+            mask_NxT=sub["mask_NxT"],
             entropy_NxT=jax.lax.stop_gradient(ent),
-            denom=denom,
         )
-        return loss, aux
+        return loss_fn(x, denom)
 
     keys_prompt = ("prompt", "prompt_valid")
     keys_rows = tuple(
         k for k in ("completion", "mask_NxT", "old_logp_NxT", "ref_logp_NxT", "adv_N") if k in batch
     )
+
+    def first_micro(params):
+        micro_p = mb // cfg.grad_accum
+        sub = {k: batch[k][:micro_p] for k in keys_prompt}
+        sub.update({k: batch[k][: micro_p * g] for k in keys_rows})
+        return micro_loss(params, sub, denom_all[0])[1]
+
+    aux0 = losses.init_aux(jax.eval_shape(first_micro, state["params"]))
 
     def optimizer_update(carry, j):
         st = carry
@@ -162,16 +171,13 @@ def update(
             return (
                 jax.tree.map(jnp.add, g_acc, grads),
                 l_acc + loss,
-                _merge_aux(aux_acc, aux),
+                losses.merge_aux(aux_acc, aux),
             ), None
 
         zeros = jax.tree.map(jnp.zeros_like, st["params"])
-        init = (zeros, jnp.zeros((), jnp.float32), _aux_init())
+        init = (zeros, jnp.zeros((), jnp.float32), aux0)
         (grads, loss, aux), _ = jax.lax.scan(micro, init, jnp.arange(cfg.grad_accum))
-        aux = {
-            k: v if k in ("ratio_min", "ratio_max", "active_tokens") else v / cfg.grad_accum
-            for k, v in aux.items()
-        }
+        aux = losses.finish_aux(aux, cfg.grad_accum)
         grad_norm = optax.tree.norm(grads)
         ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         updates, new_opt = tx.update(grads, st["opt_state"], st["params"])
@@ -185,8 +191,11 @@ def update(
     n_updates = cfg.mu * cfg.mini_batches
     new_state, per_update = jax.lax.scan(optimizer_update, state, jnp.arange(n_updates))
     metrics = jax.tree.map(lambda x: x.mean(axis=0), per_update)
-    metrics["ratio_min"] = per_update["ratio_min"].min()
-    metrics["ratio_max"] = per_update["ratio_max"].max()
+    for k, v in per_update.items():  # extremes over the updates, not their means
+        if k.endswith("_min"):
+            metrics[k] = v.min()
+        elif k.endswith("_max"):
+            metrics[k] = v.max()
     metrics["nonfinite"] = per_update["nonfinite"].max()
     metrics["skipped_inner_updates"] = per_update["nonfinite"].sum()
     metrics.update(adv_aux)
@@ -196,37 +205,18 @@ def update(
     return new_state, metrics
 
 
-_AUX_KEYS = (
-    "pg_loss",
-    "kl",
-    "clip_frac_low",
-    "clip_frac_high",
-    "ratio_mean",
-    "ratio_min",
-    "ratio_max",
-    "active_tokens",
-    "entropy",
-)
+def total_reward(rewards_NxR: jax.Array, weights: tuple[float, ...]) -> jax.Array:
+    """The weighted sum of the reward columns; weight-0 columns are diagnostics and never enter it.
 
-
-def _aux_init() -> dict:
-    big = jnp.finfo(jnp.float32).max
-    out = {k: jnp.zeros((), jnp.float32) for k in _AUX_KEYS}
-    out["ratio_min"], out["ratio_max"] = jnp.asarray(big), jnp.asarray(-big)
-    return out
-
-
-def _merge_aux(acc: dict, aux: dict) -> dict:
-    """Sums over micro-batches, except the ratio extremes (min / max)."""
-    out = {}
-    for k in _AUX_KEYS:
-        if k == "ratio_min":
-            out[k] = jnp.minimum(acc[k], aux[k])
-        elif k == "ratio_max":
-            out[k] = jnp.maximum(acc[k], aux[k])
-        else:
-            out[k] = acc[k] + aux[k]
-    return out
+    Leaving them out (rather than multiplying by 0) matters: 0 * NaN is NaN, and a NaN total gives
+    the rollout advantage 0 and removes it from its group's statistics.
+    """
+    cols = [j for j, w in enumerate(weights) if w != 0.0]
+    if not cols:
+        raise ValueError("every reward has weight 0; give at least one a nonzero weight.")
+    r = rewards_NxR[:, jnp.asarray(cols)].astype(jnp.float32)
+    w = jnp.asarray([weights[j] for j in cols], jnp.float32)
+    return (r * w[None, :]).sum(axis=1)
 
 
 def state_with_ref(state: dict, beta: float) -> dict:

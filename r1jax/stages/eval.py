@@ -44,11 +44,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     mesh = common.setup(config, config_base.eval_stage())
     rules = common.rules(config)
     sharding.set_rules(rules)
-    name = config.accuracy_reward or config_base.TASK_ACCURACY.get(config.task, "")
-    if not name:
-        raise config_check.ConfigError(
-            f"config.accuracy_reward is empty and task {config.task!r} has no default; name one."
-        )
+    try:
+        name = config.accuracy_reward or tasks.accuracy_reward(config.task)
+    except ValueError as e:
+        raise config_check.ConfigError(str(e)) from None
     accuracy = rewards.build([name])[0]
     examples = tasks.load(
         config.task, config.split, config.data_dir, **config.task_options.to_dict()

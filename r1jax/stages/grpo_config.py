@@ -6,6 +6,7 @@ Only stage runners read the ConfigDict; these functions turn `config.rl`, `confi
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,10 +14,15 @@ import jax
 import ml_collections
 
 from r1jax import config_check
+from r1jax.data import prompts as prompts_lib
+from r1jax.data import tasks
 from r1jax.eval import harness as evaluation
+from r1jax.model.config import ModelConfig
 from r1jax.parallel import sharding
+from r1jax.rewards import build as build_rewards
 from r1jax.rewards.registry import Reward
-from r1jax.rl import grpo_loss, train_step
+from r1jax.rl import advantages, grpo_loss, losses, train_step
+from r1jax.rl.dynamic import DynamicConfig
 from r1jax.sampling import sample as sampling
 from r1jax.tokenizers import stop_ids
 from r1jax.tokenizers.sentencepiece import R1_TAGS
@@ -71,13 +77,19 @@ def validate(
     )
     del n
     try:
-        loss_options(config)
+        opts = loss_options(config)
         sampling_config(config, None)
     except ValueError as e:
         raise config_check.ConfigError(f"config.rl: {e}") from None
-    if r.advantage not in ("grpo", "dr_grpo", "rloo"):
+    losses.build(r.loss, opts)  # an unknown loss or bad argument is a ConfigError
+    if r.advantage not in advantages.names():
         raise config_check.ConfigError(
-            f"config.rl.advantage={r.advantage!r} must be one of 'grpo', 'dr_grpo', 'rloo'."
+            f"config.rl.advantage={r.advantage!r} is not a registered estimator; known: "
+            f"{advantages.names()}."
+        )
+    if all(f.weight == 0 for f in reward_fns):
+        raise config_check.ConfigError(
+            "config.rewards: every reward has weight 0 (diagnostics only); give one a weight."
         )
     if r.fused not in ("auto", "on", "off"):
         raise config_check.ConfigError(
@@ -103,6 +115,7 @@ def loss_options(config: ml_collections.ConfigDict) -> grpo_loss.LossOptions:
         kl_estimator=r.kl_estimator,
         aggregation=r.aggregation,
         max_tokens=r.max_new_tokens,
+        kl_clamp=r.kl_clamp,
     )
 
 
@@ -124,6 +137,7 @@ def update_config(
         share_prefix=r.share_prefix,
         old_logp=r.old_logp,
         loss=loss_options(config),
+        loss_fn=r.loss,
     )
 
 
@@ -170,3 +184,55 @@ def use_fused(
             "use fused='auto' (the split step)."
         )
     return config.rl.fused == "on" or (config.rl.fused == "auto" and jittable and tags_single)
+
+
+@dataclasses.dataclass(frozen=True)
+class StageSettings:
+    """The scalars the GRPO stage's step reads (so the step never touches the ConfigDict)."""
+
+    seed: int
+    prompts_per_step: int
+    template: str
+    prompt_bucket: int
+    max_len: int
+    updates_per_step: int  # mu * mini_batches (the schedule counts optimiser updates)
+    eval_every: int
+    ref_update_every: int
+    log_samples: int
+
+
+def settings(config: ml_collections.ConfigDict, mcfg: ModelConfig) -> StageSettings:
+    r = config.rl
+    return StageSettings(
+        seed=config.seed,
+        prompts_per_step=r.prompts_per_step,
+        template=config.task.template,
+        prompt_bucket=r.prompt_bucket,
+        max_len=mcfg.max_len,
+        updates_per_step=r.mu * r.mini_batches,
+        eval_every=config.eval.every_steps,
+        ref_update_every=r.ref_update_every,
+        log_samples=config.log_samples,
+    )
+
+
+def dynamic_config(config: ml_collections.ConfigDict) -> DynamicConfig:
+    return DynamicConfig(config.rl.prompts_per_step, config.rl.max_resample_rounds)
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskData:
+    """The task's train stream and held-out split, and the reward that decides accuracy."""
+
+    stream: prompts_lib.PromptStream
+    test: list[dict]
+    accuracy: Reward
+
+
+def task_data(config: ml_collections.ConfigDict) -> TaskData:
+    t = config.task
+    options = t.options.to_dict()
+    train = tasks.load(t.name, "train", t.data_dir, **options)
+    test = tasks.load(t.name, t.eval_split, t.data_dir, **options)
+    accuracy = build_rewards([config.eval.accuracy_reward or tasks.accuracy_reward(t.name)])[0]
+    return TaskData(prompts_lib.PromptStream(train, config.seed), test, accuracy)

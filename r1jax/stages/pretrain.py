@@ -1,8 +1,8 @@
 """The LM training stage: next-token training of the toy base model on the generated corpus.
 
 Its checkpoint (<workdir>/checkpoints) and tokenizer (<workdir>/tokenizer.model) feed the later
-stages. `ensure_base_model` lets a later stage build this base model from defaults when its input
-checkpoint is absent (the toy path runs from nothing).
+stages. `stages/init_model.ensure_input` lets a later stage build this base model from defaults when its
+input checkpoint is absent (the toy path runs from nothing).
 """
 
 from __future__ import annotations
@@ -87,10 +87,14 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         tok, common.corpus_config(config), config.seed, config.data.batch_size, config.data.loss_on
     )
 
+    def local_batch(step: int) -> dict:
+        return lm_step.make_batch(doc_fn, step, rows, config.data.seq_len, tok.pad_id)
+
+    local_batch = faults.poisoning(local_batch, "tokens")  # no-op unless R1JAX_FAULTS is set
+
     def step_fn(state: dict, step: int):
         t0 = time.perf_counter()
-        local = lm_step.make_batch(doc_fn, step, rows, config.data.seq_len, tok.pad_id)
-        local["tokens"] = faults.poison(step, local["tokens"])
+        local = local_batch(step)
         batch = {k: distributed.global_batch(v, mesh, rules) for k, v in local.items()}
         with jax.set_mesh(mesh):
             state, m = train_step(state, batch)

@@ -1,4 +1,4 @@
-"""Fault injection for the preemption tests, driven by the R1JAX_FAULTS environment variable.
+"""Fault injection for the preemption tests, installed from the R1JAX_FAULTS environment variable.
 
     R1JAX_FAULTS="kill_after_step=5"       SIGKILL itself right after step 5 is written to metrics
     R1JAX_FAULTS="kill_during_save=4"      SIGKILL while the checkpoint of step 4 is being written
@@ -6,50 +6,76 @@
     R1JAX_FAULTS="nan_at_steps=3:4"        poison the inputs of steps 3 and 4 (out-of-range token
                                            ids, whose embeddings are NaN), so the loss is non-finite
 
-Unset (the normal case) every hook is a no-op. Tests use it to kill a real training process at chosen
-points and check that the resumed run is identical to one that never stopped.
+Nothing here runs in a step's hot path: a stage wraps its batch function with `poisoning` once, and
+the loop takes `loop_hooks()` once; with R1JAX_FAULTS unset both return what they were given (no
+wrapper, no hooks). Tests use it to kill a real training process at chosen points and check that the
+resumed run is identical to one that never stopped.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 
-def _faults() -> dict[str, str]:
-    spec = os.environ.get("R1JAX_FAULTS", "")
+def _spec() -> dict[str, str]:
     out = {}
-    for part in filter(None, (p.strip() for p in spec.split(","))):
+    for part in filter(None, (p.strip() for p in os.environ.get("R1JAX_FAULTS", "").split(","))):
         key, _, value = part.partition("=")
         out[key] = value
     return out
 
 
-def _steps(value: str) -> set[int]:
-    return {int(x) for x in value.split(":") if x}
+def _kill(sig: int) -> None:
+    os.kill(os.getpid(), sig)
 
 
-def after_step(step: int) -> None:
-    """Called after step `step` is done and logged."""
-    f = _faults()
-    if "kill_after_step" in f and step == int(f["kill_after_step"]):
-        os.kill(os.getpid(), signal.SIGKILL)
-    if "sigterm_after_step" in f and step == int(f["sigterm_after_step"]):
-        os.kill(os.getpid(), signal.SIGTERM)
+@dataclasses.dataclass(frozen=True)
+class LoopHooks:
+    """Called by the training loop after a step is logged and after a save has started."""
+
+    after_step: Callable[[int], None] = lambda step: None
+    during_save: Callable[[int], None] = lambda step: None
 
 
-def during_save(step: int) -> None:
-    """Called right after an (asynchronous) checkpoint save of `step` has started."""
-    f = _faults()
-    if "kill_during_save" in f and step == int(f["kill_during_save"]):
-        os.kill(os.getpid(), signal.SIGKILL)
+def loop_hooks() -> LoopHooks:
+    """The loop's hooks for this process: no-ops unless R1JAX_FAULTS asks for kills/SIGTERM."""
+    f = _spec()
+
+    def after_step(step: int) -> None:
+        if "kill_after_step" in f and step == int(f["kill_after_step"]):
+            _kill(signal.SIGKILL)
+        if "sigterm_after_step" in f and step == int(f["sigterm_after_step"]):
+            _kill(signal.SIGTERM)
+
+    def during_save(step: int) -> None:
+        if "kill_during_save" in f and step == int(f["kill_during_save"]):
+            _kill(signal.SIGKILL)
+
+    if not ({"kill_after_step", "sigterm_after_step", "kill_during_save"} & set(f)):
+        return LoopHooks()
+    return LoopHooks(after_step, during_save)
 
 
-def poison(step: int, ids: np.ndarray) -> np.ndarray:
-    """Token ids of `step`, replaced by out-of-range ids when the step is to be poisoned."""
-    f = _faults()
-    if "nan_at_steps" in f and step in _steps(f["nan_at_steps"]):
-        return np.full_like(ids, np.iinfo(np.int32).max)
-    return ids
+def poisoning(batch_fn: Callable[..., dict[str, Any]], key: str) -> Callable[..., dict]:
+    """`batch_fn(step, ...)` with `key`'s token ids replaced by out-of-range ids on poisoned steps.
+
+    Returns `batch_fn` itself when R1JAX_FAULTS names no `nan_at_steps`.
+    """
+    value = _spec().get("nan_at_steps")
+    if value is None:
+        return batch_fn
+    steps = {int(x) for x in value.split(":") if x}
+
+    def poisoned(step: int, *args: Any) -> dict[str, Any]:
+        batch = batch_fn(step, *args)
+        if step in steps:
+            batch = dict(batch, **{key: np.full_like(batch[key], np.iinfo(np.int32).max)})
+        return batch
+
+    return poisoned

@@ -24,6 +24,7 @@ import jax
 from r1jax.train import faults
 from r1jax.train import metrics as metrics_lib
 from r1jax.train.checkpoint import Checkpointer, abstract_like
+from r1jax.train.faults import LoopHooks
 
 log = logging.getLogger(__name__)
 StepFn = Callable[[dict, int], tuple[dict, Mapping[str, Any]]]
@@ -94,8 +95,13 @@ def run(
     desc: str,
     max_consecutive_nonfinite: int = 5,
     on_step_end: Callable[[int, dict, dict], None] | None = None,
+    hooks: LoopHooks | None = None,
 ) -> dict:
-    """Runs steps [start, total); returns the final state (checkpointed)."""
+    """Runs steps [start, total); returns the final state (checkpointed).
+
+    `hooks` default to `faults.loop_hooks()` (no-ops unless the preemption tests set R1JAX_FAULTS).
+    """
+    hooks = hooks if hooks is not None else faults.loop_hooks()
     writer = metrics_lib.MetricsWriter(workdir, resume_step=start)
     bar = metrics_lib.Progress(total, start, progress_keys, desc)
     bad_streak, skipped = 0, 0
@@ -106,7 +112,9 @@ def run(
             for step in range(start, total):
                 t0 = time.perf_counter()
                 new_state, m = step_fn(state, step)
-                m = dict(jax.device_get(dict(m)))
+                m = dict(m)
+                samples = m.pop("_samples", None)  # a few completions, logged as text
+                m = dict(jax.device_get(m))
                 m["step_time_s"] = time.perf_counter() - t0
                 if float(m.get("nonfinite", 0)) > 0:
                     bad_streak += 1
@@ -122,10 +130,11 @@ def run(
                 m["skipped_updates"] = skipped
                 state = new_state
                 row = writer.write(step, m)
+                writer.write_samples(step, samples or [])
                 bar.update(row)
                 if on_step_end is not None:
                     on_step_end(step, state, row)
-                faults.after_step(step)
+                hooks.after_step(step)
                 if bad_streak >= max_consecutive_nonfinite:
                     # skipped steps leave the state unchanged, so this state IS the last good one
                     ckpt.save(step + 1, state, meta_fn(step + 1))
@@ -138,7 +147,7 @@ def run(
                 done = step + 1
                 if ckpt.should_save(done) or done == total or sigterm.fired:
                     ckpt.save(done, state, meta_fn(done))
-                    faults.during_save(done)
+                    hooks.during_save(done)
                 if sigterm.fired:
                     ckpt.wait()
                     print(

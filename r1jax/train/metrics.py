@@ -66,6 +66,14 @@ class MetricsWriter:
                 f.write(json.dumps(r) + "\n")
         os.replace(tmp, self.path)
         self._file = open(self.path, "a", encoding="utf-8")
+        self._samples_path = os.path.join(workdir, "samples.jsonl")
+        if os.path.exists(self._samples_path):  # drop samples of steps that will be redone
+            rows = [
+                r for r in read_jsonl(self._samples_path) if int(r.get("step", -1)) < resume_step
+            ]
+            with open(self._samples_path + ".tmp", "w", encoding="utf-8") as f:
+                f.writelines(json.dumps(r) + "\n" for r in rows)
+            os.replace(self._samples_path + ".tmp", self._samples_path)
         try:
             from tensorboardX import SummaryWriter
 
@@ -88,6 +96,17 @@ class MetricsWriter:
                     if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool):
                         self._tb.add_scalar(k, v, step)
         return row
+
+    def write_samples(self, step: int, records: Sequence[Mapping[str, Any]]) -> None:
+        """A few completions of this step: samples.jsonl (one row each) and TensorBoard text."""
+        if not self.active or not records:
+            return
+        with open(self._samples_path, "a", encoding="utf-8") as f:
+            for r in records:
+                f.write(json.dumps({"step": int(step), **r}, default=str) + "\n")
+        if self._tb is not None:
+            text = "\n\n".join("\n".join(f"**{k}**: `{v}`" for k, v in r.items()) for r in records)
+            self._tb.add_text("samples", text, step)
 
     def close(self) -> None:
         if self.active:
