@@ -1,11 +1,11 @@
-"""r1jax: the DeepSeek-R1 recipe end to end in JAX (GRPO, cold-start SFT, rejection sampling, distillation)."""
+"""r1jax: the DeepSeek-R1 recipe in JAX (toy base model, R1-Zero GRPO, R1-protocol evaluation)."""
 
 from setuptools import find_packages, setup
 
 setup(
     name="r1jax",
     version="0.1.0",
-    description="DeepSeek-R1 training recipe (R1-Zero GRPO to distillation) in JAX / Flax NNX",
+    description="DeepSeek-R1 training recipe in JAX / Flax NNX: toy base model, R1-Zero GRPO, evaluation",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
@@ -38,8 +38,10 @@ setup(
             "psutil",
             "scipy",
             "ruff",
+            "wandb",
         ],
         "hf": ["torch==2.13.0", "transformers", "safetensors", "tokenizers"],
         "notebooks": ["jupyter", "nbclient", "nbformat", "ipykernel"],
+        "wandb": ["wandb"],
     },
 )

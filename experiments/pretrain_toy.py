@@ -3,9 +3,9 @@
 Command:
     python -m r1jax.main --config=experiments/pretrain_toy.py --workdir=/tmp/r1jax/pretrain
 
-Expected on a 2-core CPU: about 20-25 minutes for 1000 steps (32 rows x 256 tokens, ~1.3 s a
-step); the loss falls from ~6.2 to ~0.3, and the base model then solves a minority of held-out
-Countdown and arithmetic problems (sampled pass@1; README.md has the measured numbers).
+Measured on a 2-core CPU (2026-11-26, README.md): 0.92M parameters, 1000 steps of 32 rows x 256
+tokens in 21 minutes (about 1.0 s a step on an idle machine); the loss falls from 6.75 to 0.24, and
+the base model reaches held-out sampled pass@1 0.294 on Countdown and 0.068 on arithmetic.
 `:tiny` shrinks everything so the file is its own test (a few seconds).
 """
 

@@ -8,9 +8,10 @@ each step are one jitted program (the fused path; `rl.fused="on"` makes a host-o
 later fail loudly instead of silently splitting the step). The base model is the same toy base as
 r1_zero_countdown.py (<workdir>/../base), whose corpus mixes one-shot answers (mostly wrong) with
 digit-by-digit scratchpads (right), so RL has a better strategy to find: writing the scratchpad.
-Expected on a 2-core CPU: the base model ~15 min (once), then GRPO for about as long as the Countdown
-run; the held-out numbers have not been measured yet (README.md will report them). `:tiny` is its
-own test (well under a minute once the tiny base model exists).
+Measured on a 2-core CPU (2026-11-26, README.md): the base model ~21 min (once), then 100 GRPO steps
+of 16 prompts x 8 in 6.2 minutes; held-out pass@1 0.068 -> 0.425 and cons@8 0.158 -> 0.432 as the
+policy learns the digit-by-digit scratchpad (mean length 22 -> 50 tokens; language mixing 0.4 % ->
+4.1 %). `:tiny` is its own test (well under a minute once the tiny base model exists).
 """
 
 from r1jax import config_base

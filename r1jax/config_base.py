@@ -117,8 +117,15 @@ def common(stage: str) -> ml_collections.ConfigDict:
         dict(coordinator="", num_processes=1, process_id=0, cpu_collectives="gloo")
     )
     c.checkpoint = checkpoint()
+    # keys that may differ from the checkpoint's config when a run resumes (stages/resume_guard.py)
+    c.resume = ml_collections.ConfigDict(dict(allow_changes=""))
     c.log_every = 1
     c.log_samples = 2  # completions logged per step (samples.jsonl + TensorBoard text); 0 = off
+    c.profile_steps = ()  # (start, stop): a profiler trace of those steps in <workdir>/profile
+    # Weights & Biases (optional extra `wandb`): offline by default, `wandb sync` uploads later
+    c.wandb = ml_collections.ConfigDict(
+        dict(enabled=False, project="r1jax", mode="offline", entity="")
+    )
     c.plot_keys = ("loss",)
     c.max_consecutive_nonfinite = 5
     return c

@@ -9,16 +9,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-STAGES = (
-    "pretrain",
-    "sft",
-    "grpo",
-    "eval",
-    "reward_model",
-    "rejection_sampling",
-    "distill",
-    "pipeline",
-)
+STAGES = ("pretrain", "grpo", "eval")  # each is a module r1jax/stages/<name>.py with run()
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file.", lock_config=True
@@ -37,7 +28,10 @@ def main(argv):
     config = _CONFIG.value
     stage = config.get("stage")
     if stage not in STAGES:
-        print(f"r1jax: config.stage={stage!r} is not one of {STAGES}.", file=sys.stderr)
+        print(
+            f"r1jax: ConfigError: config.stage={stage!r} is not one of {STAGES}; set one of them.",
+            file=sys.stderr,
+        )
         sys.exit(2)
     module = importlib.import_module(f"r1jax.stages.{stage}")
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -139,3 +140,35 @@ def test_repeated_nonfinite_steps_stop_with_a_clear_error(reference):
     )
     assert "Traceback" not in p.stderr
     assert "4" in os.listdir(os.path.join(work, "checkpoints"))
+
+
+def test_changed_config_stops_resume_with_one_line_and_the_ways_out(reference):
+    root, base, want = reference
+    work = str(root / "changed")
+    shutil.copytree(str(root / "ref"), work)
+    p = _run(work, base, extra=("--config.rl.beta=0.0", "--config.rl.aggregation=token_mean"))
+    assert p.returncode == 2, p.stderr[-3000:]
+    last = p.stderr.strip().splitlines()[-1]
+    assert last.startswith("r1jax: ConfigError: ") and "Traceback" not in p.stderr
+    assert "rl.aggregation 'seq_mean_token_mean' -> 'token_mean'" in last
+    assert "rl.beta 0.02 -> 0.0" in last
+    assert "new --workdir" in last
+    assert "--config.resume.allow_changes=rl.aggregation,rl.beta" in last
+    assert _trajectory(work) == want  # nothing was run or rewritten
+    # harmless keys (more steps, evaluation, logging) may change: the run continues
+    p = _run(work, base, extra=(f"--config.steps={STEPS + 1}", "--config.log_samples=0"))
+    assert p.returncode == 0, p.stderr[-3000:]
+    got = _trajectory(work)
+    assert got[:STEPS] == want and [r["step"] for r in got] == list(range(STEPS + 1))
+    # the explicit way out resumes under the new loss
+    p = _run(
+        work,
+        base,
+        extra=(
+            f"--config.steps={STEPS + 2}",
+            "--config.rl.beta=0.0",
+            "--config.resume.allow_changes=rl.beta",
+        ),
+    )
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert [r["step"] for r in _trajectory(work)] == list(range(STEPS + 2))

@@ -19,6 +19,7 @@ from r1jax.model.config import ModelConfig
 from r1jax.parallel import distributed, sharding
 from r1jax.tokenizers import sentencepiece as tok_lib
 from r1jax.train import optim
+from r1jax.train.telemetry import Telemetry, TelemetryConfig
 
 log = logging.getLogger(__name__)
 
@@ -100,3 +101,19 @@ def check_mesh(config: ml_collections.ConfigDict, num_devices: int) -> tuple[int
         return sharding.resolve_mesh_shape(tuple(config.mesh.shape), num_devices)
     except ValueError as e:
         raise config_check.ConfigError(f"config.mesh.shape: {e}") from None
+
+
+def telemetry(config: ml_collections.ConfigDict, workdir: str) -> Telemetry:
+    """The profiler window and the optional W&B run of this stage (train/telemetry.py)."""
+    w = config.wandb
+    try:
+        cfg = TelemetryConfig(
+            profile_steps=tuple(config.profile_steps),
+            wandb=w.enabled,
+            wandb_project=w.project,
+            wandb_mode=w.mode,
+            wandb_entity=w.entity,
+        )
+        return Telemetry(cfg, workdir, config.to_dict())
+    except ValueError as e:
+        raise config_check.ConfigError(f"config.{e}") from None

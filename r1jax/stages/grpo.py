@@ -28,7 +28,7 @@ from r1jax.rewards.token_tables import build as build_tables
 from r1jax.rl import rollout, train_step
 from r1jax.rl import step as step_lib
 from r1jax.rl.dynamic import DynamicSampler
-from r1jax.stages import common, grpo_config, init_model
+from r1jax.stages import common, grpo_config, init_model, resume_guard
 from r1jax.stages.grpo_eval import Evaluator
 from r1jax.train import faults, lm_step, loop, optim
 
@@ -104,6 +104,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     sharding.set_rules(rules)
     reward_fns = build_rewards(config.rewards)
     grpo_config.validate(config, mesh, rules, reward_fns)
+    resume_guard.check(config, config_base.grpo(), workdir)
     graphdef, params, pshard, mcfg, tok, source = init_model.load_policy(
         config, workdir, mesh, rules
     )
@@ -156,6 +157,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         plot_keys=tuple(config.plot_keys),
         desc="grpo",
         max_consecutive_nonfinite=config.max_consecutive_nonfinite,
+        telemetry=common.telemetry(config, workdir),
     )
     ckpt.close()
     final = evaluator.final(state["params"], workdir) if config.eval.final else None

@@ -17,7 +17,7 @@ from r1jax import config_base, config_check
 from r1jax import model as model_lib
 from r1jax.data import corpus as corpus_lib
 from r1jax.parallel import distributed, sharding
-from r1jax.stages import common
+from r1jax.stages import common, resume_guard
 from r1jax.train import faults, lm_step, loop, optim
 
 
@@ -66,6 +66,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     rules = common.rules(config)
     sharding.set_rules(rules)
     validate(config, jax.device_count(), sharding.data_parallel_size(mesh, rules))
+    resume_guard.check(config, config_base.pretrain(), workdir)
     tok = common.tokenizer(config, workdir)
     mcfg = common.model_config(config, tok.vocab_size)
     ocfg = optim.OptimizerConfig.from_dict(config.optimizer.to_dict())
@@ -125,6 +126,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         plot_keys=tuple(config.plot_keys),
         desc="pretrain",
         max_consecutive_nonfinite=config.max_consecutive_nonfinite,
+        telemetry=common.telemetry(config, workdir),
     )
     ckpt.close()
     return {"params": state["params"], "graphdef": graphdef, "model_config": mcfg, "tokenizer": tok}

@@ -1,8 +1,9 @@
 """Orbax checkpoints that hold everything needed to resume bit for bit.
 
 A checkpoint at step s means "s steps are done". It holds named pytrees (the train state: params,
-optimizer state, step, PRNG key; for RL also the reference params) and a JSON `meta` item (data
-position, the config that produced it, the model config). Orbax writes each step into a temporary
+optimizer state, step; for RL also the reference params) and a JSON `meta` item (data position, the
+config that produced it, the model config). No PRNG key is saved: every key is derived from the
+seed and the step. Orbax writes each step into a temporary
 directory and renames it on commit, so a half-written checkpoint (killed process) is never listed as
 complete. Restoring takes abstract arrays that carry the *current* shardings, so a checkpoint saved on
 one mesh restores onto another.

@@ -25,6 +25,7 @@ from r1jax.train import faults
 from r1jax.train import metrics as metrics_lib
 from r1jax.train.checkpoint import Checkpointer, abstract_like
 from r1jax.train.faults import LoopHooks
+from r1jax.train.telemetry import Telemetry, TelemetryConfig
 
 log = logging.getLogger(__name__)
 StepFn = Callable[[dict, int], tuple[dict, Mapping[str, Any]]]
@@ -96,12 +97,14 @@ def run(
     max_consecutive_nonfinite: int = 5,
     on_step_end: Callable[[int, dict, dict], None] | None = None,
     hooks: LoopHooks | None = None,
+    telemetry: Telemetry | None = None,
 ) -> dict:
     """Runs steps [start, total); returns the final state (checkpointed).
 
     `hooks` default to `faults.loop_hooks()` (no-ops unless the preemption tests set R1JAX_FAULTS).
     """
     hooks = hooks if hooks is not None else faults.loop_hooks()
+    telemetry = telemetry or Telemetry(TelemetryConfig(), workdir, None)
     writer = metrics_lib.MetricsWriter(workdir, resume_step=start)
     bar = metrics_lib.Progress(total, start, progress_keys, desc)
     bad_streak, skipped = 0, 0
@@ -111,6 +114,7 @@ def run(
         with _Sigterm() as sigterm:
             for step in range(start, total):
                 t0 = time.perf_counter()
+                telemetry.before_step(step)
                 new_state, m = step_fn(state, step)
                 m = dict(m)
                 samples = m.pop("_samples", None)  # a few completions, logged as text
@@ -131,6 +135,7 @@ def run(
                 state = new_state
                 row = writer.write(step, m)
                 writer.write_samples(step, samples or [])
+                telemetry.after_step(step, row, samples or [])
                 bar.update(row)
                 if on_step_end is not None:
                     on_step_end(step, state, row)
@@ -161,6 +166,7 @@ def run(
     finally:
         bar.close()
         writer.close()
+        telemetry.close()
         ckpt.wait()
     rows = metrics_lib.read_jsonl(writer.path)
     metrics_lib.plot(rows, plot_keys, os.path.join(workdir, "plots", f"{desc}.png"), title=desc)

@@ -143,31 +143,60 @@ class Progress:
         self.bar.close()
 
 
+def _smooth(ys: np.ndarray, n: int) -> np.ndarray:
+    """A trailing moving average over `n` points (the first points average what exists)."""
+    c = np.cumsum(np.insert(ys, 0, 0.0))
+    idx = np.arange(1, len(ys) + 1)
+    lo = np.maximum(idx - n, 0)
+    return (c[idx] - c[lo]) / (idx - lo)
+
+
 def plot(
-    rows: Iterable[Mapping[str, Any]], keys: Sequence[str], path: str, title: str = ""
+    rows: Iterable[Mapping[str, Any]],
+    keys: Sequence[str],
+    path: str,
+    title: str = "",
+    ncols: int = 4,
 ) -> str | None:
-    """One panel per key (value against step) in a PNG; keys absent from the rows are skipped."""
+    """A grid of panels (value against step), the same look for every stage.
+
+    Training curves are drawn raw (thin) with a trailing moving average over ~1/20 of the run
+    (thick) once there are more than 20 points; held-out evaluations (keys starting with `eval_`),
+    which exist only at some steps, are marked points joined by a line. Keys absent from the rows
+    are skipped.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows = list(rows)
-    present = [k for k in keys if any(isinstance(r.get(k), (int, float)) for r in rows)]
+    present = [k for k in keys if any(_finite(r.get(k)) for r in rows)]
     if not present or jax.process_index() != 0:
         return None
-    fig, axes = plt.subplots(1, len(present), figsize=(4.2 * len(present), 3.2), squeeze=False)
-    for ax, k in zip(axes[0], present):
-        pts = [(r["step"], r[k]) for r in rows if isinstance(r.get(k), (int, float))]
-        xs, ys = zip(*pts)
-        ax.plot(xs, ys, lw=1.0, alpha=0.45 if len(xs) > 30 else 1.0)
-        if len(xs) > 30:  # a moving average makes trends readable over noisy RL curves
-            w = max(5, len(xs) // 25)
-            smooth = np.convolve(ys, np.ones(w) / w, mode="valid")
-            ax.plot(xs[w - 1 :], smooth, lw=2.0)
-        ax.set_xlabel("step")
-        ax.set_title(k)
+    ncols = min(ncols, len(present))
+    nrows = -(-len(present) // ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(3.6 * ncols, 2.7 * nrows), squeeze=False, sharex=True
+    )
+    for ax, k in zip(axes.flat, present):
+        xs, ys = zip(*[(r["step"], float(r[k])) for r in rows if _finite(r.get(k))])
+        xs, ys = np.asarray(xs), np.asarray(ys)
+        if k.startswith("eval_"):
+            ax.plot(xs, ys, "o-", ms=4, lw=1.2, color="C3", label="held-out")
+        elif len(xs) > 20:
+            ax.plot(xs, ys, lw=0.8, alpha=0.35, color="C0", label="raw")
+            ax.plot(xs, _smooth(ys, max(3, len(xs) // 20)), lw=2.0, color="C0", label="smoothed")
+        else:
+            ax.plot(xs, ys, "-", marker=".", lw=1.2, color="C0")
+        ax.set_title(k, fontsize=10)
+        ax.ticklabel_format(axis="y", useOffset=False)
         ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=8)
+    for ax in list(axes.flat)[len(present) :]:
+        ax.axis("off")
+    for ax in axes[-1]:
+        ax.set_xlabel("step", fontsize=9)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -175,3 +204,7 @@ def plot(
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
