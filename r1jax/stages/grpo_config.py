@@ -87,7 +87,7 @@ def validate(
             f"config.rl.advantage={r.advantage!r} is not a registered estimator; known: "
             f"{advantages.names()}."
         )
-    if all(f.weight == 0 for f in reward_fns):
+    if reward_fns and all(f.weight == 0 for f in reward_fns):
         raise config_check.ConfigError(
             "config.rewards: every reward has weight 0 (diagnostics only); give one a weight."
         )
