@@ -26,6 +26,7 @@ setup(
         "matplotlib",
         "tensorboardX",
         "sympy",
+        "math-verify>=0.9",  # math answer equivalence (rewards/sympy_worker.py runs it isolated)
     ],
     extras_require={
         "test": [

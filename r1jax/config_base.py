@@ -113,6 +113,7 @@ def common(stage: str) -> ml_collections.ConfigDict:
     c.seed = 0
     c.mesh = ml_collections.ConfigDict(dict(shape=(-1, 1, 1)))
     c.sharding_rules = tuple(sharding.DEFAULT_RULES)
+    c.sharding_strict = False  # True: a param dim the mesh cannot divide is an error, not replicated
     c.distributed = ml_collections.ConfigDict(
         dict(coordinator="", num_processes=1, process_id=0, cpu_collectives="gloo")
     )

@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 
 from r1jax.rewards import build, countdown, numeric
 from r1jax.rewards import math_answer as ma
-from r1jax.rewards.latex_to_sympy import to_sympy_syntax
 from r1jax.text import parsing as ae
 
 SENTINEL = os.path.join(tempfile.gettempdir(), f"r1jax_fuzz_{os.getpid()}_executed")
@@ -246,7 +245,11 @@ VERIFIERS: dict[str, tuple[Callable[[str], object], float, bool]] = {
         PURE_BOUND_S,
         False,
     ),
-    "math_normalize": (lambda t: to_sympy_syntax(ma.normalize(t) or ""), PURE_BOUND_S, False),
+    "math_plan": (
+        lambda t: (ma.normalize(t), ma.plan(t, "x+1"), ma.plan("1", t)),
+        PURE_BOUND_S,
+        False,
+    ),
     "strict_format_ok": (lambda t: ae.strict_format_ok(t), PURE_BOUND_S, False),
     "general_match": (
         lambda t: [_reward(f"general_match(metric='{m}')")([t], [_GEN]) for m in ("exact", "edit")],

@@ -60,8 +60,9 @@ def test_explicit_hostile_inputs(name, text):
 
 
 def test_worker_refuses_raw_payloads():
-    """Defence in depth: even text that skipped the converter cannot run code in the worker."""
-    requests = [{"pred": [p], "gold": ["1"]} for p in fi.PAYLOADS]
-    requests += [{"pred": ["1"], "gold": [p]} for p in fi.PAYLOADS]
+    """Defence in depth: raw payloads sent straight to the worker (skipping the trainer's checks)
+    run no code there, and Math-Verify reads none of them as an answer."""
+    requests = [{"pred": p, "gold": "1"} for p in fi.PAYLOADS]
+    requests += [{"pred": "1", "gold": p} for p in fi.PAYLOADS]
     statuses = sympy_worker.pool(1).run(requests, timeout_s=fi.MATH_TIMEOUT_S)
     assert statuses == ["bad_pred"] * len(fi.PAYLOADS) + ["bad_gold"] * len(fi.PAYLOADS)

@@ -40,11 +40,12 @@ _OWN_FILES = re.compile(r"^model(-\d{5}-of-\d{5})?\.safetensors$")
 def config_to_hf(cfg: ModelConfig, dtype: str | None = None) -> dict[str, Any]:
     """config.json for `cfg`: Qwen2 when it has q/k/v biases (Qwen2 always does), Llama otherwise.
 
-    Rope settings are written both as transformers 5 `rope_parameters` and as the legacy
-    `rope_theta` / `rope_scaling` pair that older transformers and vLLM read.
+    Rope settings are written in one form, `rope_theta` plus `rope_scaling` (null, or the llama3
+    dict), as the published Qwen2.5 and Llama 3 configs have them: transformers 4 and 5 and vLLM
+    all read it, and a user who edits `rope_scaling` (e.g. adds Qwen's YaRN line) changes the one
+    place every reader looks. No `rope_parameters` is written, so the two can never disagree.
     """
     kind = "qwen2" if cfg.qkv_bias else "llama"
-    rope: dict[str, Any] = {"rope_type": "default", "rope_theta": cfg.rope_theta}
     scaling = None
     if cfg.rope_scaling is not None:
         s = cfg.rope_scaling
@@ -55,7 +56,6 @@ def config_to_hf(cfg: ModelConfig, dtype: str | None = None) -> dict[str, Any]:
             "high_freq_factor": s.high_freq_factor,
             "original_max_position_embeddings": s.original_max_position,
         }
-        rope = {**scaling, "rope_theta": cfg.rope_theta}
     out = {
         "architectures": [ARCHITECTURES[kind]],
         "model_type": kind,
@@ -71,7 +71,6 @@ def config_to_hf(cfg: ModelConfig, dtype: str | None = None) -> dict[str, Any]:
         "rms_norm_eps": cfg.norm_eps,
         "rope_theta": cfg.rope_theta,
         "rope_scaling": scaling,
-        "rope_parameters": rope,
         "tie_word_embeddings": cfg.tie_embeddings,
         "attention_dropout": 0.0,
         "initializer_range": 0.02,

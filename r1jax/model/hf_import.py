@@ -13,8 +13,6 @@ Every file is opened per tensor, so its memory-mapped pages are released as soon
 from __future__ import annotations
 
 import dataclasses
-import glob
-import json
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -24,11 +22,11 @@ import numpy as np
 from flax import nnx
 
 from r1jax.model.config import ModelConfig, RopeScaling
+from r1jax.model.hf_files import INDEX_FILE, read_config, read_tensor, weight_map  # noqa: F401
 from r1jax.model.transformer import Transformer
 from r1jax.parallel import sharding
 
 ARCHITECTURES = {"qwen2": "Qwen2ForCausalLM", "llama": "LlamaForCausalLM"}
-INDEX_FILE = "model.safetensors.index.json"
 # Tensors some checkpoints carry that r1jax recomputes (rotary tables) are skipped, not errors.
 _IGNORED_SUFFIXES = ("rotary_emb.inv_freq",)
 
@@ -60,11 +58,33 @@ def _need(c: Mapping[str, Any], key: str) -> Any:
     return c[key]
 
 
+def _rope_entries(d: Mapping[str, Any]) -> dict[str, Any]:
+    """A rope dict with the legacy key "type" spelled "rope_type"."""
+    d = dict(d)
+    if "type" in d:
+        d.setdefault("rope_type", d.pop("type"))
+    return d
+
+
 def _rope_from_hf(c: Mapping[str, Any]) -> tuple[float, RopeScaling | None]:
-    """(rope_theta, scaling) from either transformers 5 `rope_parameters` or legacy `rope_scaling`."""
-    p = dict(c.get("rope_parameters") or c.get("rope_scaling") or {})
+    """(rope_theta, scaling) from transformers 5 `rope_parameters` and/or legacy `rope_scaling`.
+
+    A non-null `rope_scaling` wins, as in transformers 5 (so a YaRN line added to a folder that also
+    has `rope_parameters` is not ignored); when both are given, any entry they both set must agree,
+    or the folder is ambiguous and loading it is an error naming both.
+    """
+    params, legacy = c.get("rope_parameters"), c.get("rope_scaling")
+    if isinstance(params, Mapping) and isinstance(legacy, Mapping) and params and legacy:
+        a, b = _rope_entries(params), _rope_entries(legacy)
+        clash = sorted(k for k in set(a) & set(b) if a[k] != b[k])
+        if clash:
+            raise ValueError(
+                f"config.json rope_parameters={dict(params)} and rope_scaling={dict(legacy)} "
+                f"disagree on {clash}; transformers 5 would use rope_scaling. Delete the wrong one."
+            )
+    p = _rope_entries(legacy or params or {})
     theta = float(p.get("rope_theta", c.get("rope_theta", 10000.0)))
-    kind = p.get("rope_type", p.get("type", "default"))
+    kind = p.get("rope_type", "default")
     if float(p.get("partial_rotary_factor", c.get("partial_rotary_factor", 1.0))) != 1.0:
         raise ValueError("config.json partial_rotary_factor != 1 is not supported by r1jax.")
     if kind == "default":
@@ -164,39 +184,6 @@ def hf_tensors(cfg: ModelConfig) -> list[HFTensor]:
     return out
 
 
-def weight_map(folder: str) -> dict[str, str]:
-    """HF tensor name -> safetensors file path, from the index json or from the files' headers."""
-    from safetensors import safe_open
-
-    index = os.path.join(folder, INDEX_FILE)
-    if os.path.exists(index):
-        with open(index) as fh:
-            names = json.load(fh)["weight_map"]
-        out = {name: os.path.join(folder, file) for name, file in names.items()}
-        for path in sorted(set(out.values())):
-            if not os.path.exists(path):
-                raise FileNotFoundError(
-                    f"{INDEX_FILE} in {folder} names {path}, which does not exist."
-                )
-        return out
-    files = sorted(glob.glob(os.path.join(folder, "*.safetensors")))
-    if not files:
-        raise FileNotFoundError(f"no *.safetensors files (nor {INDEX_FILE}) in {folder}.")
-    out = {}
-    for path in files:
-        with safe_open(path, framework="numpy") as fh:
-            out.update((name, path) for name in fh.keys())
-    return out
-
-
-def read_config(folder: str) -> dict[str, Any]:
-    path = os.path.join(folder, "config.json")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{folder} has no config.json; is it a Hugging Face model folder?")
-    with open(path) as fh:
-        return json.load(fh)
-
-
 def _check_names(specs: list[HFTensor], files: Mapping[str, str], cfg: ModelConfig) -> None:
     """Missing and unexpected tensors are errors before any weight is read."""
     wanted = {s.name for s in specs}
@@ -256,8 +243,6 @@ def load_hf(
     `dtype` is the compute dtype, `param_dtype` (default: `dtype`) the storage dtype the weights are
     cast to. Sharding follows `rules` exactly as `api.create` would shard a fresh model.
     """
-    from safetensors import safe_open
-
     cfg = config_from_hf(read_config(folder), dtype, param_dtype, max_len, remat)
     graphdef, shapes, names = abstract_model(cfg)
     shardings = sharding.tree_shardings(shapes, names, mesh, rules)
@@ -268,8 +253,12 @@ def load_hf(
     params: dict = {}
     for spec in specs:
         path = files[spec.name]
-        with safe_open(path, framework="numpy") as fh:  # opened per tensor: pages released after
-            w = fh.get_tensor(spec.name)
+        w = read_tensor(path, spec.name)  # opened per tensor: pages released after
+        if w.dtype.kind in "biuc":  # bfloat16 (an ml_dtypes type) has kind "V"
+            raise ValueError(
+                f"tensor {spec.name!r} in {path} has dtype {w.dtype}; r1jax loads floating-point "
+                "weights only (a quantized checkpoint? dequantize it to float first)."
+            )
         if tuple(w.shape) != spec.hf_shape:
             raise ValueError(
                 f"tensor {spec.name!r} in {os.path.basename(path)} has shape {tuple(w.shape)} but "

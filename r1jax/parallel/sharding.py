@@ -4,11 +4,15 @@ The model names logical axes only (`embed`, `heads`, `kv_heads`, `head_dim`, `ml
 `length`, `cache_length`). A rules table (from the config) maps each logical axis to mesh axes; this
 module turns names into `NamedSharding`s. A dimension that the mapped mesh axes do not divide is
 replicated instead (for example 2 kv heads on a 4-way tensor axis), which keeps tiny test models
-shardable on any mesh.
+shardable on any mesh. For parameters this is never silent: each distinct case (logical axis, dim
+size, mesh axes, mesh size) is logged once with the parameters it hits (Qwen2.5-0.5B's 14 heads on
+tensor=4 are replicated, and a run should say so), and in strict mode (`set_strict(True)`, which
+stage runners call from `config.sharding_strict`) it is a ConfigError instead.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -19,8 +23,15 @@ from flax import nnx
 from flax.core import spmd as flax_spmd
 from jax.sharding import NamedSharding, PartitionSpec
 
+from r1jax.config_check import ConfigError
+
+log = logging.getLogger(__name__)
 MESH_AXES = ("data", "fsdp", "tensor")
 Rules = Sequence[tuple[str, Any]]
+# called as on_fallback(dim index, logical name, mesh axes, mesh size) for each replicated dim
+OnFallback = Callable[[int, str, Any, int], None]
+_STRICT = False
+_LOGGED: set[tuple] = set()
 
 # The default logical -> mesh rules (also written into every experiment config as `sharding_rules`).
 DEFAULT_RULES: tuple[tuple[str, Any], ...] = (
@@ -76,12 +87,27 @@ def _mesh_size(mesh: Any, axes: Any) -> int:
     return math.prod(mesh.shape[a] for a in axes)
 
 
+def set_strict(strict: bool) -> None:
+    """Strict mode: a parameter dim the mesh cannot divide is a ConfigError, not replicated."""
+    global _STRICT
+    _STRICT = bool(strict)
+
+
+def is_strict() -> bool:
+    return _STRICT
+
+
 def logical_to_spec(
-    names: Sequence[str | None], rules: Rules, mesh: Any = None, shape: Sequence[int] | None = None
+    names: Sequence[str | None],
+    rules: Rules,
+    mesh: Any = None,
+    shape: Sequence[int] | None = None,
+    on_fallback: OnFallback | None = None,
 ) -> PartitionSpec:
     """Maps logical names to a PartitionSpec; with `shape`, non-divisible dims are replicated.
 
     A mesh axis is used at most once per array (later dims that would reuse it are replicated).
+    `on_fallback` hears of each dim replicated because its mesh axes do not divide it.
     """
     table = dict(rules)
     used: set[str] = set()
@@ -96,6 +122,8 @@ def logical_to_spec(
             axes = None
         if axes is not None and mesh is not None and shape is not None:
             if shape[i] % _mesh_size(mesh, axes):
+                if on_fallback is not None:
+                    on_fallback(i, name, axes, _mesh_size(mesh, axes))
                 axes = None
         if axes is not None:
             used.update((axes,) if isinstance(axes, str) else axes)
@@ -130,14 +158,52 @@ def _is_names(x: Any) -> bool:
     return isinstance(x, tuple) and all(isinstance(a, str) or a is None for a in x)
 
 
-def tree_shardings(abstract: Any, names: Any, mesh: Any, rules: Rules) -> Any:
-    """NamedShardings for a pytree of arrays (or ShapeDtypeStructs) given a matching tree of names."""
-    return jax.tree.map(
-        lambda n, a: NamedSharding(mesh, logical_to_spec(n, rules, mesh, a.shape)),
-        names,
-        abstract,
-        is_leaf=_is_names,
-    )
+def tree_shardings(
+    abstract: Any, names: Any, mesh: Any, rules: Rules, strict: bool | None = None
+) -> Any:
+    """NamedShardings for a pytree of arrays (or ShapeDtypeStructs) given a matching tree of names.
+
+    Dims the mesh cannot divide are replicated and logged once per case, or, when `strict` (default:
+    the process-wide `set_strict` setting), raise a ConfigError naming every case.
+    """
+    fallbacks: list[tuple[str, tuple[int, ...], int, str, Any, int]] = []
+
+    def one(path: Any, n: tuple, a: Any) -> NamedSharding:
+        def note(i: int, name: str, axes: Any, size: int) -> None:
+            where = jax.tree_util.keystr(path, simple=True, separator="/")
+            fallbacks.append((where, tuple(a.shape), i, name, axes, size))
+
+        return NamedSharding(mesh, logical_to_spec(n, rules, mesh, a.shape, note))
+
+    out = jax.tree_util.tree_map_with_path(one, names, abstract, is_leaf=_is_names)
+    _report(fallbacks, _STRICT if strict is None else strict)
+    return out
+
+
+def _report(fallbacks: list, strict: bool) -> None:
+    """One line per distinct (logical axis, dim size, mesh axes, mesh size): the parameters hit."""
+    groups: dict[tuple, list[tuple[str, tuple[int, ...]]]] = {}
+    for where, shape, i, name, axes, size in fallbacks:
+        groups.setdefault((name, shape[i], axes, size), []).append((where, shape))
+    lines = []
+    for (name, dim, axes, size), params in groups.items():
+        shown = ", ".join(f"{w} {s}" for w, s in params[:3])
+        more = f" and {len(params) - 3} more" if len(params) > 3 else ""
+        lines.append(
+            f"logical axis {name!r} of size {dim} is not divisible by mesh axes {axes!r} of size "
+            f"{size}, so it is replicated in {len(params)} parameter(s): {shown}{more}"
+        )
+    if strict and lines:
+        raise ConfigError(
+            "config.sharding_strict=True: "
+            + "; ".join(lines)
+            + ". Use a mesh whose axes divide these dims, map the logical axis to None in "
+            "config.sharding_rules, or set config.sharding_strict=False to replicate them."
+        )
+    for key, line in zip(groups, lines):
+        if key not in _LOGGED:
+            _LOGGED.add(key)
+            log.warning("sharding: %s", line)
 
 
 def param_names(abstract_state: nnx.State) -> dict:

@@ -17,28 +17,47 @@ from r1jax.text.parsing import answer_block
 MAX_DIGITS = 12
 
 
-def _truth(example) -> int:
-    gt = example["ground_truth"]
-    return int(gt["answer"]) if isinstance(gt, dict) and "answer" in gt else int(example["answer"])
+def _truth(example) -> str | None:
+    """The answer's digits, or None when the example has no non-negative integer answer."""
+    gt = example.get("ground_truth")
+    value = gt["answer"] if isinstance(gt, dict) and "answer" in gt else example.get("answer")
+    try:
+        n = int(value.strip()) if isinstance(value, str) else int(value)
+        if isinstance(value, bool) or (not isinstance(value, str) and n != value):  # 2.5
+            return None
+        s = str(n)
+    except (TypeError, ValueError, OverflowError):  # None, "x", inf, over 4300 digits
+        return None
+    return s if n >= 0 and len(s) <= MAX_DIGITS else None
 
 
-def host_score(completion: str, truth: int) -> float:
+def host_score(completion: str, truth: int | str | None) -> float:
+    """1 when the answer block is exactly the digits of `truth`, 0 if not, NaN without a truth."""
+    if truth is None:
+        return float("nan")
+    try:
+        want = str(truth)
+    except ValueError:  # an int over 4300 digits has no str() in Python >= 3.11
+        return float("nan")
     block = answer_block(completion)
     if block is None:
         return 0.0
-    return float("".join(block.split()) == str(truth))
+    return float("".join(block.split()) == want)
 
 
 def targets(examples) -> dict:
-    """Per-example digit arrays for the token form: digits_NxD (-1 padded) and n_digits_N."""
+    """Per-example digit arrays for the token form: digits_NxD (-1 padded) and n_digits_N.
+
+    An example without a non-negative integer answer of <= MAX_DIGITS digits gets n_digits -1,
+    which the token form scores NaN, as the host form does.
+    """
     digits = np.full((len(examples), MAX_DIGITS), -1, np.int32)
     n = np.zeros(len(examples), np.int32)
     for i, ex in enumerate(examples):
-        s = str(_truth(ex))
-        if not s.isdigit() or len(s) > MAX_DIGITS:
-            raise ValueError(
-                f"arithmetic_accuracy needs a non-negative answer of <= {MAX_DIGITS} digits, got {s}"
-            )
+        s = _truth(ex)
+        if s is None:
+            n[i] = -1
+            continue
         digits[i, : len(s)] = [int(c) for c in s]
         n[i] = len(s)
     return {"digits_NxD": digits, "n_digits_N": n}
@@ -65,7 +84,7 @@ def token_score(tokens_NxT, mask_NxT, tgt: dict, vt) -> jnp.ndarray:
     seq = jnp.full((n, d + 1), -1, jnp.int32).at[jnp.arange(n)[:, None], slot].set(digit)[:, :d]
     same = (seq == tgt["digits_NxD"]).all(axis=1) & (solid.sum(axis=1) == tgt["n_digits_N"])
     ok = has_close[:, 0] & has_open[:, 0] & all_digits & same
-    return ok.astype(jnp.float32)
+    return jnp.where(tgt["n_digits_N"] < 0, jnp.nan, ok.astype(jnp.float32))
 
 
 @register("arithmetic_accuracy")

@@ -145,19 +145,27 @@ def score(
 ) -> np.ndarray:
     """Per-candidate pass fraction (or all-pass 0/1) for `codes` against `truths`.
 
-    No code -> 0; no tests -> NaN; a candidate cut off by the batch budget -> 0 (unfinished);
-    a sandbox set-up fault (never the candidate's doing) -> NaN, logged. Identical (code, tests)
-    pairs, common among the G samples of one prompt, run once.
+    No code -> 0; no tests, or malformed tests (not the candidate's doing) -> NaN; a candidate cut
+    off by the batch budget -> 0 (unfinished); a sandbox set-up fault -> NaN, logged. Identical
+    (code, tests) pairs, common among the G samples of one prompt, run once.
     """
     out = np.zeros(len(codes), np.float32)
     keys: dict[tuple[str, str], list[int]] = {}
+    jobs_of: dict[tuple[str, str], list | None] = {}
     for i, (code, truth) in enumerate(zip(codes, truths)):
-        if not (truth.get("tests") or []):
+        if not (isinstance(truth, Mapping) and truth.get("tests")):
             out[i] = np.nan
         elif code is not None and len(code) <= MAX_CODE_CHARS:
-            keys.setdefault((code, json.dumps(truth, sort_keys=True)), []).append(i)
-    uniq = [(code, truths[idx[0]]) for (code, _), idx in keys.items()]
-    per = [jobs_for(code, truth) for code, truth in uniq]
+            try:
+                key = (code, json.dumps(truth, sort_keys=True))
+                if key not in jobs_of:
+                    jobs_of[key] = jobs_for(code, truth)
+            except (TypeError, ValueError, KeyError, AttributeError) as e:  # malformed tests
+                log.warning("code_tests: malformed tests %s; scored NaN", str(e)[:200])
+                out[i] = np.nan
+                continue
+            keys.setdefault(key, []).append(i)
+    per = [jobs_of[key] for key in keys]
     # every candidate's first test, then every second test, ...: a budget cut hits candidates evenly
     order = sorted((t, c) for c, jobs in enumerate(per) for t in range(len(jobs)))
     jobs = [per[c][t][0] for t, c in order]
@@ -165,7 +173,7 @@ def score(
         jobs, budget_s, judge=lambda j, r: passed(r, per[order[j][1]][order[j][0]][1]),
         groups=[c for _, c in order] if mode == "binary" else None,
     )  # fmt: skip
-    by_cand: list[list[Result]] = [[] for _ in uniq]
+    by_cand: list[list[Result]] = [[] for _ in per]
     for (_, c), res in zip(order, results):
         by_cand[c].append(res)
     for c, idx in enumerate(keys.values()):

@@ -132,9 +132,13 @@ class _Parser:
 
 
 def _check_numbers(numbers: Sequence[Any]) -> list[int]:
-    nums = [int(x) for x in numbers]
+    """The given numbers as ints; ValueError unless 1..MAX_NUMBERS integers of <= MAX_DIGITS."""
+    try:
+        nums = [int(x) for x in numbers]
+    except (TypeError, ValueError, OverflowError) as e:  # "a", None, inf, a non-sequence
+        raise ValueError(f"bad Countdown numbers {str(numbers)[:80]}: {e}") from None
     if not 0 < len(nums) <= MAX_NUMBERS or any(abs(x) >= 10**MAX_DIGITS for x in nums):
-        raise ValueError(f"bad Countdown numbers {numbers!r}")
+        raise ValueError(f"bad Countdown numbers {str(numbers)[:80]}")
     return nums
 
 
@@ -142,11 +146,15 @@ def parse_countdown(expr: str, numbers: Sequence[int], allow_unary_minus: bool =
     """Parses and evaluates `expr`; raises CountdownError unless it is a legal answer.
 
     Legal: well-formed, only the given numbers, each exactly once, no division by zero, and a
-    trailing "= N" claim (if present) that is an integer.
+    trailing "= N" claim (if present) that is an integer. Bad `numbers` (see `_check_numbers`)
+    raise CountdownError too.
     """
     if not isinstance(expr, str) or len(expr) > MAX_CHARS:
         raise CountdownError("expression missing or too long")
-    nums = _check_numbers(numbers)
+    try:
+        nums = _check_numbers(numbers)
+    except ValueError as e:
+        raise CountdownError(str(e)) from None
     tokens = _tokenize(expr)
     claim = None
     if "=" in tokens:
@@ -174,13 +182,16 @@ def countdown_score(
     """1.0 for a legal expression equal to `target`, `partial` for a legal wrong one, else 0.0.
 
     A legal expression with a false "= N" claim, or a claim different from the target, scores 0:
-    the claim is part of the answer. Never raises on any `expr`.
+    the claim is part of the answer. Never raises: bad `numbers` (more than MAX_NUMBERS, not
+    integers) or a non-integer `target` also score 0.
     """
     if expr is None:
         return 0.0
     try:
         parsed = parse_countdown(expr, numbers, allow_unary_minus)
-    except (CountdownError, RecursionError):
+        if int(target) != target:  # 22.5 is no Countdown target
+            return 0.0
+    except (CountdownError, RecursionError, ValueError, TypeError, OverflowError):  # int(target)
         return 0.0
     if parsed.claim is not None and parsed.claim != parsed.value:
         return 0.0
@@ -205,7 +216,7 @@ def countdown_accuracy(partial: float = 0.0, allow_unary_minus: bool = False) ->
             try:
                 numbers = _check_numbers(gt["numbers"])
                 target = int(gt["target"])
-            except (TypeError, KeyError, ValueError):
+            except (TypeError, KeyError, ValueError, OverflowError):
                 out[i] = np.nan
                 continue
             out[i] = countdown_score(

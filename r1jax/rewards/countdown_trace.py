@@ -58,7 +58,10 @@ def trace_stats(text: str, target: int | None) -> tuple[int, int, int]:
 
 def _target(example) -> int | None:
     gt = example.get("ground_truth") or {}
-    return int(gt["target"]) if isinstance(gt, dict) and "target" in gt else None
+    try:
+        return int(gt["target"]) if isinstance(gt, dict) and "target" in gt else None
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 @register("countdown_honesty")

@@ -22,6 +22,14 @@ def overlong_value(length, max_tokens: int, cache: int, xp=np):
     return xp.where(length <= max_tokens - cache, 0.0, xp.where(length <= max_tokens, soft, -1.0))
 
 
+def _length(example) -> float:
+    """The completion's token count the trainer stores in the example, NaN when absent or bad."""
+    try:
+        return float(example.get("_completion_tokens"))
+    except (TypeError, ValueError, OverflowError):
+        return float("nan")
+
+
 @register("overlong")
 def overlong(max_tokens: int = 128, cache: int = 32) -> Reward:
     # range: [-1, 0]
@@ -30,8 +38,9 @@ def overlong(max_tokens: int = 128, cache: int = 32) -> Reward:
 
     def host(completions, examples):
         del completions
-        n = np.array([ex["_completion_tokens"] for ex in examples], np.float32)
-        return overlong_value(n, max_tokens, cache).astype(np.float32)
+        n = np.array([_length(ex) for ex in examples], np.float32)  # NaN where none
+        value = overlong_value(np.nan_to_num(n), max_tokens, cache)
+        return np.where(np.isnan(n), np.nan, value).astype(np.float32)
 
     def jax_fn(tokens, mask, targets, vt):
         del tokens, targets, vt

@@ -1,14 +1,21 @@
-"""Math answers (MATH, AIME, GSM8K imports): normalise, then decide equivalence.
+"""Math answers (MATH, AIME, GSM8K imports): equivalence decided by Math-Verify, in a worker.
 
-Order of checks, cheapest first: (1) equal normalised strings, (2) both plain numbers -> exact
-rational comparison, (3) sympy in an isolated worker under a hard time limit (sympy_worker.py).
-Model text reaches sympy only after `to_sympy_syntax` has rewritten it into a tiny language
-(numbers, names, + - * / **, parentheses, commas; every name a single word that is a symbol or a
-whitelisted function) and checked it, so the worker's parse_expr can only build sympy objects.
+The answer is the project's extraction (text/parsing.py: the last `<answer>` block, its `\\boxed{}`
+if it has one, else the last `\\boxed{}`). Order of checks, cheapest first:
+(1) both sides are plain numbers (numeric.parse_number: integers, decimals, fractions, thousands
+    separators, scientific notation, a trailing %) -> exact rational comparison in this process;
+(2) a gold answer of the form h:mm (a time) -> the answer must be the same time, compared as text;
+(3) everything else goes to Hugging Face's Math-Verify in an isolated worker process under a hard
+    time limit (sympy_worker.py), with a plain-number side rewritten as its exact `\\frac{p}{q}`.
+What (1)-(2) and the rewrite add, each because Math-Verify lacks it: exactness (Math-Verify rounds
+decimals to 6 places, so 0.333333 == 1/3 there), scientific notation (it reads the `e` of `1e5`
+as Euler's number), and times (it reads `10:05` as the ratio 10/5 = 2). Model text never reaches
+sympy or the library in the trainer process.
 
-A gold answer that cannot be normalised or parsed is not a wrong answer: the reward is NaN for it
-(the advantage code gives NaN rewards zero advantage), STATS["gold_unparseable"] counts it and it
-is logged once.
+A gold answer that Math-Verify cannot read is not a wrong answer: the reward is NaN for it (the
+advantage code gives NaN rewards zero advantage), STATS["gold_unparseable"] counts it and it is
+logged once. `normalize` is not used for verification: it is the cheap canonical string that
+majority voting (eval/metrics.py, cons@k) groups answers by.
 """
 
 from __future__ import annotations
@@ -17,13 +24,11 @@ import collections
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
 from r1jax.rewards import sympy_worker
-from r1jax.rewards.latex_to_sympy import to_sympy_syntax
 from r1jax.rewards.numeric import gold_answer, parse_number
 from r1jax.rewards.registry import Reward, register
 from r1jax.text.parsing import extract_answer, last_boxed
@@ -33,6 +38,7 @@ STATS: collections.Counter = collections.Counter()
 _LOG = logging.getLogger(__name__)
 _LOGGED: set[str] = set()
 _CACHE: dict[tuple, str] = {}
+_TIME = re.compile(r"(\d{1,2}):([0-5]\d)(:[0-5]\d)?\s*((?:[aApP]\.?\s?[mM]\.?)?)")
 
 _SPACING = ("\\$", "\\!", "\\,", "\\;", "\\:", "\\quad", "\\qquad", "\\displaystyle", "~", "$")
 _DELIMS = ("\\(", "\\)", "\\[", "\\]")
@@ -139,32 +145,70 @@ def _log_bad_gold(gold: str) -> None:
         _LOG.warning("math_accuracy: gold answer %r is unparseable; scored NaN", gold[:200])
 
 
-def _plan(pred: str | None, gold: str | None) -> str | tuple:
-    """Decides without sympy where possible: a status, or the request key for the worker."""
-    g = normalize(gold)
-    if not g:
-        return "bad_gold"
-    p = normalize(pred) if pred is not None else None
-    if p is not None and p == g:
-        return "equal"
-    g_num = parse_number(g)
-    g_parts = [_exact(g_num)] if g_num is not None else to_sympy_syntax(g)
-    if g_parts is None:
-        return "bad_gold"
-    if not p:
-        return "different"
-    p_num = parse_number(p)
-    if g_num is not None and p_num is not None:
-        return "equal" if p_num == g_num else "different"
-    p_parts = [_exact(p_num)] if p_num is not None else to_sympy_syntax(p)
-    if p_parts is None:
-        return "different"
-    return (tuple(p_parts), tuple(g_parts), len(g_parts) > 1)
+def _balanced(text: str) -> bool:
+    """True when the braces of `text` pair up (`\\{` and `\\}` are literal braces, not groups).
+
+    The worker wraps an answer in `\\boxed{...}`; an answer such as `1} or \\boxed{2` must not
+    close that box early and smuggle in a second answer.
+    """
+    depth, i = 0, 0
+    while i < len(text):
+        if text[i] == "\\":
+            i += 2
+            continue
+        depth += {"{": 1, "}": -1}.get(text[i], 0)
+        if depth < 0:
+            return False
+        i += 1
+    return depth == 0
 
 
-def _exact(x: Fraction) -> str:
-    """A parsed number as exact sympy syntax ("1e5", "50%" and "1,000" are not sympy syntax)."""
-    return f"({x.numerator})/({x.denominator})"
+def _answer_text(text: str | None) -> str | None:
+    """The answer as sent on: stripped, a plain number as its exact fraction; None if unusable."""
+    if not isinstance(text, str) or len(text) > MAX_CHARS:
+        return None
+    text = text.replace("\x00", "").strip()
+    if not text or not _balanced(text):
+        return None
+    num = parse_number(text)
+    if num is None:
+        return text
+    sign = "-" if num < 0 else ""
+    num = abs(num)
+    return (
+        f"{sign}{num.numerator}"
+        if num.denominator == 1
+        else f"{sign}\\frac{{{num.numerator}}}{{{num.denominator}}}"
+    )
+
+
+def _time(text: str) -> str | None:
+    """A time "h:mm" (optionally ":ss", "am"/"pm") in a canonical spelling, else None."""
+    m = _TIME.fullmatch(text.replace("$", "").strip())
+    if not m:
+        return None
+    suffix = (m.group(4) or "").replace(".", "").lower()
+    return f"{int(m.group(1))}:{m.group(2)}{m.group(3) or ''}{suffix}"
+
+
+def plan(pred: str | None, gold: str | None) -> str | tuple[str | None, str]:
+    """Decides without the worker where possible: a status, or the (pred, gold) worker request."""
+    if isinstance(gold, str) and len(gold) <= MAX_CHARS:
+        gold = last_boxed(gold) or gold  # a gold written as a solution ending in \\boxed{}
+    g = _answer_text(gold)
+    if g is None:
+        return "bad_gold"
+    p = _answer_text(pred)
+    g_num, p_num = parse_number(gold), parse_number(pred) if p is not None else None
+    if g_num is not None:
+        if p_num is not None:
+            return "equal" if p_num == g_num else "different"
+        if p is None:
+            return "different"
+    g_time = _time(g)
+    if g_time is not None:
+        return "equal" if p is not None and _time(p) == g_time else "different"
+    return (p, g)
 
 
 def equivalence(
@@ -173,14 +217,14 @@ def equivalence(
     timeout_s: float = 2.0,
     workers: int = 2,
 ) -> list[str]:
-    """Status per pair: "equal", "different", "bad_gold", or "timeout" (sympy overran).
+    """Status per pair: "equal", "different", "bad_gold", or "timeout" (the worker overran).
 
-    Pairs that need sympy are deduplicated, cached, and checked in parallel in the worker pool.
+    Pairs that need the worker are deduplicated, cached, and checked in parallel in the pool.
     """
-    plans = [_plan(p, g) for p, g in zip(preds, golds, strict=True)]
-    todo = sorted({k for k in plans if isinstance(k, tuple) and k not in _CACHE})
+    plans = [plan(p, g) for p, g in zip(preds, golds, strict=True)]
+    todo = sorted({k for k in plans if isinstance(k, tuple) and k not in _CACHE}, key=str)
     if todo:
-        requests = [{"pred": list(k[0]), "gold": list(k[1]), "unordered": k[2]} for k in todo]
+        requests = [{"pred": k[0], "gold": k[1]} for k in todo]
         STATS["sympy_checks"] += len(todo)
         statuses = sympy_worker.pool(workers).run(requests, timeout_s)
         if len(_CACHE) > 100_000:

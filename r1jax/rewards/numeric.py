@@ -102,12 +102,18 @@ def last_number(text: str) -> str | None:
 
 
 def gold_answer(example: Mapping[str, Any]) -> str | None:
-    """ground_truth["answer"] if present, else example["answer"], as a string."""
+    """ground_truth["answer"] if present, else example["answer"], as a string (None if neither, or
+    if it has no string form: str() of an int over 4300 digits raises in Python >= 3.11)."""
     gt = example.get("ground_truth")
     value = gt.get("answer") if isinstance(gt, Mapping) else None
     if value is None:
         value = example.get("answer")
-    return None if value is None else str(value)
+    if value is None:
+        return None
+    try:
+        return str(value)
+    except ValueError:
+        return None
 
 
 @register("numeric_accuracy")

@@ -1,18 +1,27 @@
-"""Symbolic equivalence in isolated worker processes with a hard wall-clock limit.
+"""Math equivalence by Math-Verify in isolated worker processes with a hard wall-clock limit.
 
-sympy can hang or exhaust memory on adversarial input (`9**9**9`, nested radicals, huge
-simplifications), and `parse_expr` evaluates its input with Python's eval. So the trainer never
-calls sympy on model text itself: it sends already-whitelisted strings (see math_answer.py) to a
-small pool of long-lived worker processes over pipes, kills a worker that overruns its deadline,
-and replaces it. Workers are started with `python -I` (no environment, no user site, no script
-directory on sys.path), a minimal environment and a memory limit; they exit when their stdin
-closes or their parent process is gone (a watchdog thread), so they never outlive the trainer. A
-request whose worker died is retried once on a fresh worker. Inside the worker, parse_expr gets an explicit global dict with
-empty `__builtins__` and only the sympy names the generated code needs.
+Hugging Face's Math-Verify (package `math-verify`, on latex2sympy2_extended and sympy) parses LaTeX
+answers - sets, intervals, `\\pm`, equations, percentages, units, mixed numbers - and decides
+equivalence. Model text is hostile and sympy can hang or exhaust memory (`9^{9^{9}}`, nested
+radicals, huge simplifications), so the trainer never runs either on model text: it sends the
+extracted answer strings to a small pool of long-lived worker processes over pipes, kills a worker
+that overruns its deadline, and replaces it. Workers are started with `python -I` (no environment,
+no user site, no script directory on sys.path), a minimal environment and a memory limit; they exit
+when their stdin closes or their parent process is gone (a watchdog thread), so they never outlive
+the trainer. A request whose worker died is retried once on a fresh worker.
 
-Protocol: one JSON line per request {"pred": [str], "gold": [str], "unordered": bool}, one JSON
-line per reply {"status": "equal" | "different" | "bad_pred" | "bad_gold" | "error"}; the worker
-prints "ready" once sympy is imported. The parent adds "timeout" for a killed worker.
+Inside the worker only Math-Verify's LaTeX path runs (an ANTLR parser that builds sympy objects; its
+plain-expression path, which calls sympy's `parse_expr` and so Python's eval, is not enabled). The
+library's own signal-based timeouts are off: the pool's kill is the time limit. What the worker
+adds to the library (each because the library lacks it):
+- numeric comparison at 50 significant digits instead of 15 (at 15, `\\sqrt{2}+10^{-30}` equals
+  `\\sqrt{2}`), via the library's `numeric_precision`;
+- a bound on numeric exponents before anything is evaluated (`9^{9^{9}}` is rejected at once
+  instead of running into the time limit and costing a worker restart).
+
+Protocol: one JSON line per request {"pred": str | null, "gold": str}, one JSON line per reply
+{"status": "equal" | "different" | "bad_pred" | "bad_gold" | "error"}; the worker prints "ready"
+once the library is imported. The parent adds "timeout" for a killed worker.
 """
 
 from __future__ import annotations
@@ -21,20 +30,17 @@ import atexit
 import collections
 import json
 import os
-import re
 import select
 import subprocess
 import sys
 import threading
 import time
 
-STARTUP_TIMEOUT_S = 60.0  # importing sympy in a fresh worker, on a loaded 2-core machine
+STARTUP_TIMEOUT_S = 60.0  # importing sympy + math_verify in a fresh worker, on a loaded machine
 MEMORY_LIMIT_BYTES = 2 << 30
 MAX_EXPONENT = 10_000  # |numeric exponent| above this (with base not 0, +-1) is rejected
-FUNCTIONS = ("sqrt", "sin", "cos", "tan", "cot", "sec", "csc", "asin", "acos", "atan", "log", "exp")
-CONSTANTS = ("pi", "oo")
-# the only names in parse_expr's global dict (what its generated code calls); never model names
-GLOBAL_NAMES = ("Integer", "Float", "Rational", "Symbol", "Add", "Mul", "Pow")
+NUMERIC_DIGITS = 50  # Math-Verify's numeric_precision (its default, 15, accepts 1e-30 off)
+MAX_TEXT = 2000  # defence in depth: the trainer sends answers of at most 1000 characters
 
 
 # ---------------------------------------------------------------- child side (runs in the worker)
@@ -49,34 +55,23 @@ def _watch_parent(parent: int) -> None:
 
 
 def _child_main() -> None:
+    import logging
     import resource
 
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
-
     try:
         resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_BYTES, MEMORY_LIMIT_BYTES))
     except (ValueError, OSError):
         pass
+    logging.disable(logging.CRITICAL)  # the library logs parse failures; stderr is discarded
     import sympy
-    from sympy.parsing import sympy_parser as sp
+    from math_verify import LatexExtractionConfig, parse, verify
 
-    transformations = (sp.auto_symbol, sp.auto_number, sp.rationalize, sp.implicit_multiplication)
-    safe_globals = {"__builtins__": {}, **{n: getattr(sympy, n) for n in GLOBAL_NAMES}}
-    safe_locals = {n: getattr(sympy, n) for n in FUNCTIONS + CONSTANTS}
-    safe_locals.update(e=sympy.E, i=sympy.I)  # MATH convention: Euler's number, imaginary unit
-
-    allowed = re.compile(r"[0-9A-Za-z+\-*/().,]*").fullmatch
-
-    def parse(text: str, evaluate: bool):
-        return sp.parse_expr(
-            text,
-            local_dict=dict(safe_locals),
-            global_dict=dict(safe_globals),
-            transformations=transformations,
-            evaluate=evaluate,
-        )
+    extraction = [LatexExtractionConfig(boxed_match_priority=0)]
 
     def guard(tree) -> None:
+        if not isinstance(tree, sympy.Basic):
+            return
         for node in sympy.preorder_traversal(tree):
             if isinstance(node, sympy.Pow) and not node.exp.free_symbols:
                 if node.base in (0, 1, -1):
@@ -84,48 +79,38 @@ def _child_main() -> None:
                 if abs(complex(node.exp.evalf(15))) > MAX_EXPONENT:
                     raise ValueError("exponent too large")
 
-    def load(text: str):
-        if len(text) > 2000 or not allowed(text) or "__" in text:  # defence in depth
-            raise ValueError("text outside the converter's language")
-        tree = parse(text, evaluate=False)
-        items = tree if isinstance(tree, tuple) else (tree,)
-        for item in items:
-            if not isinstance(item, sympy.Basic):
-                raise ValueError("not an expression")
-            guard(item)
-        value = parse(text, evaluate=True)
-        if isinstance(value, tuple):
-            value = tuple(value)
-        return value
-
-    def equal(a, b) -> bool:
-        if isinstance(a, tuple) or isinstance(b, tuple):
-            if not (isinstance(a, tuple) and isinstance(b, tuple) and len(a) == len(b)):
-                return False
-            return all(equal(x, y) for x, y in zip(a, b))
-        diff = a - b
-        return diff == 0 or sympy.simplify(diff) == 0
+    def read(text: str) -> list:
+        """The sympy objects Math-Verify reads from one answer (its string fallbacks dropped)."""
+        if not isinstance(text, str) or len(text) > MAX_TEXT:
+            raise ValueError("not an answer")
+        got = parse(
+            "\\boxed{" + text + "}",
+            extraction_config=extraction,
+            extraction_mode="first_match",
+            parsing_timeout=None,
+        )
+        out = [x for x in got if isinstance(x, (sympy.Basic, sympy.MatrixBase))]
+        for x in out:
+            guard(x)
+        return out
 
     def check(req: dict) -> str:
         try:
-            golds = [load(s) for s in req["gold"]]
+            golds = read(req["gold"])
         except Exception:  # noqa: BLE001 - any failure of the gold is "unparseable"
             return "bad_gold"
+        if not golds:
+            return "bad_gold"
+        if req.get("pred") is None:
+            return "different"
         try:
-            preds = [load(s) for s in req["pred"]]
+            preds = read(req["pred"])
         except Exception:  # noqa: BLE001
             return "bad_pred"
-        if len(preds) != len(golds):
-            return "different"
-        if not req.get("unordered"):
-            return "equal" if all(equal(p, g) for p, g in zip(preds, golds)) else "different"
-        unused = list(range(len(golds)))
-        for p in preds:  # greedy matching of a set of answers
-            hit = next((j for j in unused if equal(p, golds[j])), None)
-            if hit is None:
-                return "different"
-            unused.remove(hit)
-        return "equal"
+        if not preds:
+            return "bad_pred"
+        same = verify(golds, preds, numeric_precision=NUMERIC_DIGITS, timeout_seconds=None)
+        return "equal" if same else "different"
 
     print("ready", flush=True)
     for line in sys.stdin:

@@ -38,6 +38,7 @@ def setup(config: ml_collections.ConfigDict, defaults: ml_collections.ConfigDict
     except ValueError as e:  # a missing coordinator (not a failure inside jax.distributed)
         raise config_check.ConfigError(str(e)) from None
     shape = check_mesh(config, jax.device_count())
+    sharding.set_strict(bool(config.get("sharding_strict", False)))
     return sharding.make_mesh(shape)
 
 
