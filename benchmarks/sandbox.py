@@ -1,6 +1,6 @@
 """Code-sandbox throughput and budget adherence; prints one JSON object.
 
-    python benchmarks/sandbox.py [--workers 2] [--n 64] [--wall-s 2] [--budget-s 10]
+    python benchmarks/sandbox.py [--workers 2] [--n 64] [--wall-s 2] [--budget-s 10] [--isolation auto]
 
 Reported:
 - `isolation`: the mode in force here and what it lacks (see r1jax/rewards/sandbox/isolation.py);
@@ -50,9 +50,10 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=64)
     ap.add_argument("--wall-s", type=float, default=2.0)
     ap.add_argument("--budget-s", type=float, default=10.0)
+    ap.add_argument("--isolation", default="auto", choices=("auto", "root", "userns", "plain"))
     args = ap.parse_args()
     limits = Limits(wall_s=args.wall_s, cpu_s=max(1, int(args.wall_s / 2)), memory_bytes=256 << 20)
-    sb = Sandbox(limits, workers=args.workers)
+    sb = Sandbox(limits, workers=args.workers, isolation=args.isolation)
     iso = sb.isolation
     out = {"workers": args.workers, "n": args.n, "limits": dataclasses.asdict(limits)}
     out["isolation"] = {"mode": iso.mode, "missing": list(iso.missing)}
@@ -83,7 +84,9 @@ def main() -> None:
     out["hostile_passed"] = sum(passed(r, "3") for r in res)
 
     budget = args.budget_s / 2
-    slow = Sandbox(dataclasses.replace(limits, wall_s=budget * 4), workers=args.workers)
+    slow = Sandbox(
+        dataclasses.replace(limits, wall_s=budget * 4), workers=args.workers, isolation=args.isolation
+    )
     walls = []
     for _ in range(3):
         t0 = time.monotonic()
