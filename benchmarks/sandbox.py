@@ -85,7 +85,9 @@ def main() -> None:
 
     budget = args.budget_s / 2
     slow = Sandbox(
-        dataclasses.replace(limits, wall_s=budget * 4), workers=args.workers, isolation=args.isolation
+        dataclasses.replace(limits, wall_s=budget * 4),
+        workers=args.workers,
+        isolation=args.isolation,
     )
     walls = []
     for _ in range(3):
