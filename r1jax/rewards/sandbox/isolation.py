@@ -1,4 +1,4 @@
-"""Which isolation the code sandbox can use on this machine, verified by a probe, and its plumbing.
+"""Which isolation the code sandbox can use on this machine, verified by a probe.
 
 Modes, strongest first:
 - "root": the trainer is root. Namespaces (PID, network, mount, IPC, UTS), a chroot jail, and a
@@ -10,9 +10,9 @@ Modes, strongest first:
 - "plain": no namespaces (user namespaces off, e.g. Ubuntu 24.04's AppArmor default, or a container
   without CAP_SYS_ADMIN). The launcher confines itself before exec with what the kernel lets an
   unprivileged process use (confine.py): Landlock (files, TCP, signal and abstract-unix scopes by
-  ABI), a seccomp filter, and, when the trainer is root, a uid of its own per run. Each layer that
-  the kernel lacks or refuses is left out and named in the warning, and a layer the probe run
-  cannot set up is dropped with the reason (`Isolation.layers` lists those in force).
+  ABI), a seccomp filter, and, when the trainer is root, a uid of its own per run. A layer that
+  the kernel lacks, or that fails to set up in the probe run, is left out with the reason
+  (`Isolation.layers`, in the log's info line); the warning lists each protection then missing.
 
 A mode, and each protection, counts only if a probe program run under it shows that it holds
 (probe.py): it cannot read a world-readable canary file outside the sandbox, leave a file outside

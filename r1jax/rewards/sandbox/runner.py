@@ -8,14 +8,20 @@ trainer's files, write outside its own directory, or reach the network. Each run
   descriptors, stdin from an anonymous memfd, `python -I -S -B`, rlimits on CPU time, address space,
   open files, file size, processes and core size, no_new_privs, a wall-clock limit after which the
   whole process group is SIGKILLed, and stdout+stderr read incrementally with a size cap;
-- where the platform allows (see `isolation()`, probed once per process and *verified* by a probe
-  program that tries to read a canary file, write to /tmp and connect to a local port): new PID,
-  network, mount, IPC and UTS namespaces, a chroot jail on a size-capped tmpfs that holds only
-  read-only binds of the system and Python directories, and, when the trainer is root, a distinct
-  unprivileged uid per concurrent run (so RLIMIT_NPROC counts that run only). Without root but with
-  user namespaces, the same jail runs inside a user namespace. If neither works, ONE warning says
-  which protections are missing.
-
+- with namespaces where the platform allows (see `isolation`, probed once per process and
+  *verified* by a probe program, probe.py): new PID, network, mount, IPC and UTS namespaces, a
+  chroot jail on a size-capped tmpfs that holds only read-only binds of the system and Python
+  directories, and, when the trainer is root, a distinct unprivileged uid per concurrent run (so
+  RLIMIT_NPROC counts that run only). Without root but with user namespaces, the same jail runs
+  inside a user namespace;
+- without namespaces ("plain", e.g. user namespaces off by AppArmor, or a container without
+  CAP_SYS_ADMIN), what an unprivileged process can put on itself (confine.py): Landlock (writes
+  only in its folder, reads only of the system/Python dirs and its folder, no TCP; from Linux 6.12
+  no signal to the trainer or other runs, no abstract unix socket outside), a seccomp filter (no
+  socket(), ptrace, namespaces, mounts, io_uring, SysV IPC, setsid/setpgid, so its process group,
+  killed after the run, holds every process it starts), and under a root trainer a uid of its own
+  per run. The log says once which layers and protections are in force on this kernel, and each
+  protection missing here, with why.
 The set-up happens in `child.py` (the child side). Nothing here ever evaluates model text.
 """
 
