@@ -21,7 +21,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import platform
+import stat
 import struct
 
 _LIBC = ctypes.CDLL(None, use_errno=True)
@@ -77,8 +77,8 @@ def landlock_abi() -> int:
 
 def seccomp_arch() -> str | None:
     """This machine's architecture if the kernel takes seccomp filters and a table exists for it."""
-    arch = platform.machine()
-    if arch not in SYSCALLS or _LIBC.prctl(PR_GET_SECCOMP, 0, 0, 0, 0) < 0:
+    arch = os.uname().machine
+    if arch not in SYSCALLS or _prctl(PR_GET_SECCOMP, 0) < 0:
         return None
     return arch
 
@@ -120,7 +120,7 @@ def landlock(abi: int, read: list[str], write: list[str], devices: list[str]) ->
             except FileNotFoundError:
                 continue
             try:
-                if not os.path.isdir(f"/proc/self/fd/{fd}"):
+                if not stat.S_ISDIR(os.fstat(fd).st_mode):  # fstat works on O_PATH
                     rights &= _FS_FILE_ONLY
                 rule = struct.pack("=Qi", rights & handled, fd)
                 _syscall(f"landlock_add_rule {path}", _ADD_RULE, ruleset, 1, rule, 0)
@@ -181,13 +181,18 @@ def seccomp(arch: str, limit_signals: bool) -> None:
     prog = seccomp_program(arch, os.getpid(), limit_signals)
     buf = ctypes.create_string_buffer(prog, len(prog))
     fprog = _SockFprog(len(prog) // 8, ctypes.addressof(buf))
-    ret = _LIBC.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0)
-    if ret != 0:
+    if _prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(fprog)) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"seccomp filter: {os.strerror(err)}")
 
 
+def _prctl(option: int, arg2: int, arg3: int = 0) -> int:
+    """prctl with every argument as unsigned long (the kernel checks unused ones are 0)."""
+    ulong = ctypes.c_ulong
+    return _LIBC.prctl(ctypes.c_int(option), ulong(arg2), ulong(arg3), ulong(0), ulong(0))
+
+
 def no_new_privs() -> None:
-    if _LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+    if _prctl(PR_SET_NO_NEW_PRIVS, 1) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"no_new_privs: {os.strerror(err)}")

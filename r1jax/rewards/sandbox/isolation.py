@@ -64,7 +64,9 @@ class Plan:
     limit_signals: the filter confines kill() to the candidate's process group (only where Landlock
     cannot scope signals); drop: the trainer is root and each run gets a uid of its own; via_fd:
     the interpreter's prefix, reached through an inherited O_PATH descriptor because the run's uid
-    cannot search the path to it (e.g. a pyenv Python under root's 0700 home), else "".
+    cannot search the path to it (e.g. a pyenv Python under root's 0700 home), else "". The
+    candidate's sys.executable is then /proc/self/fd/N/bin/...: a subprocess that closes its
+    inherited descriptors (subprocess's default) cannot exec sys.executable.
     """
 
     landlock: int = 0
