@@ -169,6 +169,8 @@ def _candidate(cfg: dict) -> None:
             if plan["via_fd"]:
                 _prctl(PR_SET_DUMPABLE, 1)  # the uid change cleared it: /proc/self/fd is ours again
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # after the uid change, which clears it
+        if not cfg["ns"] and os.getppid() != cfg["ppid"]:  # died before the signal was re-armed
+            raise RuntimeError("trainer exited during the sandbox set-up")
         step = "uid drop" if plan["drop"] else "exec"  # a dropped uid may be refused the exec
         os.execve(argv[0], argv, env)
     except BaseException as e:  # noqa: BLE001 - any failure here is a set-up failure

@@ -199,6 +199,8 @@ def _plain(runner: Callable[[str, str, Plan], Any], landlock_max: int | None) ->
     active, missing = probe.plain_checks(facts, plan)
     fds = "no inherited file descriptors but an O_PATH handle of the Python installation"
     active = [fds if a == ALWAYS[2] and plan.via_fd else a for a in ALWAYS] + active
+    if drop and not plan.drop:
+        missing.append("runs as root: the uid drop failed here (see the layers)")
     if drop and not facts["uid"]:
         missing.append(_NPROC_ROOT)
     else:
