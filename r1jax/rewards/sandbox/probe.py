@@ -142,11 +142,14 @@ def plain_checks(facts: dict, plan: Any) -> tuple[list[str], list[str]]:
     def check(ok: bool, active: str, missing: str) -> None:
         out[0 if ok else 1].append(active if ok else missing)
 
-    how = [ll >= 6 and "Landlock signal scope", sc and plan.limit_signals and "seccomp: kill() "
-           "only inside its own process group", drop and "a uid of its own"]  # fmt: skip
+    how = [
+        ll >= 6 and "Landlock signal scope",
+        sc and plan.limit_signals and "seccomp: kill() only inside its own process group",
+        drop and "a uid of its own",
+    ]  # each also keeps it from other runs, which the probe does not try
     check(
         not facts["signal"],
-        f"cannot signal the trainer or other runs ({', '.join(h for h in how if h)})",
+        f"cannot signal the trainer ({', '.join(h for h in how if h)})",
         "cannot signal the trainer: NOT in force (needs Landlock ABI >= 6, i.e. Linux 6.12+, or "
         "seccomp, or a root trainer for the uid drop)",
     )
