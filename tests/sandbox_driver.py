@@ -4,7 +4,7 @@ The hostile programs of tests/test_sandbox_supervisor.py try to kill their super
 supervisor must not be pytest: this script drops to the uid the spec names (if any) FIRST (and, if
 asked, nests itself 16 Landlock domains deep, so that the kernel refuses the runs one more), starts a
 sentinel process of that uid (what `kill(-1, SIGKILL)` would also reach), runs the spec's jobs in a
-`Sandbox(isolation="plain")` one by one, and prints one JSON line: its pid, the isolation report,
+`Sandbox(isolation="plain")` one by one, then its "together" jobs at once, and prints one JSON line: its pid, the isolation report,
 each job's result, and whether the sentinel survived. If a program kills it, the line is missing.
 
 The sandbox package is imported without running `r1jax/__init__` and `r1jax/rewards/__init__`
@@ -47,17 +47,15 @@ def main(spec: dict) -> None:
     try:
         limits = Limits(wall_s=3.0, cpu_s=2, memory_bytes=256 << 20, processes=8)
         sb = Sandbox(
-            limits, isolation="plain", tmp_root=spec["tmp_root"], landlock_max=spec["landlock_max"]
+            limits, 2, "plain", tmp_root=spec["tmp_root"], landlock_max=spec["landlock_max"]
         )
         iso = sb.isolation
+        names = [n for n, _ in spec["jobs"]] + [n for n, _ in spec["together"]]
+        runs = [sb.run(Job(program)) for _, program in spec["jobs"]]
+        runs += sb.run_many([Job(p) for _, p in spec["together"]], budget_s=30)  # concurrently
         results = {}
-        for name, program in spec["jobs"]:
-            res = sb.run(Job(program))
-            results[name] = {
-                "status": res.status,
-                "stdout": res.stdout,
-                "stderr": res.stderr[-800:],
-            }
+        for name, res in zip(names, runs):
+            results[name] = dict(status=res.status, stdout=res.stdout, stderr=res.stderr[-800:])
         alive = sentinel.poll() is None
     finally:
         sentinel.kill()

@@ -1,7 +1,8 @@
 """Plain mode (no namespaces) protects its supervisor: hostile programs try to signal it, write
 outside their folder, read a canary and reach sockets the test opens, under a supervisor that runs
 in a process of its own (tests/sandbox_driver.py) as root and as an unprivileged uid it drops to
-first. Each program would print what it managed, so a missing protection shows as a number, and a
+first; one run also tries to SIGKILL every nearby pid while another run is under way. Each
+program would print what it managed, so a missing protection shows as a number, and a
 supervisor that dies shows as a missing report. Configurations that reproduce an older kernel
 (`landlock_max`) check that the report names what is then missing, and that it really is missing.
 """
@@ -120,6 +121,26 @@ if pid == 0:
     os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(60)", "{marker}"])
 """
 
+VICTIM = """
+import time
+print("up", flush=True)
+time.sleep(1.5)
+print("alive")
+"""
+ATTACKER = """
+import os, signal, time
+time.sleep(0.3)
+me, n = os.getpid(), 0
+for pid in range(max(2, me - 3000), me + 3000):  # every nearby process: the other run, the
+    if pid != me:                                  # supervisor, its sentinel, its other children
+        try:
+            os.kill(pid, signal.SIGKILL)
+            n += 1
+        except OSError:
+            pass
+print(n)
+"""
+
 
 def _system_python() -> str | None:
     """A Python that any uid can run (for the unprivileged supervisor), or None."""
@@ -221,8 +242,9 @@ def test_plain_mode_protects_its_supervisor(config, world):
     spec = dict(uid=uid, repo=REPO, tmp_root=world["runs"], landlock_max=landlock_max)
     spec["nest_landlock"] = nest
     spec_path = os.path.join(world["root"], "spec.json")
+    together = [["victim", VICTIM], ["attacker", ATTACKER]]
     with open(spec_path, "w") as f:
-        json.dump(dict(spec, jobs=list(jobs.items())), f)
+        json.dump(dict(spec, jobs=list(jobs.items()), together=together), f)
     os.chmod(spec_path, 0o644)
     proc = subprocess.Popen(
         [python, "-I", DRIVER, spec_path], cwd=world["cwd"], stdout=subprocess.PIPE,
@@ -243,6 +265,8 @@ def test_plain_mode_protects_its_supervisor(config, world):
     sup, attempts = res["signals"]["stdout"].split(" ", 1)
     assert int(sup) == out["pid"], res["signals"]
     assert sorted(a.rsplit(":", 1)[1] for a in attempts.split()) == ["1"] * 8, attempts  # EPERM
+    assert res["attacker"]["stdout"].strip() == "0", res["attacker"]  # no other process reached
+    assert res["victim"]["stdout"].split() == ["up", "alive"], res["victim"]  # a concurrent run
     assert res["network"]["stdout"].strip() == "['pair']", res["network"]
     assert _arrived(world) == []
     assert res["escape"]["stdout"].strip() == "setsid:1", res["escape"]
