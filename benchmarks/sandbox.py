@@ -1,12 +1,15 @@
 """Code-sandbox throughput and budget adherence; prints one JSON object.
 
-    python benchmarks/sandbox.py [--workers 2] [--n 64] [--wall-s 2] [--budget-s 10]
+    python benchmarks/sandbox.py [--workers 2] [--n 64] [--wall-s 2] [--budget-s 10] [--isolation auto]
 
 Reported:
-- `isolation`: the mode in force here and what it lacks (see r1jax/rewards/sandbox/isolation.py);
+- `isolation`: the mode in force here (`--isolation` demands one, e.g. plain), its plain-mode
+  layers and what it lacks (see r1jax/rewards/sandbox/isolation.py);
 - `trivial_per_s`: runs/s through the pool (`run_many`) of a correct one-line stdin->stdout program,
   `--n` runs; `trivial_run_ms_median`: wall time of one run inside the pool (launcher start,
-  namespaces, jail, Python start-up, teardown);
+  namespaces and jail or Landlock and seccomp, Python start-up, teardown);
+  `trivial_child_cpu_ms`: user+sys CPU of the run's processes per run, the number to compare on a
+  busy machine (wall times there measure the other load as much as the sandbox);
 - `hostile_per_s`: runs/s for a mix of infinite loop, sleeper, memory hog, output flood, fork bomb
   (only where RLIMIT_NPROC is enforced), socket, secret read and big-file write, `--n` runs in all,
   with `hostile_status_counts` (every one must fail; `hostile_passed` counts those that did not);
@@ -22,6 +25,7 @@ import collections
 import dataclasses
 import json
 import os
+import resource
 import statistics
 import sys
 import time
@@ -50,20 +54,23 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=64)
     ap.add_argument("--wall-s", type=float, default=2.0)
     ap.add_argument("--budget-s", type=float, default=10.0)
+    ap.add_argument("--isolation", default="auto", choices=("auto", "root", "userns", "plain"))
     args = ap.parse_args()
     limits = Limits(wall_s=args.wall_s, cpu_s=max(1, int(args.wall_s / 2)), memory_bytes=256 << 20)
-    sb = Sandbox(limits, workers=args.workers)
+    sb = Sandbox(limits, workers=args.workers, isolation=args.isolation)
     iso = sb.isolation
     out = {"workers": args.workers, "n": args.n, "limits": dataclasses.asdict(limits)}
-    out["isolation"] = {"mode": iso.mode, "missing": list(iso.missing)}
+    out["isolation"] = {"mode": iso.mode, "layers": list(iso.layers), "missing": list(iso.missing)}
 
     jobs = [Job(TRIVIAL, stdin=f"{i} 2") for i in range(args.n)]
-    t0 = time.monotonic()
+    t0, ru0 = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
     res = sb.run_many(jobs, budget_s=3600)
-    dt = time.monotonic() - t0
+    dt, ru1 = time.monotonic() - t0, resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = ru1.ru_utime - ru0.ru_utime + ru1.ru_stime - ru0.ru_stime
     assert all(passed(r, normalize_output(str(i + 2))) for i, r in enumerate(res)), res[:3]
     out["trivial_per_s"] = round(args.n / dt, 2)
     out["trivial_run_ms_median"] = round(1000 * statistics.median(r.wall_s for r in res), 1)
+    out["trivial_child_cpu_ms"] = round(1000 * cpu / args.n, 1)
 
     kinds = [
         k
@@ -83,7 +90,11 @@ def main() -> None:
     out["hostile_passed"] = sum(passed(r, "3") for r in res)
 
     budget = args.budget_s / 2
-    slow = Sandbox(dataclasses.replace(limits, wall_s=budget * 4), workers=args.workers)
+    slow = Sandbox(
+        dataclasses.replace(limits, wall_s=budget * 4),
+        workers=args.workers,
+        isolation=args.isolation,
+    )
     walls = []
     for _ in range(3):
         t0 = time.monotonic()

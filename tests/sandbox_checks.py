@@ -1,8 +1,8 @@
 """Process-table and file-system checks shared by the code sandbox tests.
 
-A sandboxed run must leave nothing behind: no process (found by the sandbox's uid range, by a
-marker string the hostile programs put in their children's command lines, or by the sandbox's own
-command lines) and no file outside its directory. `leftovers()` finds such processes; `kill()` ends
+A sandboxed run must leave nothing behind: no process (found by the uids this session's runs get,
+by a marker string the hostile programs put in their children's command lines, or by the sandbox's
+own command lines below this process) and no file outside its directory. `leftovers()` finds such processes; `kill()` ends
 exactly those (by pid), so a failing test still cleans up after itself.
 """
 
@@ -13,33 +13,47 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 import uuid
 
 import psutil
 
-SANDBOX_UID_MIN, SANDBOX_UID_MAX = 1_700_000_000, 2**31 - 1  # see sandbox_isolation.uid_for
+from r1jax.rewards.sandbox import launch
+
 MARKER = f"r1jax_test_marker_{uuid.uuid4().hex}"
+SUPERVISORS: set[int] = set()  # pids of supervisors run as separate processes (sandbox_driver.py)
 
 
-def _is_ours(info: dict) -> bool:
+def _run_uids(supervisor: int) -> range:
+    """The uids a supervisor gives its runs (see launch.uid_for): one block per supervisor pid."""
+    first = 1_700_000_000 + launch.MAX_SLOTS * (supervisor % 1_000_000)
+    return range(first, first + launch.MAX_SLOTS)
+
+
+def _is_ours(info: dict, supervisors: set[int], ours: set[int]) -> bool:
+    """Started by this session's runs: a run uid of ours, the session's marker, or a sandbox
+    command line below this process. Other sessions' sandboxes on the same machine are not ours
+    (killing their runs would fail their tests)."""
     cmd = info.get("cmdline") or []
     uids = info.get("uids")
-    if uids is not None and SANDBOX_UID_MIN <= uids.real <= SANDBOX_UID_MAX:
+    if uids is not None and any(uids.real in _run_uids(s) for s in supervisors):
         return True
     joined = " ".join(cmd)
-    return (
-        MARKER in joined
-        or "sandbox_child.py" in joined
-        or (cmd[-1:] == ["main.py"] and "-I" in cmd)
-    )
+    sandboxed = "rewards/sandbox/child.py" in joined or (cmd[-1:] == ["main.py"] and "-I" in cmd)
+    return MARKER in joined or (sandboxed and info["pid"] in ours)
 
 
 def leftovers() -> list[dict]:
-    """Live (non-zombie) processes a sandboxed run started, and zombies among them."""
+    """Processes (zombies included) that this session's sandboxed runs started and left."""
+    supervisors = {os.getpid(), *SUPERVISORS}
+    try:
+        ours = {p.pid for p in psutil.Process().children(recursive=True)}
+    except psutil.Error:
+        ours = set()
     out = []
     for p in psutil.process_iter(["pid", "ppid", "uids", "status", "cmdline", "name"]):
         try:
-            if p.info["pid"] != os.getpid() and _is_ours(p.info):
+            if p.info["pid"] != os.getpid() and _is_ours(p.info, supervisors, ours):
                 out.append(p.info)
         except (psutil.Error, TypeError):
             continue
@@ -55,8 +69,18 @@ def kill(procs: list[dict]) -> None:
 
 
 def assert_clean(tmp_root: str | None = None) -> None:
-    """No sandbox process alive (killing any found, then failing) and no run directory left."""
+    """No sandbox process alive (killing any found, then failing) and no run directory left.
+
+    A dead process orphaned to init (a zombie whose parent is pid 1) is init's to reap; some inits
+    (this machine's) reap about once a second, so such zombies get up to 3 s to go, then count.
+    """
+    end = time.monotonic() + 3.0
     left = leftovers()
+    while left and all(p["status"] == "zombie" and p["ppid"] == 1 for p in left):
+        if time.monotonic() > end:
+            break
+        time.sleep(0.05)
+        left = leftovers()
     kill(left)
     assert not left, f"processes left behind: {left}"
     if tmp_root is not None:

@@ -257,14 +257,15 @@ def test_batch_returns_within_its_budget_and_kills_the_rest(sandbox):
     assert [r.status for r in results] == ["budget"] * 6
 
 
-def test_isolation_report_is_honest_and_warns_once(caplog, tmp_root):
-    iso._CACHE.pop("plain", None)
-    with caplog.at_level(logging.WARNING, logger="r1jax.rewards.sandbox.runner"):
-        plain = Sandbox(LIMITS, tmp_root=tmp_root, isolation="plain").isolation
-        again = Sandbox(LIMITS, tmp_root=tmp_root, isolation="plain").isolation
-    assert again == plain
-    # a plain run really can reach a local port and read world-readable files, and says so
-    assert any(m.startswith("network blocked") for m in plain.missing)
-    assert any(m.startswith("files hidden") for m in plain.missing)
-    warnings = [r for r in caplog.records if "NOT protected" in r.getMessage()]
-    assert len(warnings) == 1
+def test_namespace_report_is_verified_and_logged_once(sandbox, caplog, tmp_root):
+    need(
+        sandbox, "own PID namespace"
+    )  # skips where namespaces cannot work (plain mode's own tests)
+    iso._CACHE.pop(("auto", None), None)
+    with caplog.at_level(logging.INFO, logger="r1jax.rewards.sandbox.runner"):
+        got = Sandbox(LIMITS, tmp_root=tmp_root).isolation
+        again = Sandbox(LIMITS, tmp_root=tmp_root).isolation
+    assert again == got and got.mode == sandbox.isolation.mode and got.layers == ()
+    assert any(a.startswith("network blocked") for a in got.active)  # TCP, UDP and unix probed
+    assert any(a.startswith("files hidden") for a in got.active)
+    assert len([r for r in caplog.records if r.getMessage().startswith("code sandbox: iso")]) == 1

@@ -13,6 +13,11 @@ every process the candidate starts dies when it does. The child builds a jail: a
 root with read-only bind mounts of the system and Python directories only, a private /tmp, and the
 candidate's files in /work; then chroot, resource limits, drop to an unprivileged uid, no_new_privs,
 a parent-death signal, exec. The outer process waits and reports the wait status.
+
+Without namespaces ("plain"): this process becomes the candidate. Resource limits, no_new_privs,
+then the self-confinement the trainer's probe found working here (confine.py: Landlock, a seccomp
+filter), the drop to the run's own uid when the trainer is root, a parent-death signal, exec. The
+trainer reads the candidate's exit status from its own wait.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
-PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 1, 4, 38
 SETUP_FAILED = 125  # exit code of a failed set-up (the status pipe says which step)
 
 _LIBC = ctypes.CDLL(None, use_errno=True)
@@ -131,18 +136,45 @@ def _limit(cfg: dict) -> None:
 
 
 def _candidate(cfg: dict) -> None:
-    """Becomes the candidate: limits, uid drop, no_new_privs, exec. Never returns."""
+    """Becomes the candidate: limits, confinement (plain mode), uid drop, exec. Never returns.
+
+    A failed step is reported as "setup [step] ...", so that the trainer can tell which plain-mode
+    layer this machine refuses (and never runs the candidate without it unknowingly).
+    """
+    step = "limits"
     try:
         _limit(cfg)
-        if cfg["mode"] == "root":
+        argv, env, plan = cfg["argv"], cfg["env"], cfg["plan"]
+        _prctl(PR_SET_NO_NEW_PRIVS, 1)  # before Landlock and seccomp, which need it
+        if not cfg["ns"]:
+            import confine  # noqa: PLC0415 - plain mode only (next to this file, see __main__)
+
+            if plan["via_fd"]:  # the run's uid cannot search the path to the interpreter
+                fd = os.open(plan["via_fd"], os.O_PATH | os.O_DIRECTORY)
+                os.set_inheritable(fd, True)
+                root = f"/proc/self/fd/{fd}"
+                argv = [root + argv[0][len(plan["via_fd"]) :], *argv[1:]]
+                env = dict(env, LD_LIBRARY_PATH=root + "/lib")  # for an absolute RUNPATH
+            if plan["landlock"]:
+                step = "landlock"
+                confine.landlock(plan["landlock"], cfg["ro"], cfg["write"], cfg["dev"])
+            if plan["seccomp"]:
+                step = "seccomp"
+                confine.seccomp(plan["seccomp"], plan["limit_signals"])
+        if cfg["mode"] == "root" or plan["drop"]:
+            step = "uid drop"
             os.setgroups([])
             os.setresgid(cfg["gid"], cfg["gid"], cfg["gid"])
             os.setresuid(cfg["uid"], cfg["uid"], cfg["uid"])
-        _prctl(PR_SET_NO_NEW_PRIVS, 1)
+            if plan["via_fd"]:
+                _prctl(PR_SET_DUMPABLE, 1)  # the uid change cleared it: /proc/self/fd is ours again
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # after the uid change, which clears it
-        os.execve(cfg["argv"][0], cfg["argv"], cfg["env"])
+        if not cfg["ns"] and os.getppid() != cfg["ppid"]:  # died before the signal was re-armed
+            raise RuntimeError("trainer exited during the sandbox set-up")
+        step = "uid drop" if plan["drop"] else "exec"  # a dropped uid may be refused the exec
+        os.execve(argv[0], argv, env)
     except BaseException as e:  # noqa: BLE001 - any failure here is a set-up failure
-        _fail(cfg["status_fd"], e)
+        _fail(cfg["status_fd"], e, step)
 
 
 def _init(cfg: dict) -> None:
@@ -173,9 +205,9 @@ def _report(fd: int, status: int) -> None:
         os.write(fd, f"exit {os.WEXITSTATUS(status)}\n".encode())
 
 
-def _fail(fd: int, e: BaseException) -> None:
+def _fail(fd: int, e: BaseException, step: str = "launcher") -> None:
     try:
-        os.write(fd, f"setup {type(e).__name__}: {e}".encode()[:2000])
+        os.write(fd, f"setup [{step}] {type(e).__name__}: {e}".encode()[:2000])
     finally:
         os._exit(SETUP_FAILED)
 
@@ -222,4 +254,5 @@ def main(cfg: dict) -> None:
 
 
 if __name__ == "__main__":
+    sys.path[:0] = [os.path.dirname(os.path.abspath(__file__))]  # confine.py (-I leaves it out)
     main(marshal.loads(bytes.fromhex(sys.argv[1])))  # from the trainer; json would cost 25 ms

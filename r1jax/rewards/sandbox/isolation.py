@@ -1,4 +1,4 @@
-"""Which isolation the code sandbox can use on this machine, verified by a probe, and its plumbing.
+"""Which isolation the code sandbox can use on this machine, verified by a probe.
 
 Modes, strongest first:
 - "root": the trainer is root. Namespaces (PID, network, mount, IPC, UTS), a chroot jail, and a
@@ -7,35 +7,36 @@ Modes, strongest first:
 - "userns": not root, but unprivileged user namespaces work. The same namespaces and jail, inside a
   user namespace where the candidate is uid 1000 (the trainer's uid outside); exec drops every
   capability. RLIMIT_NPROC then counts all processes and threads of the trainer's uid.
-- "plain": no namespaces. Rlimits, a fresh cwd, a minimal environment, the process-group kill and the
-  output cap only: the candidate can read what the trainer's uid can read and reach the network, and
-  a child that calls setsid() can outlive the run. A warning says so, once.
+- "plain": no namespaces (user namespaces off, e.g. Ubuntu 24.04's AppArmor default, or a container
+  without CAP_SYS_ADMIN). The launcher confines itself before exec with what the kernel lets an
+  unprivileged process use (confine.py): Landlock (files, TCP, signal and abstract-unix scopes by
+  ABI), a seccomp filter, and, when the trainer is root, a uid of its own per run. A layer that
+  the kernel lacks, or that fails to set up in the probe run, is left out with the reason
+  (`Isolation.layers`, in the log's info line); the warning lists each protection then missing.
 
-A mode counts as working only if a probe program run under it shows that it does: it cannot read a
-world-readable canary file outside the sandbox, cannot leave a file in the host's /tmp, cannot
-connect to a port the trainer listens on, and is PID 2 of its own PID namespace (PID 1 is the
+A mode, and each protection, counts only if a probe program run under it shows that it holds
+(probe.py): it cannot read a world-readable canary file outside the sandbox, leave a file outside
+its folder, reach a TCP, UDP or unix socket the trainer opens, or (plain mode) signal the trainer or
+leave its process group; with namespaces it is PID 2 of its own PID namespace (PID 1 is the
 launcher's init, see child.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
+import functools
 import logging
 import os
-import shutil
-import socket
 import sys
-import tempfile
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
+from r1jax.rewards.sandbox import confine, probe
+from r1jax.rewards.sandbox.launch import blocked_parent, python, uid_for
+
 log = logging.getLogger("r1jax.rewards.sandbox.runner")
 
-USERNS_UID = 1000  # the candidate's uid inside a user namespace
-MAX_SLOTS = 256  # concurrent runs per trainer process in "root" mode (one uid each)
 ALWAYS = (
     "fresh empty temp dir as cwd",
     "minimal environment",
@@ -46,59 +47,66 @@ ALWAYS = (
     "output cap",
     "no_new_privs",
 )
-_DEVS = ("/dev/null", "/dev/zero", "/dev/random", "/dev/urandom")
+_NPROC_ROOT = "RLIMIT_NPROC (not enforced for uid 0: a fork bomb is bounded by the wall limit only)"
+_PLAIN_GAPS = (
+    "files hidden (no chroot jail: names and metadata outside its folder stay visible)",
+    "own PID namespace (other processes stay visible by pid; their permissions and the scopes "
+    "above apply)",
+    "disk space (files in the run directory are capped one by one, not in total)",
+)
 
-_PROBE = """\
-import json, os, socket
-f = {{"uid": os.getuid(), "pid": os.getpid()}}
-try:
-    with open({canary!r}, encoding="utf-8") as fh:
-        f["canary"] = fh.read()
-except OSError:
-    f["canary"] = None
-try:
-    with open({mark!r}, "w") as fh:
-        fh.write("x")
-except OSError:
-    pass
-try:
-    socket.create_connection(("127.0.0.1", {port}), timeout=1).close()
-    f["net"] = True
-except OSError:
-    f["net"] = False
-print(json.dumps(f))
-"""
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """Plain mode's self-confinement (confine.py), as set up by the launcher for every run.
+
+    landlock: the ABI used (0: none); seccomp: the filter's architecture (None: none);
+    limit_signals: the filter confines kill() to the candidate's process group (only where Landlock
+    cannot scope signals); drop: the trainer is root and each run gets a uid of its own; via_fd:
+    the interpreter's prefix, reached through an inherited O_PATH descriptor because the run's uid
+    cannot search the path to it (e.g. a pyenv Python under root's 0700 home), else "". The
+    candidate's sys.executable is then /proc/self/fd/N/bin/...: a subprocess that closes its
+    inherited descriptors (subprocess's default) cannot exec sys.executable.
+    """
+
+    landlock: int = 0
+    seccomp: str | None = None
+    limit_signals: bool = False
+    drop: bool = False
+    via_fd: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
 class Isolation:
-    """The mode in force, what protects the trainer, and what does not (with why)."""
+    """The mode in force, what protects the trainer, and what does not (with why).
+
+    layers: plain mode's self-confinement in force and the layers left out, with why.
+    """
 
     mode: str
     active: tuple[str, ...]
     missing: tuple[str, ...]
+    layers: tuple[str, ...] = ()
+    plan: Plan = Plan()
 
 
-class _Unavailable(Exception):
-    pass
-
-
-_CACHE: dict[str, Isolation] = {}
+_CACHE: dict[tuple[str, int | None], Isolation] = {}
 _CACHE_LOCK = threading.Lock()
-_SLOT_LOCK = threading.Lock()
-_FREE_SLOTS: set[int] = set(range(MAX_SLOTS))
 
 
-def get(request: str, runner: Callable[[str, str], Any]) -> Isolation:
+def get(
+    request: str, runner: Callable[[str, str, Plan], Any], landlock_max: int | None = None
+) -> Isolation:
     """The isolation for `request` ("auto" or a mode), probing once per process.
 
-    `runner(mode, program)` runs `program` in the sandbox under `mode` and returns its Result.
+    `runner(mode, program, plan)` runs `program` in the sandbox and returns its Result.
+    landlock_max: use at most this Landlock ABI (None: the kernel's), to reproduce an older kernel.
     """
     if request not in ("auto", "root", "userns", "plain"):
         raise ValueError(f"isolation must be auto, root, userns or plain, got {request!r}")
     with _CACHE_LOCK:
-        if request in _CACHE:
-            return _CACHE[request]
+        if (request, landlock_max) in _CACHE:
+            return _CACHE[(request, landlock_max)]
         modes = (
             [request]
             if request != "auto"
@@ -107,170 +115,107 @@ def get(request: str, runner: Callable[[str, str], Any]) -> Isolation:
         reasons = []
         for mode in modes:
             try:
-                out = _probe(mode, runner)
+                if mode == "plain":
+                    out = _plain(runner, landlock_max)
+                else:
+                    facts = probe.run(mode, functools.partial(_with_plan, runner, Plan()))
+                    out = _namespaces(mode, facts)
                 break
-            except _Unavailable as e:
+            except probe.Unavailable as e:
                 reasons.append(f"{mode} unavailable ({e})")
         else:
             raise ValueError(
                 f"code sandbox: isolation {request!r} does not work here: {'; '.join(reasons)}"
             )
-        log.info("code sandbox: isolation %r; active: %s", out.mode, "; ".join(out.active))
+        layers = f"; layers: {'; '.join(out.layers)}" if out.layers else ""
+        log.info(
+            "code sandbox: isolation %r%s; active: %s", out.mode, layers, "; ".join(out.active)
+        )
         if out.missing:
             why = f" ({'; '.join(reasons)})" if reasons else ""
             log.warning("code sandbox: NOT protected: %s%s", "; ".join(out.missing), why)
-        _CACHE[request] = out
+        _CACHE[(request, landlock_max)] = out
         return out
 
 
-def _probe(mode: str, runner: Callable[[str, str], Any]) -> Isolation:
-    token = os.urandom(8).hex()
-    canary_dir = tempfile.mkdtemp(prefix="r1jax-canary-")
-    mark = os.path.join(tempfile.gettempdir(), f"r1jax-probe-{token}")
-    listener = socket.socket()
-    try:
-        os.chmod(canary_dir, 0o755)
-        canary = os.path.join(canary_dir, "canary")
-        with open(canary, "w", encoding="utf-8") as f:
-            f.write(token)
-        os.chmod(canary, 0o644)
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(4)
-        port = listener.getsockname()[1]
-        res = runner(mode, _PROBE.format(canary=canary, mark=mark, port=port))
-        if res.status != "ok":
-            raise _Unavailable(f"{res.status}: {(res.detail or res.stderr)[-300:]}")
-        facts = json.loads(res.stdout)
-        tmp_leak = os.path.exists(mark)
-    finally:
-        listener.close()
-        shutil.rmtree(canary_dir, ignore_errors=True)
-        if os.path.exists(mark):
-            os.remove(mark)
-    checks = {
-        "own PID namespace (every process dies with the candidate)": facts["pid"] == 2,
-        "network blocked (new network namespace, no interface up)": not facts["net"],
-        "files hidden (chroot jail of read-only system/Python binds on a size-capped tmpfs)": (
-            facts["canary"] is None and not tmp_leak
-        ),
-    }
-    own_uid = facts["uid"] >= uid_for(0)
-    if mode == "root":
-        checks["runs as an unprivileged uid of its own (RLIMIT_NPROC per run)"] = own_uid
-    elif mode == "userns":
-        checks["user namespace (uid 1000 inside, no capabilities after exec)"] = (
-            facts["uid"] == 1000
-        )
-    if mode != "plain" and not all(checks.values()):
+def _namespaces(mode: str, facts: dict) -> Isolation:
+    checks = probe.namespace_checks(mode, facts, facts["uid"] >= uid_for(0))
+    if not all(checks.values()):
         failed = [k for k, ok in checks.items() if not ok]
-        raise _Unavailable(f"probe shows these do not hold: {failed}")
-    active = list(ALWAYS) + [k for k, ok in checks.items() if ok]
-    missing = [k for k, ok in checks.items() if not ok]
-    if mode == "plain":
-        missing.append(
-            "disk space (files in the run directory are capped one by one, not in total)"
-        )
+        raise probe.Unavailable(f"probe shows these do not hold: {failed}")
+    active = list(ALWAYS) + list(checks)
+    missing = []
     if os.geteuid() == 0 and mode != "root":  # the kernel exempts (namespaced) host uid 0
-        missing.append(
-            "RLIMIT_NPROC (not enforced for uid 0: a fork bomb is bounded by the wall limit only)"
-        )
+        missing.append(_NPROC_ROOT)
+    elif mode == "root":
+        active.append("RLIMIT_NPROC")
     else:
-        active.append(
-            "RLIMIT_NPROC"
-            + ("" if mode == "root" else " (counts all processes of the trainer's uid)")
-        )
+        active.append("RLIMIT_NPROC (counts all processes of the trainer's uid)")
     return Isolation(mode, tuple(active), tuple(missing))
 
 
-def child_config(mode: str, limits: Any, host: str, slot: int | None) -> dict:
-    """The launcher's config for one run (see child.py); makes the jail mount point."""
-    ns = mode in ("root", "userns")
-    uid = uid_for(slot) if mode == "root" else USERNS_UID if mode == "userns" else None
-    jail = os.path.join(host, "jail") if ns else ""
-    if jail:
-        os.mkdir(jail)
-    rl = {
-        "CPU": (limits.cpu_s, limits.cpu_s + 1),
-        "AS": (limits.memory_bytes,) * 2,
-        "NOFILE": (limits.open_files,) * 2,
-        "FSIZE": (limits.file_bytes,) * 2,
-        "NPROC": (limits.processes,) * 2,
-        "CORE": (0, 0),
-    }
-    return dict(mode=mode, ns=ns, uid=uid, gid=uid, jail=jail, ro=ro_paths(), dev=list(_DEVS), tmpfs_bytes=limits.tmpfs_bytes, rlimits=rl)  # fmt: skip
-
-
-def python() -> str:
-    """The interpreter candidates run under: the trainer's own, symlinks resolved."""
-    return os.path.realpath(sys.executable)
-
-
-def ro_paths() -> list[str]:
-    """What the jail shows, read-only: the system directories and this Python's installation."""
-    paths = ["/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32"]
-    for p in (sys.base_prefix, sys.base_exec_prefix, os.path.dirname(python())):
-        p = os.path.realpath(p)
-        if not any(p == q or p.startswith(q + "/") for q in paths):
-            paths.append(p)
-    return [p for p in paths if os.path.lexists(p)]
-
-
-def uid_for(slot: int) -> int:
-    """A uid no real account uses, distinct per trainer process (by pid) and per concurrent run."""
-    return 1_700_000_000 + MAX_SLOTS * (os.getpid() % 1_000_000) + slot
-
-
-def acquire_slot() -> int:
-    with _SLOT_LOCK:
-        if not _FREE_SLOTS:
-            raise RuntimeError(f"more than {MAX_SLOTS} concurrent sandbox runs in one process")
-        slot = min(_FREE_SLOTS)
-        _FREE_SLOTS.remove(slot)
-        return slot
-
-
-def release_slot(slot: int) -> None:
-    with _SLOT_LOCK:
-        _FREE_SLOTS.add(slot)
-
-
-def pids_of_uid(uid: int) -> list[int]:
-    """Processes whose real uid is `uid` (from /proc; used to wait for a killed run to vanish)."""
-    out = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/status", encoding="utf-8") as f:
-                    for line in f:
-                        if line.startswith("Uid:"):
-                            if int(line.split()[1]) == uid:
-                                out.append(int(name))
-                            break
-            except OSError:
-                pass
-    return out
-
-
-def wait_uid_gone(uid: int, timeout_s: float) -> None:
-    """After a kill: waits until the kernel has removed every process of the run's uid."""
-    end = time.monotonic() + timeout_s
-    while pids_of_uid(uid):
-        if time.monotonic() > end:
-            log.error(
-                "code sandbox: processes of uid %d still alive %.1fs after the kill", uid, timeout_s
-            )
-            return
-        time.sleep(0.01)
-
-
-def remove_tree(path: str) -> None:
-    """Deletes a run's directory even if the candidate removed permissions inside it."""
-
-    def fix(func, p, _exc):
-        os.chmod(os.path.dirname(p), 0o700)
-        func(p)
-
-    if sys.version_info >= (3, 12):
-        shutil.rmtree(path, onexc=fix)
+def _plain(runner: Callable[[str, str, Plan], Any], landlock_max: int | None) -> Isolation:
+    """Probes plain mode with every layer the kernel offers, dropping one that fails to set up."""
+    abi = confine.landlock_abi()
+    ll = abi if landlock_max is None else min(abi, landlock_max)
+    arch = confine.seccomp_arch()
+    drop = os.geteuid() == 0
+    prefix = os.path.realpath(sys.base_prefix)
+    fd_ok = python().startswith(prefix + "/")  # else a drop may fail to exec: the probe shows it
+    reachable = not blocked_parent(python()) and not blocked_parent(
+        os.path.join(prefix, "lib", "x")
+    )
+    via = "" if not drop or reachable or not fd_ok else prefix
+    plan = Plan(ll, arch, arch is not None and ll < 6, drop, via)
+    off = [f"Landlock ABI {abi} capped at {ll} (landlock_max)"] if ll < abi else []
+    if not abi:
+        off.append("Landlock: not in this kernel or not enabled (needs Linux 5.13+)")
+    if 0 < ll < 4:
+        off.append(f"Landlock TCP rules: need ABI 4 (Linux 6.7+), have {ll}")
+    if 0 < ll < 6:
+        off.append(f"Landlock signal/abstract-unix scopes: need ABI 6 (Linux 6.12+), have {ll}")
+    if arch is None:
+        off.append(f"seccomp: no filter support or no syscall table for {os.uname().machine}")
+    while True:
+        try:
+            facts = probe.run("plain", functools.partial(_with_plan, runner, plan))
+            break
+        except probe.Unavailable as e:  # the launcher names the failed layer as "[layer]"
+            off_fields = {
+                "landlock": dict(landlock=0, limit_signals=plan.seccomp is not None),
+                "seccomp": dict(seccomp=None, limit_signals=False),
+                "uid drop": dict(drop=False, via_fd=""),
+            }
+            layer = next((k for k in off_fields if f"[{k}]" in str(e)), None)
+            on_now = {
+                "landlock": plan.landlock > 0,
+                "seccomp": bool(plan.seccomp),
+                "uid drop": plan.drop,
+            }
+            if layer is None or not on_now[layer]:
+                raise
+            off.append(f"{layer}: set-up failed here ({str(e)[-200:]})")
+            plan = dataclasses.replace(plan, **off_fields[layer])
+    active, missing = probe.plain_checks(facts, plan)
+    fds = "no inherited file descriptors but an O_PATH handle of the Python installation"
+    active = [fds if a == ALWAYS[2] and plan.via_fd else a for a in ALWAYS] + active
+    if drop and not plan.drop:
+        missing.append("runs as root: the uid drop failed here (see the layers)")
+    if drop and not facts["uid"]:
+        missing.append(_NPROC_ROOT)
     else:
-        shutil.rmtree(path, onerror=fix)
+        active.append(
+            f"RLIMIT_NPROC ({'per run' if drop else 'counts all processes of the trainer uid'})"
+        )
+    on = [f"Landlock ABI {plan.landlock}"] if plan.landlock else []
+    on += [f"seccomp filter ({plan.seccomp})"] if plan.seccomp else []
+    if plan.drop:
+        on.append(
+            "a uid of its own per run" + (" (interpreter via O_PATH fd)" if plan.via_fd else "")
+        )
+    layers = tuple(on + [f"NOT in force: {o}" for o in off])
+    return Isolation("plain", tuple(active), tuple(missing) + _PLAIN_GAPS, layers, plan)
+
+
+def _with_plan(runner: Callable[[str, str, Plan], Any], plan: Plan, mode: str, prog: str) -> Any:
+    return runner(mode, prog, plan)

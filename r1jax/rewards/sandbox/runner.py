@@ -8,14 +8,20 @@ trainer's files, write outside its own directory, or reach the network. Each run
   descriptors, stdin from an anonymous memfd, `python -I -S -B`, rlimits on CPU time, address space,
   open files, file size, processes and core size, no_new_privs, a wall-clock limit after which the
   whole process group is SIGKILLed, and stdout+stderr read incrementally with a size cap;
-- where the platform allows (see `isolation()`, probed once per process and *verified* by a probe
-  program that tries to read a canary file, write to /tmp and connect to a local port): new PID,
-  network, mount, IPC and UTS namespaces, a chroot jail on a size-capped tmpfs that holds only
-  read-only binds of the system and Python directories, and, when the trainer is root, a distinct
-  unprivileged uid per concurrent run (so RLIMIT_NPROC counts that run only). Without root but with
-  user namespaces, the same jail runs inside a user namespace. If neither works, ONE warning says
-  which protections are missing.
-
+- with namespaces where the platform allows (see `isolation`, probed once per process and
+  *verified* by a probe program, probe.py): new PID, network, mount, IPC and UTS namespaces, a
+  chroot jail on a size-capped tmpfs that holds only read-only binds of the system and Python
+  directories, and, when the trainer is root, a distinct unprivileged uid per concurrent run (so
+  RLIMIT_NPROC counts that run only). Without root but with user namespaces, the same jail runs
+  inside a user namespace;
+- without namespaces ("plain", e.g. user namespaces off by AppArmor, or a container without
+  CAP_SYS_ADMIN), what an unprivileged process can put on itself (confine.py): Landlock (writes
+  only in its folder, reads only of the system/Python dirs and its folder, no TCP; from Linux 6.12
+  no signal to the trainer or other runs, no abstract unix socket outside), a seccomp filter (no
+  socket(), ptrace, namespaces, mounts, io_uring, SysV IPC, setsid/setpgid, so its process group,
+  killed after the run, holds every process it starts), and under a root trainer a uid of its own
+  per run. The log says once which layers and protections are in force on this kernel, and each
+  protection missing here, with why.
 The set-up happens in `child.py` (the child side). Nothing here ever evaluates model text.
 """
 
@@ -34,7 +40,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from r1jax.rewards.sandbox import isolation as iso
-from r1jax.rewards.sandbox import process
+from r1jax.rewards.sandbox import launch, process
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +93,10 @@ class Sandbox:
     """Runs jobs under `limits`; `run_many` uses up to `workers` processes at once.
 
     isolation: "auto" (the strongest that works here), or "root" / "userns" / "plain" to demand one
-    (ValueError if it does not work here). tmp_root: where per-run directories are made.
+    (ValueError if it does not work here). tmp_root: where per-run directories are made (with a uid
+    per run in plain mode, its parents must be searchable by others for the run's TMPDIR to work).
+    landlock_max: plain mode uses at most this Landlock ABI (None: the kernel's), to reproduce
+    an older kernel's fallback here.
     """
 
     def __init__(
@@ -96,23 +105,30 @@ class Sandbox:
         workers: int = 2,
         isolation: str = "auto",
         tmp_root: str | None = None,
+        landlock_max: int | None = None,
     ):
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         self.limits, self.workers, self.request = limits, workers, isolation
         self.tmp_root = tmp_root or tempfile.gettempdir()
+        self.landlock_max = landlock_max
         self._iso: iso.Isolation | None = None
 
     @property
     def isolation(self) -> iso.Isolation:
         """The isolation in force (probed and verified once per process and request)."""
         if self._iso is None:
-            self._iso = iso.get(self.request, lambda mode, prog: self._run(Job(prog), 10.0, mode))
+            root = tempfile.gettempdir()  # the probe is about the machine, not this tmp_root
+            probe = lambda mode, prog, plan: self._run(Job(prog), 10.0, mode, plan, root)  # noqa: E731
+            out = iso.get(self.request, probe, self.landlock_max)
+            launch.check_tmp_root(self.tmp_root, out.plan.drop)
+            self._iso = out
         return self._iso
 
     def run(self, job: Job, wall_s: float | None = None) -> Result:
         """Runs one job (blocking) with wall limit `wall_s` (default: limits.wall_s)."""
-        return self._run(job, self.limits.wall_s if wall_s is None else wall_s, self.isolation.mode)
+        wall_s = self.limits.wall_s if wall_s is None else wall_s
+        return self._run(job, wall_s, self.isolation.mode, self.isolation.plan)
 
     def run_many(
         self,
@@ -127,7 +143,7 @@ class Sandbox:
         status "budget" too. With `judge` and `groups`, a job whose group already has a failed job
         is "skipped" (so a binary reward stops at a candidate's first failing test).
         """
-        mode = self.isolation.mode
+        mode, plan = self.isolation.mode, self.isolation.plan
         deadline = time.monotonic() + budget_s
         results: list[Result | None] = [None] * len(jobs)
         failed: set[int] = set()
@@ -150,7 +166,7 @@ class Sandbox:
                     continue
                 wall = min(self.limits.wall_s, left)
                 try:
-                    res = self._run(jobs[i], wall, mode)
+                    res = self._run(jobs[i], wall, mode, plan)
                 except Exception as e:  # noqa: BLE001 - e.g. disk full: the trainer's fault, not the candidate's
                     res = Result("setup_error", detail=f"{type(e).__name__}: {e}")
                 if res.status == "timeout" and wall < self.limits.wall_s:
@@ -172,20 +188,29 @@ class Sandbox:
             t.join()
         return [r if r is not None else Result("budget") for r in results]
 
-    def _run(self, job: Job, wall_s: float, mode: str) -> Result:
+    def _run(
+        self, job: Job, wall_s: float, mode: str, plan: iso.Plan, root: str | None = None
+    ) -> Result:
         t0 = time.monotonic()
         deadline = t0 + wall_s
-        host = tempfile.mkdtemp(prefix="r1jax-sbx-", dir=self.tmp_root)
-        slot = iso.acquire_slot() if mode == "root" else None
+        host = tempfile.mkdtemp(prefix="r1jax-sbx-", dir=root or self.tmp_root)
+        slot = launch.acquire_slot() if mode == "root" or plan.drop else None
         try:
-            return self._spawn(job, mode, host, slot, t0, deadline)
+            return self._spawn(job, mode, plan, host, slot, t0, deadline)
         finally:
             if slot is not None:
-                iso.release_slot(slot)
-            iso.remove_tree(host)
+                launch.release_slot(slot)
+            process.remove_tree(host)
 
     def _spawn(
-        self, job: Job, mode: str, host: str, slot: int | None, t0: float, deadline: float
+        self,
+        job: Job,
+        mode: str,
+        plan: iso.Plan,
+        host: str,
+        slot: int | None,
+        t0: float,
+        deadline: float,
     ) -> Result:
         indir = os.path.join(host, "in")
         os.mkdir(indir)
@@ -194,7 +219,10 @@ class Sandbox:
                 raise ValueError(f"bad sandbox file name {name!r}")
             with open(os.path.join(indir, name), "w", encoding="utf-8") as f:
                 f.write(text)
-        cfg = iso.child_config(mode, self.limits, host, slot)
+        cfg = launch.child_config(mode, self.limits, host, slot, plan)
+        env = dict(_ENV, HOME="/work" if cfg["jail"] else indir)
+        if mode == "plain":  # its own TMPDIR, the only other place Landlock lets it write
+            env["TMPDIR"] = cfg["write"][1]
         stdin = os.memfd_create("r1jax-stdin", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
         r, w = os.pipe()
         try:
@@ -203,9 +231,9 @@ class Sandbox:
             seals = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
             fcntl.fcntl(stdin, fcntl.F_ADD_SEALS, seals)  # the candidate cannot write to its stdin
             cfg.update(status_fd=w, ppid=os.getpid(), indir=indir)
-            cfg["argv"] = [iso.python(), "-I", "-S", "-B", "-X", "utf8", "main.py"]
-            cfg["env"] = dict(_ENV, HOME="/work" if cfg["jail"] else indir)
-            argv = [iso.python(), "-I", "-S", "-B", _CHILD, marshal.dumps(cfg).hex()]
+            cfg["argv"] = [launch.python(), "-I", "-S", "-B", "-X", "utf8", "main.py"]
+            cfg["env"] = env
+            argv = [launch.python(), "-I", "-S", "-B", _CHILD, marshal.dumps(cfg).hex()]
             proc = subprocess.Popen(
                 argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True,
                 pass_fds=(w,), start_new_session=True, env=dict(_ENV), cwd=indir,
@@ -220,9 +248,13 @@ class Sandbox:
             if why:
                 process.kill(proc, r, status)
                 process.drain(proc, time.monotonic() + 1.0)
-                if slot is not None:
-                    iso.wait_uid_gone(cfg["uid"], timeout_s=2.0)
+                if slot is not None and mode == "root":
+                    process.wait_uid_gone(cfg["uid"], timeout_s=2.0)
+            elif mode == "plain":  # exited, not yet reaped: its group id cannot be reused yet
+                process.killpg(proc.pid)  # whatever it left running (setsid is refused to it)
             proc.wait()
+            if mode == "plain":
+                process.wait_group_dead(proc.pid, timeout_s=2.0)
             process.read_nb(r, status)
         except BaseException:
             process.kill(proc, r, status)  # e.g. KeyboardInterrupt: never leave a run behind
