@@ -113,7 +113,8 @@ def common(stage: str) -> ml_collections.ConfigDict:
     c.seed = 0
     c.mesh = ml_collections.ConfigDict(dict(shape=(-1, 1, 1)))
     c.sharding_rules = tuple(sharding.DEFAULT_RULES)
-    c.sharding_strict = False  # True: a param dim the mesh cannot divide is an error, not replicated
+    # True: a parameter dimension the mesh cannot divide is an error instead of being replicated
+    c.sharding_strict = False
     c.distributed = ml_collections.ConfigDict(
         dict(coordinator="", num_processes=1, process_id=0, cpu_collectives="gloo")
     )
