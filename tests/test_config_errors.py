@@ -101,7 +101,7 @@ CASES = [
     ("grpo", {"rl.group_size": 1}, r"config\.rl\.group_size=1: group advantages need at least 2 samples"),
     ("grpo", {"rl.temperature": 0.0}, r"config\.rl\.temperature=0\.0 must be positive"),
     ("grpo", {"rl.kl_estimator": "k4"}, r"config\.rl: .*k4"),
-    ("grpo", {"rl.advantage": "ppo"}, r"config\.rl\.advantage='ppo' must be one of"),
+    ("grpo", {"rl.advantage": "ppo"}, r"config\.rl\.advantage='ppo' is not a registered estimator; known: \['dr_grpo', 'grpo', 'rloo'\]"),
     ("grpo", {"rl.fused": "yes"}, r"config\.rl\.fused='yes' must be 'auto', 'on' or 'off'"),
     ("grpo", {"rl.fused": "on", "rl.dynamic_sampling": True}, r"config\.rl\.fused='on' needs jittable rewards and no dynamic sampling"),
     ("grpo", {"optimizer.schedule": "step"}, r"config\.optimizer\.schedule='step' is not one of"),
@@ -194,7 +194,7 @@ MAIN_CASES = {  # run through `python -m r1jax.main` (8 simulated devices, inher
     "bad_schedule": ([f"--config={PRETRAIN}:tiny", "--config.optimizer.schedule=cos"], r"schedule='cos'"),
     "unknown_stage": ([f"--config={PRETRAIN}:tiny", "--config.stage=pretrian"], r"config\.stage='pretrian' is not one of"),
     "unbuilt_stage": ([f"--config={PRETRAIN}:tiny", "--config.stage=distill"], r"config\.stage='distill' is not one of"),
-    "unknown_loss": ([f"--config={GRPO}:tiny", "--config.rl.loss=ppo2"], r"unknown loss 'ppo2'"),
+    "unknown_loss": ([f"--config={GRPO}:tiny", "--config.rl.prompts_per_step=8", "--config.rl.loss=ppo2"], r"unknown loss 'ppo2'"),
     "unknown_reward": ([f"--config={GRPO}:tiny", "--config.rewards=('nope',)"], r"unknown reward 'nope'"),
 }  # fmt: skip
 
