@@ -97,7 +97,10 @@ def test_honest_program_runs_as_its_own_uid_with_its_own_tmp(plain):
 
 
 def test_limits_still_hold(plain):
-    res = plain.run(Job("import time\nwhile time.process_time() < 3.0:\n    pass\nprint(1)"))
+    # a long wall limit, so that the CPU limit decides even when the machine is busy
+    res = plain.run(
+        Job("import time\nwhile time.process_time() < 3.0:\n    pass\nprint(1)"), wall_s=60
+    )
     assert res.status == "cpu_limit", res
     res = plain.run(Job("import sys\nwhile True:\n    sys.stdout.write('x' * 65536)"))
     assert res.status == "output_limit", res

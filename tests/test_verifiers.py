@@ -248,5 +248,6 @@ def test_math_hard_time_limit():
     t0 = time.perf_counter()
     assert ma.equivalence([slow], ["1"], timeout_s=0.5) == ["timeout"]
     assert time.perf_counter() - t0 < 0.5 + 1.0
-    assert ma.equivalence(["x+x"], ["2x"], timeout_s=0.5) == ["equal"]  # the pool recovered
+    # the pool recovered (a generous limit: this checks recovery, not speed on a loaded machine)
+    assert ma.equivalence(["x+x"], ["2x"], timeout_s=5.0) == ["equal"]
     assert math.isfinite(ma.STATS["sympy_timeout"])
