@@ -127,6 +127,7 @@ def common(stage: str) -> ml_collections.ConfigDict:
             auto=False,
             init_timeout_s=300,
             heartbeat_timeout_s=100,
+            local_device_ids=(),  # () = JAX's default (under SLURM/MPI on GPUs: one per process)
         )
     )
     c.checkpoint = checkpoint()

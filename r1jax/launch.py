@@ -6,17 +6,19 @@
 
 For development and tests on one machine (CPU devices, gloo collectives). Each process gets
 R1JAX_COORDINATOR / R1JAX_NUM_PROCESSES / R1JAX_PROCESS_ID (read by `parallel.distributed`) and
-`--xla_force_host_platform_device_count=K`; its output lines are prefixed `[pI]`. When a process
-exits non-zero the others get `--grace_s` seconds to stop by themselves (a peer's death stops them
-within `distributed.heartbeat_timeout_s`), then SIGTERM, then SIGKILL. The launcher returns the first
-non-zero exit code (a signal N as 128 + N), or 0. On a pod or a cluster, do not use it: run the same
-command on every host (docs/multihost.md).
+`--xla_force_host_platform_device_count=K`; its output lines are prefixed `[pI]` (gloo's
+"[Gloo] Rank i is connected to ..." lines are dropped). When a process exits non-zero the others
+get `--grace_s` seconds to stop by themselves (a peer's death stops them within
+`distributed.heartbeat_timeout_s`), then SIGTERM, then SIGKILL. The launcher returns the first
+non-zero exit code (a signal N as 128 + N), or 0. On a pod or a cluster, do not use it: run the
+same command on every host (docs/multihost.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -25,6 +27,9 @@ import threading
 import time
 
 DEVICE_FLAG = "--xla_force_host_platform_device_count"
+GLOO_NOISE = re.compile(
+    r"\[Gloo\] Rank \d+ is connected to \d+ peer ranks\. Expected number of connected peer ranks is : \d+\n?"
+)
 
 
 def free_port() -> int:
@@ -55,9 +60,11 @@ def process_env(
 
 
 def _pump(stream, prefix: str, out) -> None:
-    for line in iter(stream.readline, b""):
-        out.write(prefix + line.decode("utf-8", "replace"))
-        out.flush()
+    for raw in iter(stream.readline, b""):
+        line = GLOO_NOISE.sub("", raw.decode("utf-8", "replace"))  # one per gloo connection
+        if line.strip():
+            out.write(prefix + line)
+            out.flush()
     stream.close()
 
 

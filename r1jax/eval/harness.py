@@ -84,16 +84,15 @@ def score(
     (`rows_lib.split_rows`); the verdicts are gathered, so every process returns the same summary.
     """
     start, stop = rows_lib.split_rows(len(examples))
-    mine = [
-        np.asarray(accuracy(texts[i], [examples[i]] * len(texts[i])), np.float32)
-        for i in range(start, stop)
-    ]
     k = len(texts[0]) if texts else 0
-    local = np.stack(mine) if mine else np.zeros((0, k), np.float32)
+    local = np.zeros((stop - start, k), np.int32)  # 1 = correct (the verdict, not the score)
+    for i in range(start, stop):
+        verdicts = accuracy(texts[i], [examples[i]] * len(texts[i]))
+        local[i - start] = [v >= 1.0 for v in np.nan_to_num(verdicts, nan=0.0)]
     every = rows_lib.gather_split(local, len(examples))
     correct, records = [], []
-    for samples, lens, ex, verdicts in zip(texts, lengths, examples, every):
-        ok = [bool(v >= 1.0) for v in np.nan_to_num(verdicts, nan=0.0)]
+    for samples, lens, ex, row in zip(texts, lengths, examples, every):
+        ok = [bool(v) for v in row]
         answers = [extract_answer(s) for s in samples]
         vote = eval_metrics.majority_vote(answers)
         correct.append(ok)
@@ -150,7 +149,14 @@ def make_sample_fn(
     shardings = jax.tree.map(lambda x: x.sharding, params)
     sampler = Sampler(graphdef, shardings, mesh, rules)
 
+    ways = sharding.data_parallel_size(mesh, rules)
+
     def sample_fn(p, ids_BxP, valid_BxP, key):
+        if ids_BxP.shape[0] % ways:
+            raise ValueError(
+                f"eval batch_prompts={ids_BxP.shape[0]} cannot be split {ways} ways over the "
+                f"mesh's batch axes; make it a multiple of {ways}."
+            )
         if jax.process_count() > 1:  # every process encoded the whole chunk: global arrays
             ids_BxP, valid_BxP = (
                 rows_lib.global_from_host(x, mesh, rules) for x in (ids_BxP, valid_BxP)

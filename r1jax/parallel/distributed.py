@@ -71,12 +71,16 @@ def initialize(
     auto: bool = False,
     init_timeout_s: int = 300,
     heartbeat_timeout_s: int = 100,
+    local_device_ids: tuple[int, ...] = (),
 ) -> str:
     """Starts jax.distributed when the run has several processes; returns how it started.
 
     The R1JAX_* variables override empty/default config values (the local launcher sets them).
     Returns "" for a single process, "explicit", "auto" or the detected cluster's name. Calling it
     again in a process that is already initialised (a stage that runs another stage first) is a no-op.
+    `local_device_ids` () keeps JAX's default: every local device, except under SLURM or Open MPI
+    on GPUs, where JAX gives each process the one GPU of its local rank; a process per node names
+    its GPUs here.
     """
     coordinator = coordinator or os.environ.get(ENV_COORDINATOR, "")
     num_processes = int(os.environ.get(ENV_NUM_PROCESSES, num_processes))
@@ -100,6 +104,7 @@ def initialize(
         coordinator or None,
         num_processes if explicit else None,
         process_id if explicit else None,
+        local_device_ids=list(local_device_ids) or None,
         initialization_timeout=int(init_timeout_s),
         heartbeat_timeout_seconds=int(heartbeat_timeout_s),
     )

@@ -18,7 +18,7 @@ host work (`owned_rows`), so every row is scored exactly once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -33,18 +33,22 @@ def _single() -> bool:
 
 
 def row_blocks(n: int, mesh: Any, rules: sharding.Rules) -> dict[int, tuple[int, int]]:
-    """process index -> [start, stop) of the rows of an n-row batch its devices hold.
-
-    Raises ValueError when a process's rows are not one contiguous range (a device order that
-    interleaves processes along the batch axes); the message names the fix.
-    """
+    """process index -> [start, stop) of the rows of an n-row batch its devices hold."""
     spans: dict[int, set[tuple[int, int]]] = {}
     for device, index in sharding.batch_sharding(mesh, rules, 1).devices_indices_map((n,)).items():
         start, stop, _ = index[0].indices(n)
         spans.setdefault(device.process_index, set()).add((start, stop))
+    return blocks_from_spans(spans, n)
+
+
+def blocks_from_spans(
+    spans: Mapping[int, Iterable[tuple[int, int]]], n: int
+) -> dict[int, tuple[int, int]]:
+    """Each process's row spans -> its block; ValueError unless every block is one contiguous range
+    and any two blocks are equal or disjoint (the layouts the rest of this module handles)."""
     blocks = {}
     for p, s in spans.items():
-        ordered = sorted(s)
+        ordered = sorted(set(s))
         if any(a[1] != b[0] for a, b in zip(ordered, ordered[1:])):
             raise ValueError(
                 f"process {p} holds batch rows {ordered} of {n}, not one contiguous range; build "
@@ -52,7 +56,26 @@ def row_blocks(n: int, mesh: Any, rules: sharding.Rules) -> dict[int, tuple[int,
                 "(the default jax.make_mesh order does this)."
             )
         blocks[p] = (ordered[0][0], ordered[-1][1])
+    for p, (a, b) in blocks.items():
+        for q, (c, e) in blocks.items():
+            if (a, b) != (c, e) and a < e and c < b:
+                raise ValueError(
+                    f"processes {p} and {q} hold overlapping but different batch rows [{a}, {b}) "
+                    f"and [{c}, {e}) of {n}; put whole data/fsdp slices on each process."
+                )
     return blocks
+
+
+def owners_from_blocks(blocks: Mapping[int, tuple[int, int]], n: int) -> np.ndarray:
+    """[n] int: processes that share a block split it in process order, contiguous parts."""
+    out = np.zeros(n, np.int64)
+    by_block: dict[tuple[int, int], list[int]] = {}
+    for p, block in sorted(blocks.items()):
+        by_block.setdefault(block, []).append(p)
+    for (start, stop), procs in by_block.items():
+        for p, part in zip(procs, np.array_split(np.arange(start, stop), len(procs))):
+            out[part] = p
+    return out
 
 
 def check_layout(mesh: Any, rules: sharding.Rules) -> None:
@@ -85,14 +108,7 @@ def owners(n: int, mesh: Any, rules: sharding.Rules, group: int = 1) -> np.ndarr
     Rows are owned in runs of `group` (a prompt's G samples stay with one process).
     """
     units = n // group
-    out = np.zeros(units, np.int64)
-    by_block: dict[tuple[int, int], list[int]] = {}
-    for p, block in sorted(row_blocks(units, mesh, rules).items()):
-        by_block.setdefault(block, []).append(p)
-    for (start, stop), procs in by_block.items():
-        for p, part in zip(procs, np.array_split(np.arange(start, stop), len(procs))):
-            out[part] = p
-    return np.repeat(out, group)
+    return np.repeat(owners_from_blocks(row_blocks(units, mesh, rules), units), group)
 
 
 def owned_rows(n: int, mesh: Any, rules: sharding.Rules, group: int = 1) -> tuple[int, int]:
@@ -178,7 +194,10 @@ def gather_rows(x: Any) -> np.ndarray:
 def gather_owned(
     local: np.ndarray, n: int, mesh: Any, rules: sharding.Rules, group: int = 1
 ) -> np.ndarray:
-    """Each process's values for its `owned_rows` -> the whole [n, ...] array on every host."""
+    """Each process's values for its `owned_rows` -> the whole [n, ...] array on every host.
+
+    The values travel as JAX arrays: use a dtype of 32 bits or fewer (64-bit ones would be cut).
+    """
     local = np.asarray(local)
     if _single():
         return local
@@ -216,7 +235,8 @@ def split_rows(n: int) -> tuple[int, int]:
 
 
 def gather_split(local: np.ndarray, n: int) -> np.ndarray:
-    """Each process's values for its `split_rows(n)` -> the whole [n, ...] array on every host."""
+    """Each process's values for its `split_rows(n)` -> the whole [n, ...] array on every host
+    (32-bit or smaller dtypes, as for `gather_owned`)."""
     local = np.asarray(local)
     if _single():
         return local

@@ -86,26 +86,35 @@ def sample(ctx: StepContext, params: Any, prompts: Prompts, key: jax.Array) -> S
         return ctx.fns.sample(params, prompts.ids_BxP, prompts.valid_BxP, key)
 
 
-def score(ctx: StepContext, prompts: Prompts, out: SampleOutput) -> Rollouts:
+def score(
+    ctx: StepContext, prompts: Prompts, out: SampleOutput, times: dict | None = None
+) -> Rollouts:
     """Host rewards on the decoded completions; the update's batch with them on device.
 
     Each process decodes and scores only the rows it owns (`rows.owned_rows`, whole groups),
     read from its own shards; the [N, R] rewards are then gathered, so the cost of sympy or the
-    sandbox is split over the processes instead of repeated on each.
+    sandbox is split over the processes instead of repeated on each. `times`, when given, gets
+    the seconds of each part (benchmarks/multihost.py).
     """
     g, mesh, rules = ctx.group_size, ctx.mesh, ctx.rules
     n = out.lengths_N.shape[0]
+    t0 = time.perf_counter()
     start, stop = rows_lib.owned_rows(n, mesh, rules, g)
     toks, mask, lengths = (
         rows_lib.owned_host_rows(x, mesh, rules, g)
         for x in (out.tokens_NxT, out.mask_NxT, out.lengths_N)
     )
+    t1 = time.perf_counter()
     texts = decode_rows(ctx.tokenizer, toks, mask)
     mine = prompts.grouped(g)[start:stop]
     r_own = rollout.host_rewards(ctx.rewards, texts, mine, lengths)
+    t2 = time.perf_counter()
     r_host = rows_lib.gather_owned(r_own, n, mesh, rules, g)
     lengths, trunc = (rows_lib.gather_rows(x) for x in (out.lengths_N, out.truncated_N))
     r_dev = rows_lib.global_from_host(r_host, mesh, rules)
+    if times is not None:
+        t3 = time.perf_counter()
+        times.update(own_rows=t1 - t0, decode_rewards=t2 - t1, gather=t3 - t2, rows=stop - start)
     batch = rollout.rollout_batch(prompts.ids_BxP, prompts.valid_BxP, out, r_dev)
     return Rollouts(batch, prompts.examples, r_host, out.tokens_NxT, out.mask_NxT, lengths, trunc)
 

@@ -42,6 +42,7 @@ def setup(config: ml_collections.ConfigDict, defaults: ml_collections.ConfigDict
             d.auto,
             d.init_timeout_s,
             d.heartbeat_timeout_s,
+            tuple(d.local_device_ids),
         )
     except ValueError as e:  # a missing coordinator (not a failure inside jax.distributed)
         raise config_check.ConfigError(str(e)) from None
