@@ -3,8 +3,9 @@
     python benchmarks/multihost.py [--steps 10] [--warmup 3] [--out benchmarks/results/x.json]
 
 The GRPO step of experiments/r1_zero_countdown.py:tiny (model preset "test", 4 prompts x G 4, 24 new
-tokens, the Countdown rewards, beta 0.02) on the mesh (data 2, fsdp 2, tensor 2), from a randomly
-initialised policy and a tokenizer trained once by this script. Each side runs this file with
+tokens, the Countdown rewards, beta 0.02) from a randomly initialised policy and a tokenizer trained
+once by this script, on two meshes: (data 2, fsdp 2, tensor 2), the one the tests use, and
+(8, 1, 1), pure data parallelism (8 prompts there: one per device). Each side runs this file with
 `--worker` (the two processes get the environment `python -m r1jax.launch` gives its children,
 gloo collectives over localhost). Per step, after the warm-up steps, the median of:
   sample          the sampler (one program; on 2 processes each runs its half of the rows)
@@ -79,7 +80,8 @@ def worker(args) -> None:
     stream = prompts_lib.PromptStream(
         tasks.load(t.name, "train", args.tfds, **t.options.to_dict()), config.seed
     )
-    b = config.rl.prompts_per_step
+    # the tiny config's 4 prompts, or one per data-parallel device when the mesh has more
+    b = max(config.rl.prompts_per_step, sharding.data_parallel_size(mesh, rules))
     put = lambda x: rows.global_from_host(x, mesh, rules)  # noqa: E731
     per_step = []
     for step in range(args.steps):
@@ -164,6 +166,7 @@ def main() -> None:
         "benchmark": "multihost",
         "config": "experiments/r1_zero_countdown.py:tiny, random-init policy",
         "machine": f"{os.cpu_count()} CPUs (shared)",
+        "load_average_1min_at_start": os.getloadavg()[0],
     }
     with tempfile.TemporaryDirectory() as tmp:
         tok_lib.train(corpus.texts(7919, 0, 300, corpus.CorpusConfig()), 400).save(
@@ -185,6 +188,7 @@ def main() -> None:
                     two["decode_rewards_s_median"],
                 ],
             }
+    res["load_average_1min_at_end"] = os.getloadavg()[0]
     text = json.dumps(res, indent=1)
     print(text)
     if args.out:

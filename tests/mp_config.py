@@ -8,7 +8,8 @@ The tiny R1-Zero Countdown config on a JSONL task whose questions differ a lot i
 processes' halves of a batch need different padded widths unless the padding is agreed), with
 rewards that vary inside groups even for an untrained model (`overlong` reads each completion's
 length), the host-only `math_accuracy` (sympy in a worker process: the split, per-process scoring
-path), the quick and the final evaluation on, checkpoints every 2 steps, and a (2, 2, 2) mesh.
+path), dynamic sampling (up to one extra round of prompts per step), the quick and the final
+evaluation on, checkpoints every 2 steps, and a (2, 2, 2) mesh.
 """
 
 import importlib.util
@@ -40,4 +41,6 @@ def get_config(arg=None):
     c.log_samples = 2
     c.optimizer.warmup_steps = 0  # every update moves the policy, so later steps depend on it
     c.optimizer.lr = 1e-3
+    c.rl.dynamic_sampling = True  # groups without signal are dropped and resampled (one round)
+    c.rl.max_resample_rounds = 1
     return c

@@ -6,7 +6,8 @@ Every run is started as a user would start it (`python -m r1jax.main`, or the lo
 each. The module fixture runs, two at a time:
   pretrain (4 steps) on 1 and on 2 processes; the 1-process output is the base of what follows;
   GRPO (tests/mp_config.py: prompts of very different lengths, rewards that vary inside groups,
-  the quick and the final evaluation, 3 steps, checkpoints at 2 and 3) on 1 and on 2 processes;
+  dynamic sampling, the quick and the final evaluation, 3 steps, checkpoints at 2 and 3) on 1 and
+  on 2 processes;
   the eval stage on 1 and on 2 processes; and each GRPO run's checkpoint of step 2 resumed on the
   OTHER process count (2 -> 1 and 1 -> 2) for its last step and final evaluation.
 Every metric of every step (relative 1e-5), the logged completions, the final evaluation and the
@@ -94,15 +95,13 @@ def test_prompts_of_different_lengths_per_process(runs):
     train = tasks.load("jsonl", "train", f"{d}/tfds", path=runs["q"], answer_format="raw", test_fraction=0.25)  # fmt: skip
     stream = prompts_lib.PromptStream(train, 0)
     widths = []
-    for step in range(3):
-        batch = stream.take(4 * step, 4)
+    for position in range(0, 12, 4):  # the first 3 batches: every run samples them (>= 1 per step)
+        batch = stream.take(position, 4)
         halves = (batch[:2], batch[2:])
         widths.append([prompts_lib.encode_batch(tok, "r1_zero", h, 16)[0].shape[1] for h in halves])
     assert any(abs(a - b) >= 32 for a, b in widths), widths
-    one, two = (mp_runs.metrics(f"{d}/grpo{n}") for n in (1, 2))
-    for step, (a, b) in enumerate(widths):
-        if a != b:
-            mp_runs.assert_same(two[step], one[step], f"step {step} (widths {a} vs {b})")
+    one = mp_runs.metrics(f"{d}/grpo1")
+    assert sum(r["dynamic_rounds"] for r in one) >= 3
 
 
 def test_eval_stage_matches_one_process(runs):
@@ -125,7 +124,9 @@ def test_checkpoint_resumes_on_the_other_process_count(runs, saved, resumed):
     from r1jax.train import checkpoint as ckpt_lib
 
     step, meta = ckpt_lib.read_meta(f"{d}/resume{resumed}/checkpoints")
-    assert (step, meta["data_position"]) == (3, 12)  # 3 steps x 4 prompts
+    _, want_meta = ckpt_lib.read_meta(f"{d}/grpo{resumed}/checkpoints")
+    rounds = sum(r["dynamic_rounds"] for r in want)
+    assert (step, meta["data_position"]) == (3, want_meta["data_position"]) == (3, 4 * rounds)
 
 
 @pytest.mark.parametrize("shape", [(8, 1, 1), (1, 4, 2)])

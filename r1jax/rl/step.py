@@ -100,17 +100,22 @@ def score(
     n = out.lengths_N.shape[0]
     t0 = time.perf_counter()
     start, stop = rows_lib.owned_rows(n, mesh, rules, g)
-    toks, mask, lengths = (
+    toks, mask, lengths, trunc = (
         rows_lib.owned_host_rows(x, mesh, rules, g)
-        for x in (out.tokens_NxT, out.mask_NxT, out.lengths_N)
+        for x in (out.tokens_NxT, out.mask_NxT, out.lengths_N, out.truncated_N)
     )
     t1 = time.perf_counter()
     texts = decode_rows(ctx.tokenizer, toks, mask)
     mine = prompts.grouped(g)[start:stop]
     r_own = rollout.host_rewards(ctx.rewards, texts, mine, lengths)
     t2 = time.perf_counter()
-    r_host = rows_lib.gather_owned(r_own, n, mesh, rules, g)
-    lengths, trunc = (rows_lib.gather_rows(x) for x in (out.lengths_N, out.truncated_N))
+    # one gather (a collective costs the same for a few bytes or a few kilobytes): rewards,
+    # lengths and truncation side by side as float32 (lengths are exact below 2**24)
+    extra = np.stack([lengths, trunc], axis=1).astype(np.float32)
+    every = rows_lib.gather_owned(np.concatenate([r_own, extra], axis=1), n, mesh, rules, g)
+    r_host = np.ascontiguousarray(every[:, : len(ctx.rewards)])
+    lengths = every[:, -2].astype(np.asarray(lengths).dtype)
+    trunc = every[:, -1] > 0.5
     r_dev = rows_lib.global_from_host(r_host, mesh, rules)
     if times is not None:
         t3 = time.perf_counter()
