@@ -115,8 +115,20 @@ def common(stage: str) -> ml_collections.ConfigDict:
     c.sharding_rules = tuple(sharding.DEFAULT_RULES)
     # True: a parameter dimension the mesh cannot divide is an error instead of being replicated
     c.sharding_strict = False
+    # one process unless num_processes > 1 (or R1JAX_* from r1jax.launch), auto=True (JAX's cluster
+    # detection: TPU pods, SLURM, Open MPI), or a multi-task SLURM/MPI/TPU environment is detected;
+    # a dead peer stops the others within heartbeat_timeout_s (parallel/distributed.py)
     c.distributed = ml_collections.ConfigDict(
-        dict(coordinator="", num_processes=1, process_id=0, cpu_collectives="gloo")
+        dict(
+            coordinator="",
+            num_processes=1,
+            process_id=0,
+            cpu_collectives="gloo",
+            auto=False,
+            init_timeout_s=300,
+            heartbeat_timeout_s=100,
+            local_device_ids=(),  # () = JAX's default (under SLURM/MPI on GPUs: one per process)
+        )
     )
     c.checkpoint = checkpoint()
     # keys that may differ from the checkpoint's config when a run resumes (stages/resume_guard.py)

@@ -22,6 +22,7 @@ def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
     from r1jax.config_check import ConfigError
+    from r1jax.parallel.distributed import exit_after_error
     from r1jax.train.checkpoint import CheckpointError
     from r1jax.train.loop import NonFiniteError
 
@@ -38,7 +39,11 @@ def main(argv):
         module.run(config, _WORKDIR.value)
     except (ConfigError, FileNotFoundError, CheckpointError, NonFiniteError) as e:
         print(f"r1jax: {type(e).__name__}: {e}", file=sys.stderr)
+        exit_after_error(e, 2)  # several processes: exit now, peers stop on their heartbeat
         sys.exit(2)
+    except Exception as e:
+        exit_after_error(e, 3, show_traceback=True)
+        raise
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Test set-up: 8 simulated CPU devices for every test, strict rank promotion, shared tiny model.
+"""Test set-up: 8 simulated CPU devices for every test, strict rank promotion, shared tiny model, and
+a guard that fails any test during which XLA compiles an involuntary full rematerialization.
 
 XLA_FLAGS must be set before jax is imported anywhere, which is why it lives here. Single-device
 tests build a (1, 1, 1) mesh on `jax.devices()[:1]`; sharding tests use all 8.
@@ -9,10 +10,16 @@ import os
 os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 ).strip()
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# This process logs XLA's warnings (the rematerialization guard below reads them); the level is read
+# when the backend starts, so it is set back for the subprocesses tests start, which stay quiet.
+_LOG_LEVEL = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "1"
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
+
+jax.devices()
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = _LOG_LEVEL
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_default_matmul_precision", "highest")
@@ -32,3 +39,23 @@ def tiny_model_cfg():
     return ModelConfig(
         vocab_size=64, d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, mlp_dim=48, max_len=64
     )
+
+
+REMAT = "Involuntary full rematerialization"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A test whose compiles make XLA replicate a whole tensor to reshard it fails (issue 13).
+
+    XLA logs "[SPMD] Involuntary full rematerialization" on stderr while compiling; pytest's fd
+    capture (the default) holds that text, so every multi-device test is checked without asking.
+    """
+    outcome = yield
+    report = outcome.get_result()
+    if report.when in ("setup", "call") and report.passed and REMAT in report.capstderr:
+        lines = [ln for ln in report.capstderr.splitlines() if REMAT in ln]
+        report.outcome = "failed"
+        report.longrepr = f"XLA compiled {len(lines)} involuntary full rematerialization(s):\n" + (
+            "\n".join(ln[:600] for ln in lines[:3])
+        )

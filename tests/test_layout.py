@@ -34,7 +34,7 @@ ALLOWED = {
     "text": set(),
     "parallel": set(),
 }
-TOP = {"main", "config_base", "config_check", "__init__"}
+TOP = {"main", "launch", "config_base", "config_check", "__init__"}
 
 
 def _modules():

@@ -20,6 +20,7 @@ import numpy as np
 
 from r1jax.data import prompts as prompts_lib
 from r1jax.eval import metrics as eval_metrics
+from r1jax.parallel import rows as rows_lib
 from r1jax.parallel import sharding
 from r1jax.rewards.registry import Reward
 from r1jax.sampling import sample as sampling
@@ -57,7 +58,10 @@ def sample_texts(
         chunk += [chunk[-1]] * (bp - real)
         ids, valid = prompts_lib.encode_batch(tokenizer, cfg.template, chunk, cfg.prompt_bucket)
         out = sample_fn(params, ids, valid, jax.random.fold_in(key, start))
-        toks, mask, trunc = jax.device_get((out.tokens_NxT, out.mask_NxT, out.truncated_N))
+        # every process decodes every text (cheap); scoring is split in `score`
+        toks, mask, trunc = (
+            rows_lib.gather_rows(x) for x in (out.tokens_NxT, out.mask_NxT, out.truncated_N)
+        )
         for b in range(real):
             rows = range(b * cfg.samples, (b + 1) * cfg.samples)
             texts.append([tokenizer.decode(toks[r][mask[r]]) for r in rows])
@@ -74,11 +78,21 @@ def score(
     accuracy: Reward,
     cfg: EvalConfig,
 ) -> tuple[dict, list[dict]]:
-    """(summary metrics, per-problem records)."""
+    """(summary metrics, per-problem records).
+
+    Each process runs the accuracy reward (sympy, a sandbox) on its share of the problems only
+    (`rows_lib.split_rows`); the verdicts are gathered, so every process returns the same summary.
+    """
+    start, stop = rows_lib.split_rows(len(examples))
+    k = len(texts[0]) if texts else 0
+    local = np.zeros((stop - start, k), np.int32)  # 1 = correct (the verdict, not the score)
+    for i in range(start, stop):
+        verdicts = accuracy(texts[i], [examples[i]] * len(texts[i]))
+        local[i - start] = [v >= 1.0 for v in np.nan_to_num(verdicts, nan=0.0)]
+    every = rows_lib.gather_split(local, len(examples))
     correct, records = [], []
-    for samples, lens, ex in zip(texts, lengths, examples):
-        verdicts = accuracy(samples, [ex] * len(samples))
-        ok = [bool(v >= 1.0) for v in np.nan_to_num(verdicts, nan=0.0)]
+    for samples, lens, ex, row in zip(texts, lengths, examples, every):
+        ok = [bool(v) for v in row]
         answers = [extract_answer(s) for s in samples]
         vote = eval_metrics.majority_vote(answers)
         correct.append(ok)
@@ -134,7 +148,22 @@ def make_sample_fn(
     mesh = mesh if mesh is not None else sharding.make_mesh((1, 1, 1), jax.devices()[:1])
     shardings = jax.tree.map(lambda x: x.sharding, params)
     sampler = Sampler(graphdef, shardings, mesh, rules)
-    return lambda p, ids, valid, key: sampler(p, ids, valid, key, cfg.samples, scfg)
+
+    ways = sharding.data_parallel_size(mesh, rules)
+
+    def sample_fn(p, ids_BxP, valid_BxP, key):
+        if ids_BxP.shape[0] % ways:
+            raise ValueError(
+                f"eval batch_prompts={ids_BxP.shape[0]} cannot be split {ways} ways over the "
+                f"mesh's batch axes; make it a multiple of {ways}."
+            )
+        if jax.process_count() > 1:  # every process encoded the whole chunk: global arrays
+            ids_BxP, valid_BxP = (
+                rows_lib.global_from_host(x, mesh, rules) for x in (ids_BxP, valid_BxP)
+            )
+        return sampler(p, ids_BxP, valid_BxP, key, cfg.samples, scfg)
+
+    return sample_fn
 
 
 def evaluate(

@@ -19,7 +19,7 @@ from flax import nnx
 
 from r1jax.model.config import ModelConfig
 from r1jax.model.kv_cache import KVCache
-from r1jax.parallel.sharding import constrain
+from r1jax.parallel.sharding import constrain, embed_lookup
 
 _NEG = -1e30  # finite "minus infinity": a fully masked (padding) query gets a uniform, finite row
 _CAUSAL_HALVES_MIN_T = 128  # uncached calls this long split the queries in two causal halves
@@ -250,8 +250,7 @@ class Transformer(nnx.Module):
             q_slot = write_index + jnp.arange(t)
             key_valid = jax.lax.dynamic_update_slice(cache.valid_BxS, valid_BxT, (0, write_index))
         inv_freq = rope_inv_freq(cfg)
-        x = jnp.take(self.embed[...], tokens_BxT, axis=0).astype(cfg.compute_dtype)
-        x = constrain(x, ("batch", "length", "embed"))
+        x = embed_lookup(self.embed[...], tokens_BxT, cfg.compute_dtype)
         new_k, new_v = [], []
         for i, layer in enumerate(self.layers):
             layer_kv = None if cache is None else (cache.k[i], cache.v[i])

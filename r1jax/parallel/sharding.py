@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from flax.core import spmd as flax_spmd
@@ -152,6 +153,20 @@ def constrain(x: jax.Array, names: Sequence[str | None]) -> jax.Array:
         return x
     spec = logical_to_spec(names, rules, mesh, x.shape)
     return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, spec))
+
+
+def embed_lookup(table_VxD: jax.Array, ids: jax.Array, dtype: Any = None) -> jax.Array:
+    """table[ids] as [..., D] activations sharded like ("batch", "length", "embed").
+
+    A plain gather from an FSDP-sharded table leaves the feature dim split over `fsdp`, and XLA
+    cannot move that split onto the batch dim ("Involuntary full rematerialization": the gathered
+    tensor is replicated inside every step). Gathering the table's feature dim first (what FSDP
+    does with every weight) keeps the lookup a local, vocab-masked gather on batch-sharded rows.
+    """
+    table = constrain(table_VxD, ("vocab", None))
+    x = jnp.take(table, ids, axis=0)
+    x = x.astype(dtype) if dtype is not None else x
+    return constrain(x, ("batch", "length", "embed")[: x.ndim - 1] + ("embed",))
 
 
 def _is_names(x: Any) -> bool:

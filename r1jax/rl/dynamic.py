@@ -16,7 +16,7 @@ import jax
 import numpy as np
 
 from r1jax.data import prompts as prompts_lib
-from r1jax.parallel import distributed
+from r1jax.parallel import rows as rows_lib
 from r1jax.rl import step as step_lib
 
 
@@ -58,13 +58,21 @@ class DynamicSampler:
             total = (r.rewards_NxR[:, self.cols] * self.weights[None]).sum(axis=1)
             total = np.nan_to_num(total, nan=0.0).reshape(b, g)
             signal = total.max(axis=1) > total.min(axis=1)
-            ids, valid, logp = (
-                distributed.gather_rows(x)
-                for x in (prompts.ids_BxP, prompts.valid_BxP, r.batch["old_logp_NxT"])
+            # the kept groups are re-batched on the host, so this round's rows are gathered
+            # (rewards were already scored per process by step.score)
+            ids, valid, toks, mask, logp = (
+                rows_lib.gather_rows(x)
+                for x in (
+                    prompts.ids_BxP,
+                    prompts.valid_BxP,
+                    r.tokens_NxT,
+                    r.mask_NxT,
+                    r.batch["old_logp_NxT"],
+                )
             )
             for i in range(b):
                 rows = slice(i * g, (i + 1) * g)
-                item = (r.examples[i], ids[i], valid[i], _group(r, logp, rows))
+                item = (r.examples[i], ids[i], valid[i], _group(r, toks, mask, logp, rows))
                 (kept if signal[i] else spare).append(item)
             rounds += 1
             sampled += b
@@ -85,9 +93,7 @@ class DynamicSampler:
         )
         valid = np.stack([np.pad(v, (width - len(v), 0)) for _, _, v, _ in chosen])
         host = {k: np.concatenate([c[3][k] for c in chosen]) for k in chosen[0][3]}
-        put = lambda x: distributed.global_batch(  # noqa: E731
-            step_lib.local_rows(x), self.ctx.mesh, self.ctx.rules
-        )
+        put = lambda x: rows_lib.global_from_host(x, self.ctx.mesh, self.ctx.rules)  # noqa: E731
         batch = {
             "prompt": put(prompt),
             "prompt_valid": put(valid),
@@ -108,12 +114,14 @@ class DynamicSampler:
         )
 
 
-def _group(r: step_lib.Rollouts, logp_NxT: np.ndarray, rows: slice) -> dict:
+def _group(
+    r: step_lib.Rollouts, toks: np.ndarray, mask: np.ndarray, logp: np.ndarray, rows: slice
+) -> dict:
     """One prompt's G rollouts as host arrays."""
     return {
-        "tokens": r.tokens_NxT[rows],
-        "mask": r.mask_NxT[rows],
-        "logp": logp_NxT[rows],
+        "tokens": toks[rows],
+        "mask": mask[rows],
+        "logp": logp[rows],
         "rewards": r.rewards_NxR[rows],
         "truncated": r.truncated_N[rows],
         "lengths": r.lengths_N[rows],

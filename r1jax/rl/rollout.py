@@ -98,9 +98,11 @@ def build(
     def update_fn(state, rollouts):
         return train_step.update(graphdef, tx, state, rollouts, ucfg)
 
+    # every output row batch-sharded, so each process finds its own rows in its own shards
     sample_jit = jax.jit(
         sample_fn,
         in_shardings=(state_shardings["params"], batch_sharding(2), batch_sharding(2), repl),
+        out_shardings=batch_sharding(1),
     )
     update_jit = jax.jit(update_fn, out_shardings=(state_shardings, None), donate_argnums=(0,))
     fused_jit = None

@@ -20,8 +20,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from r1jax.parallel import distributed
-from r1jax.parallel.distributed import gather_rows
+from r1jax.parallel import rows as rows_lib
 from r1jax.rewards.registry import Reward
 from r1jax.rl import rollout
 from r1jax.sampling.sample import SampleOutput
@@ -56,14 +55,16 @@ class Prompts:
 
 @dataclasses.dataclass
 class Rollouts:
-    """Scored rollouts: `batch` is what `train_step.update` takes (device arrays); the host arrays
-    hold the whole global batch on every process (for metrics, logging and dynamic sampling)."""
+    """Scored rollouts: `batch` is what `train_step.update` takes (device arrays). Rewards, lengths
+    and truncation are host arrays of the whole global batch on every process (small: for metrics
+    and dynamic sampling); tokens and mask stay global device arrays (`rows.pick_rows` fetches the
+    few that are logged), so no process copies every completion."""
 
     batch: dict
     examples: list[dict]  # B
     rewards_NxR: np.ndarray
-    tokens_NxT: np.ndarray
-    mask_NxT: np.ndarray
+    tokens_NxT: Any  # global [N, T] int32 (a host array when the sampler returned one)
+    mask_NxT: Any
     lengths_N: np.ndarray
     truncated_N: np.ndarray
 
@@ -80,27 +81,47 @@ def decode_rows(tok: Any, tokens_NxT: np.ndarray, mask_NxT: np.ndarray) -> list[
     return [tok.decode(t[m]) for t, m in zip(tokens_NxT, mask_NxT)]
 
 
-def local_rows(a: np.ndarray) -> np.ndarray:
-    """This process's rows of a global [N, ...] host array."""
-    start, stop = distributed.process_rows(a.shape[0])
-    return a[start:stop]
-
-
 def sample(ctx: StepContext, params: Any, prompts: Prompts, key: jax.Array) -> SampleOutput:
     with jax.set_mesh(ctx.mesh):
         return ctx.fns.sample(params, prompts.ids_BxP, prompts.valid_BxP, key)
 
 
-def score(ctx: StepContext, prompts: Prompts, out: SampleOutput) -> Rollouts:
-    """Host rewards on the decoded completions; the update's batch with them on device."""
+def score(
+    ctx: StepContext, prompts: Prompts, out: SampleOutput, times: dict | None = None
+) -> Rollouts:
+    """Host rewards on the decoded completions; the update's batch with them on device.
+
+    Each process decodes and scores only the rows it owns (`rows.owned_rows`, whole groups),
+    read from its own shards; the [N, R] rewards are then gathered, so the cost of sympy or the
+    sandbox is split over the processes instead of repeated on each. `times`, when given, gets
+    the seconds of each part (benchmarks/multihost.py).
+    """
+    g, mesh, rules = ctx.group_size, ctx.mesh, ctx.rules
+    n = out.lengths_N.shape[0]
+    t0 = time.perf_counter()
+    start, stop = rows_lib.owned_rows(n, mesh, rules, g)
     toks, mask, lengths, trunc = (
-        gather_rows(x) for x in (out.tokens_NxT, out.mask_NxT, out.lengths_N, out.truncated_N)
+        rows_lib.owned_host_rows(x, mesh, rules, g)
+        for x in (out.tokens_NxT, out.mask_NxT, out.lengths_N, out.truncated_N)
     )
+    t1 = time.perf_counter()
     texts = decode_rows(ctx.tokenizer, toks, mask)
-    r_host = rollout.host_rewards(ctx.rewards, texts, prompts.grouped(ctx.group_size), lengths)
-    r_dev = distributed.global_batch(local_rows(r_host), ctx.mesh, ctx.rules)
+    mine = prompts.grouped(g)[start:stop]
+    r_own = rollout.host_rewards(ctx.rewards, texts, mine, lengths)
+    t2 = time.perf_counter()
+    # one gather (a collective costs the same for a few bytes or a few kilobytes): rewards,
+    # lengths and truncation side by side as float32 (lengths are exact below 2**24)
+    extra = np.stack([lengths, trunc], axis=1).astype(np.float32)
+    every = rows_lib.gather_owned(np.concatenate([r_own, extra], axis=1), n, mesh, rules, g)
+    r_host = np.ascontiguousarray(every[:, : len(ctx.rewards)])
+    lengths = every[:, -2].astype(np.asarray(lengths).dtype)
+    trunc = every[:, -1] > 0.5
+    r_dev = rows_lib.global_from_host(r_host, mesh, rules)
+    if times is not None:
+        t3 = time.perf_counter()
+        times.update(own_rows=t1 - t0, decode_rewards=t2 - t1, gather=t3 - t2, rows=stop - start)
     batch = rollout.rollout_batch(prompts.ids_BxP, prompts.valid_BxP, out, r_dev)
-    return Rollouts(batch, prompts.examples, r_host, toks, mask, lengths, trunc)
+    return Rollouts(batch, prompts.examples, r_host, out.tokens_NxT, out.mask_NxT, lengths, trunc)
 
 
 def update(ctx: StepContext, state: dict, rollouts: Rollouts) -> tuple[dict, dict]:
@@ -114,15 +135,12 @@ def fused(ctx: StepContext, state: dict, prompts: Prompts, key: jax.Array) -> St
     """Sampling, jittable rewards, advantages and the update as one program."""
     t0 = time.perf_counter()
     targets = rollout.jax_targets(ctx.rewards, prompts.grouped(ctx.group_size), ctx.tokenizer)
-    targets = jax.tree.map(
-        lambda a: distributed.global_batch(local_rows(a), ctx.mesh, ctx.rules), targets
-    )
+    targets = jax.tree.map(lambda a: rows_lib.global_from_host(a, ctx.mesh, ctx.rules), targets)
     with jax.set_mesh(ctx.mesh):
         state, m, out, r = ctx.fns.fused(state, prompts.ids_BxP, prompts.valid_BxP, key, targets)
     m = dict(jax.device_get(m), fused=1)
-    host = [gather_rows(x) for x in (r, out.tokens_NxT, out.mask_NxT, out.lengths_N)]
-    trunc = gather_rows(out.truncated_N)
-    rollouts = Rollouts({}, prompts.examples, *host, trunc)
+    r, lengths, trunc = (rows_lib.gather_rows(x) for x in (r, out.lengths_N, out.truncated_N))
+    rollouts = Rollouts({}, prompts.examples, r, out.tokens_NxT, out.mask_NxT, lengths, trunc)
     times = {"sample": 0.0, "reward": 0.0, "update": time.perf_counter() - t0}
     return StepResult(state, m, rollouts, times)
 

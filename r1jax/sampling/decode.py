@@ -25,7 +25,7 @@ from flax import nnx, struct
 from r1jax.model.config import ModelConfig
 from r1jax.model.kv_cache import KVCache
 from r1jax.model.transformer import _NEG, Attention, Transformer, rope_inv_freq
-from r1jax.parallel.sharding import constrain
+from r1jax.parallel.sharding import constrain, embed_lookup
 
 # What this step implements. A model with other config fields or parameters (a new attention
 # variant, say) makes `unsupported` say why, and the sampler falls back to the model's own call.
@@ -162,8 +162,7 @@ def decode_step(
     s = cache.valid_NxS.shape[1]
     mask_NxS = cache.valid_NxS & (jnp.arange(s) <= cache.index)[None, :]
     rope = tuple(jnp.take(t, cache.pos_N, axis=0) for t in rope_LxH2)  # [N, H/2] each
-    x = jnp.take(model.embed[...], tokens_N[:, None], axis=0).astype(cfg.compute_dtype)
-    x = constrain(x, ("batch", "length", "embed"))
+    x = embed_lookup(model.embed[...], tokens_N[:, None], cfg.compute_dtype)
     new_k, new_v = [], []
     for i, layer in enumerate(model.layers):
         a, kc, vc = _attention(

@@ -16,7 +16,7 @@ import ml_collections
 from r1jax import config_check
 from r1jax.data import corpus as corpus_lib
 from r1jax.model.config import ModelConfig
-from r1jax.parallel import distributed, sharding
+from r1jax.parallel import distributed, rows, sharding
 from r1jax.tokenizers import sentencepiece as tok_lib
 from r1jax.train import optim
 from r1jax.train.telemetry import Telemetry, TelemetryConfig
@@ -34,12 +34,28 @@ def setup(config: ml_collections.ConfigDict, defaults: ml_collections.ConfigDict
             raise config_check.ConfigError(f"config.{e}") from None
     d = config.distributed
     try:
-        distributed.initialize(d.coordinator, d.num_processes, d.process_id, d.cpu_collectives)
+        how = distributed.initialize(
+            d.coordinator,
+            d.num_processes,
+            d.process_id,
+            d.cpu_collectives,
+            d.auto,
+            d.init_timeout_s,
+            d.heartbeat_timeout_s,
+            tuple(d.local_device_ids),
+        )
     except ValueError as e:  # a missing coordinator (not a failure inside jax.distributed)
         raise config_check.ConfigError(str(e)) from None
+    if how and how != "initialized":
+        print(f"r1jax: jax.distributed ({how}): {distributed.describe()}", flush=True)
     shape = check_mesh(config, jax.device_count())
     sharding.set_strict(bool(config.get("sharding_strict", False)))
-    return sharding.make_mesh(shape)
+    mesh = sharding.make_mesh(shape)
+    try:
+        rows.check_layout(mesh, rules(config))
+    except ValueError as e:
+        raise config_check.ConfigError(f"config.mesh.shape={shape}: {e}") from None
+    return mesh
 
 
 def rules(config: ml_collections.ConfigDict) -> tuple:
@@ -67,10 +83,31 @@ def corpus_config(config: ml_collections.ConfigDict) -> corpus_lib.CorpusConfig:
 
 
 def tokenizer(config: ml_collections.ConfigDict, workdir: str) -> tok_lib.SentencePieceTokenizer:
-    """The configured tokenizer; on the toy path (no path given) trains one into the workdir."""
+    """The configured tokenizer; on the toy path (no path given) trains one into the workdir.
+
+    With several processes, process 0 loads or trains it and the others read its file after a
+    barrier (one tokenizer for all; the workdir must be on storage every process sees).
+    """
     path = config.tokenizer.path or os.path.join(workdir, "tokenizer.model")
-    if os.path.exists(path):
+    if jax.process_index() != 0:
+        distributed.barrier("r1jax_tokenizer")
+        if not os.path.exists(path):
+            raise config_check.ConfigError(
+                f"process 0 wrote the tokenizer to {path}, which process {jax.process_index()} "
+                "cannot see: put --workdir on storage every process shares (NFS, a bucket)."
+            )
         return tok_lib.SentencePieceTokenizer.load(path)
+    if os.path.exists(path):
+        tok = tok_lib.SentencePieceTokenizer.load(path)
+    else:
+        tok = _train_tokenizer(config, path)
+    distributed.barrier("r1jax_tokenizer")
+    return tok
+
+
+def _train_tokenizer(
+    config: ml_collections.ConfigDict, path: str
+) -> tok_lib.SentencePieceTokenizer:
     if config.tokenizer.path:
         config_check.require_path(config.tokenizer.path, "tokenizer.path", "tokenizer model")
     ccfg = corpus_config(config)
@@ -81,8 +118,8 @@ def tokenizer(config: ml_collections.ConfigDict, workdir: str) -> tok_lib.Senten
     )
     texts = corpus_lib.texts(config.seed + 7919, 0, n, ccfg)
     tok = tok_lib.train(texts, int(config.tokenizer.vocab_size))
-    if jax.process_index() == 0:
-        tok.save(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tok.save(path)
     return tok
 
 

@@ -22,7 +22,8 @@ import numpy as np
 
 from r1jax import config_base
 from r1jax.data import prompts as prompts_lib
-from r1jax.parallel import distributed, sharding
+from r1jax.parallel import rows as rows_lib
+from r1jax.parallel import sharding
 from r1jax.rewards import build as build_rewards
 from r1jax.rewards.token_tables import build as build_tables
 from r1jax.rl import rollout, train_step
@@ -46,16 +47,19 @@ class GRPOStage:
     position: int  # prompts consumed so far (the data iterator's whole state)
 
     def host_prompts(self, step: int, examples: list[dict]) -> dict:
-        """This process's rows of the step's prompts, encoded on the host (left padded)."""
+        """All B prompts of the step, encoded on the host (left padded) by every process.
+
+        Every process pads to the same width (the longest of the whole batch), so the global
+        array has one shape whatever rows a process feeds; each device takes its rows from it.
+        """
         ids, valid = prompts_lib.encode_batch(
             self.ctx.tokenizer, self.s.template, examples, self.s.prompt_bucket, self.s.max_len
         )
-        start, stop = distributed.process_rows(len(examples))
-        return {"ids": ids[start:stop], "valid": valid[start:stop]}
+        return {"ids": ids, "valid": valid}
 
     def encode(self, examples: list[dict], step: int = -1) -> step_lib.Prompts:
         host = self.host_prompts(step, examples)
-        put = lambda x: distributed.global_batch(x, self.ctx.mesh, self.ctx.rules)  # noqa: E731
+        put = lambda x: rows_lib.global_from_host(x, self.ctx.mesh, self.ctx.rules)  # noqa: E731
         return step_lib.Prompts(put(host["ids"]), put(host["valid"]), examples)
 
     def collect_and_update(self, state: dict, step: int, key: jax.Array) -> step_lib.StepResult:
@@ -192,10 +196,11 @@ def rollout_metrics(result: step_lib.StepResult, ctx: step_lib.StepContext, accu
 def sample_records(rollouts: step_lib.Rollouts, ctx: step_lib.StepContext, k: int) -> list[dict]:
     """The first `k` prompts' first completions with their rewards (samples.jsonl, TensorBoard)."""
     g = ctx.group_size
-    rows = [i * g for i in range(min(k, len(rollouts.examples)))]
-    texts = step_lib.decode_rows(ctx.tokenizer, rollouts.tokens_NxT[rows], rollouts.mask_NxT[rows])
+    picked = [i * g for i in range(min(k, len(rollouts.examples)))]
+    toks, mask = (rows_lib.pick_rows(x, picked) for x in (rollouts.tokens_NxT, rollouts.mask_NxT))
+    texts = step_lib.decode_rows(ctx.tokenizer, toks, mask)
     out = []
-    for i, text in zip(rows, texts):
+    for i, text in zip(picked, texts):
         rewards = {fn.name: float(rollouts.rewards_NxR[i, j]) for j, fn in enumerate(ctx.rewards)}
         ex = rollouts.examples[i // g]
         out.append(

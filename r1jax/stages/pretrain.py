@@ -83,7 +83,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     bshard = lm_step.batch_shardings(mesh, rules)
     with jax.set_mesh(mesh):
         train_step = lm_step.make_train_step(graphdef, tx, lr_fn, ocfg.grad_accum, sshard, bshard)
-    rows = distributed.process_rows(config.data.batch_size)
+    rows = distributed.process_rows(config.data.batch_size, mesh, rules)  # the rows it feeds
     doc_fn = corpus_doc_fn(
         tok, common.corpus_config(config), config.seed, config.data.batch_size, config.data.loss_on
     )
