@@ -14,7 +14,14 @@ May import: every other r1jax package (stages/init_model for loading). Nothing i
 """
 
 from r1jax.lab.batch import RolloutBatch, load_batch, save_batch
-from r1jax.lab.loss_eval import LossReport, evaluate_loss, loss_on_arrays, policy_logprobs
+from r1jax.lab.distributions import token_logdists
+from r1jax.lab.loss_eval import (
+    LossReport,
+    evaluate_loss,
+    loss_on_arrays,
+    parameter_gradient,
+    policy_logprobs,
+)
 from r1jax.lab.policy import Policy, Task, load_policy, load_task, save_policy
 from r1jax.lab.rollouts import collect_rollouts
 from r1jax.lab.updates import UpdateResult, run_updates
@@ -31,8 +38,10 @@ __all__ = [
     "load_policy",
     "load_task",
     "loss_on_arrays",
+    "parameter_gradient",
     "policy_logprobs",
     "run_updates",
     "save_batch",
     "save_policy",
+    "token_logdists",
 ]

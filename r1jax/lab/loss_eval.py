@@ -80,6 +80,17 @@ def policy_logprobs(
             )
 
 
+def parameter_gradient(
+    policy: Policy, batch: RolloutBatch, grad_logp_NxT: np.ndarray, params: dict | None = None
+) -> dict:
+    """sum_it w_it * grad_theta logp_it: the parameter gradient that per-token weights `w`
+    (a LossReport's `grad_logp_NxT`) stand for, by one vector-Jacobian product."""
+    params = policy.params if params is None else params
+    with jax.set_mesh(policy.mesh):
+        _, pull = jax.vjp(lambda p: policy_logprobs(policy, batch, p)[0], params)
+        return pull(jnp.asarray(grad_logp_NxT, jnp.float32))[0]
+
+
 def loss_on_arrays(
     loss_fn: losses.Loss,
     logp_NxT: jax.Array,

@@ -5,7 +5,7 @@ Letters: B prompts, G samples each, N = B * G.
 `collect_rollouts` is `rl/step.py`'s split step without the update: the jitted sampler (exact
 log-probs at the sampling temperature), host rewards on the decoded text, then advantages by a
 registered estimator over the weighted reward sum (`rl/advantages.py`, as `train_step.update`
-computes them). The sampler is compiled once per policy, group size and sampling settings.
+computes them). The sampler is compiled once per architecture, group size and sampling settings.
 """
 
 from __future__ import annotations
@@ -28,18 +28,17 @@ from r1jax.sampling.sample import SamplingConfig
 from r1jax.sampling.sampler import Sampler
 from r1jax.tokenizers import stop_ids
 
-_SAMPLERS: dict[int, tuple[object, Sampler]] = {}
+_SAMPLERS: dict[tuple, Sampler] = {}
 
 
 def _sampler(policy: Policy) -> Sampler:
-    """One jitted Sampler per model graph and mesh (params are arguments: swapping them is free)."""
-    key = id(policy.graphdef)
-    hit = _SAMPLERS.get(key)
-    if hit is None or hit[0] is not policy.graphdef:
+    """One jitted Sampler per model architecture, mesh and rules (params are arguments: a policy
+    loaded again, or with other params, reuses the compiled programs)."""
+    key = (policy.graphdef, policy.mesh, tuple(policy.rules))
+    if key not in _SAMPLERS:
         shardings = jax.tree.map(lambda x: x.sharding, policy.params)
-        hit = (policy.graphdef, Sampler(policy.graphdef, shardings, policy.mesh, policy.rules))
-        _SAMPLERS[key] = hit
-    return hit[1]
+        _SAMPLERS[key] = Sampler(policy.graphdef, shardings, policy.mesh, policy.rules)
+    return _SAMPLERS[key]
 
 
 def build_reward_list(rewards: Sequence[str | Reward]) -> list[Reward]:
@@ -59,11 +58,17 @@ def collect_rollouts(
     seed: int = 0,
     template: str = "r1_zero",
     prompt_bucket: int = 16,
-    advantage: str = "grpo",
+    advantage: str | adv_lib.Estimator = "grpo",
     std_ddof: int = 0,
     adv_eps: float = 1e-4,
+    length_bucket: int = 32,
 ) -> RolloutBatch:
-    """G samples of each example's prompt, scored by every reward, with group advantages."""
+    """G samples of each example's prompt, scored by every reward, with group advantages.
+
+    The completion arrays are cut to the longest completion rounded up to `length_bucket` tokens
+    (as the GRPO stage cuts them before its update; 0 keeps all `max_new_tokens`): only padding is
+    dropped, so every loss is unchanged and cheaper. `max_new_tokens` stays the batch's budget.
+    """
     if group_size < 2:
         raise ValueError(f"group_size={group_size}: group advantages need at least 2 samples.")
     examples = list(examples)
@@ -92,15 +97,17 @@ def collect_rollouts(
     prompts = step_lib.Prompts(put(ids), put(valid), examples)
     out = step_lib.sample(ctx, policy.params, prompts, jax.random.key(seed))
     scored = step_lib.score(ctx, prompts, out)
+    keep = step_lib.trim(scored.batch, int(scored.lengths_N.max()), length_bucket)["completion"]
+    t = keep.shape[1]
     weights = tuple(float(f.weight) for f in reward_fns)
     reward_N = train_step.total_reward(scored.rewards_NxR, weights)
     adv_N, _ = adv_lib.compute(reward_N, group_size, advantage, std_ddof, adv_eps)
     return RolloutBatch(
         prompt_BxP=ids,
         prompt_valid_BxP=valid,
-        completion_NxT=scored.tokens_NxT,
-        mask_NxT=scored.mask_NxT,
-        old_logp_NxT=distributed.gather_rows(out.logp_NxT),
+        completion_NxT=scored.tokens_NxT[:, :t],
+        mask_NxT=scored.mask_NxT[:, :t],
+        old_logp_NxT=distributed.gather_rows(out.logp_NxT)[:, :t],
         rewards_NxR=scored.rewards_NxR,
         adv_N=np.asarray(adv_N, np.float32),
         truncated_N=scored.truncated_N,
@@ -108,7 +115,7 @@ def collect_rollouts(
         reward_names=tuple(f.name for f in reward_fns),
         reward_weights=weights,
         prompts=[tok.decode(p[v]) for p, v in zip(ids, valid)],
-        completions=step_lib.decode_rows(tok, scored.tokens_NxT, scored.mask_NxT),
+        completions=step_lib.decode_rows(tok, scored.tokens_NxT[:, :t], scored.mask_NxT[:, :t]),
         examples=examples,
         group_size=group_size,
         temperature=temperature,
