@@ -13,6 +13,7 @@ k updates lower the batch's loss (and edited advantages are the ones that train)
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 
@@ -24,7 +25,7 @@ import pytest
 
 from r1jax import lab
 from r1jax.data import corpus
-from r1jax.model import ModelConfig, api
+from r1jax.model import ModelConfig, api, hf
 from r1jax.parallel import sharding
 from r1jax.rewards.registry import Reward
 from r1jax.rl import grpo_loss, losses, train_step
@@ -206,6 +207,41 @@ def test_k_updates_lower_the_loss_and_use_the_batch_advantages(policy, batch):
     flipped = dataclasses.replace(batch, adv_N=-batch.adv_N)
     up = lab.run_updates(policy, flipped, 4, sgd, "grpo", opts)
     assert at(up.params) > curve[0] + 0.5 * (curve[0] - curve[-1])
+
+
+def test_hugging_face_folder_and_bad_inputs(policy, batch, tmp_path):
+    """A policy exported with model.hf.save_hf loads back through load_policy's HF branch: the same
+    params, tokenizer ids and loss; stage-directory export refuses its HF tokenizer; a missing
+    directory and a batch file of another format are one-line errors."""
+    tokdir = tmp_path / "tok"
+    tokdir.mkdir()
+    tok = policy.tokenizer
+    tok.save(str(tokdir / "tokenizer.model"))
+    special = {"bos_token": tok.id_to_piece(tok.bos_id), "eos_token": tok.id_to_piece(tok.eos_id)}
+    (tokdir / "tokenizer_config.json").write_text(json.dumps(special))
+    folder = str(tmp_path / "hf")
+    hf.save_hf(folder, policy.params, policy.config, tokenizer_dir=str(tokdir))
+    again = lab.load_policy(folder)
+    for a, b in zip(jax.tree.leaves(again.params), jax.tree.leaves(policy.params)):
+        np.testing.assert_array_equal(a, b)
+    assert again.tokenizer.encode(batch.examples[0]["question"]) == tok.encode(
+        batch.examples[0]["question"]
+    )
+    opts = {"beta": 0.0}
+    assert lab.evaluate_loss(again, batch, "grpo", opts).loss == pytest.approx(
+        lab.evaluate_loss(policy, batch, "grpo", opts).loss, abs=1e-7
+    )
+    with pytest.raises(ValueError, match="save_hf"):
+        lab.save_policy(again, str(tmp_path / "stage"))
+    with pytest.raises(FileNotFoundError, match="pretrain_toy.py"):
+        lab.load_policy(str(tmp_path / "missing"))
+    path = lab.save_batch(batch, str(tmp_path / "b.npz"))
+    with np.load(path) as z:
+        arrays = dict(z)
+    arrays["meta"] = np.asarray(json.dumps({**json.loads(str(arrays["meta"])), "format": 99}))
+    np.savez(str(tmp_path / "old.npz"), **arrays)
+    with pytest.raises(ValueError, match="collect the batch again"):
+        lab.load_batch(str(tmp_path / "old.npz"))
 
 
 def test_readme_example_runs(policy, tmp_path):
