@@ -3,8 +3,12 @@
 The direction (each package may import only those listed; `config_check` holds the error type and
 imports nothing from r1jax, so every package may raise its errors):
 
-    main, config_base -> stages -> rl | eval -> sampling -> rewards -> data -> train -> model
-                      -> tokenizers -> text, parallel
+    lab -> stages -> rl | eval -> sampling -> rewards -> data -> train -> model
+        -> tokenizers -> text, parallel
+    (main, config_base: the entry point and schema, above stages)
+
+`lab` (the research API for notebooks) is the top layer: it may import every other package, and
+nothing imports it (not even main).
 
 `rewards/sandbox` imports nothing from r1jax outside itself. Imports inside functions count too.
 """
@@ -22,6 +26,7 @@ MAX_LINES = 300
 
 LOW = ("train", "model", "tokenizers", "text", "parallel")
 ALLOWED = {
+    "lab": {"stages", "rl", "eval", "sampling", "rewards", "data", *LOW},
     "stages": {"rl", "eval", "sampling", "rewards", "data", *LOW},
     "rl": {"sampling", "rewards", "data", *LOW},
     "eval": {"sampling", "rewards", "data", *LOW},
@@ -83,6 +88,7 @@ def test_imports_follow_the_layers(rel, path):
     ):  # top level: main/config modules may import anything but config_check nothing
         if parts[1] == "config_check.py":
             assert not {m for m in _imports(path) if m.split(".")[1] != "config_check"}
+        assert not {m for m in _imports(path) if m.split(".")[1] == "lab"}, f"{rel} imports lab"
         return
     pkg = parts[1]
     in_sandbox = parts[1:3] == ["rewards", "sandbox"]
