@@ -167,6 +167,8 @@ def rl(**overrides: Any) -> ml_collections.ConfigDict:
             max_resample_rounds=3,
             fused="auto",  # auto | on | off
             length_bucket=32,  # split path: update on completions cut to the longest, rounded up
+            vocab_chunk=8192,  # log-probs of a larger vocabulary in chunks (no [N, T, V] logits)
+            entropy=True,  # log the policy entropy (a diagnostic; costs a pass over the logits)
         )
     )
     c.update(overrides)

@@ -265,12 +265,15 @@ class Transformer(nnx.Module):
                 new_v.append(layer_kv[1])
         return x, None if kv is None else (tuple(new_k), tuple(new_v))
 
-    def logits(self, x_BxTxD: jax.Array) -> jax.Array:
-        """The output head (tied: the transposed embedding) in float32."""
-        dt = self.cfg.compute_dtype
+    def head_weight(self) -> jax.Array:
+        """The output head's [D, V] matrix in the compute dtype (tied: the transposed embedding)."""
         w = self.embed[...].T if self.cfg.tie_embeddings else self.lm_head[...]
+        return w.astype(self.cfg.compute_dtype)
+
+    def logits(self, x_BxTxD: jax.Array) -> jax.Array:
+        """The output head in float32 (`model/vocab_head.py` computes log-probs without them)."""
         b, t, d = x_BxTxD.shape
         logits = jnp.dot(
-            x_BxTxD.reshape(b * t, d), w.astype(dt), preferred_element_type=jnp.float32
+            x_BxTxD.reshape(b * t, d), self.head_weight(), preferred_element_type=jnp.float32
         ).reshape(b, t, -1)  # 2-D, like _matmul
         return constrain(logits, ("batch", "length", "vocab"))
