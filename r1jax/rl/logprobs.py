@@ -3,10 +3,10 @@
 Letters: B prompts, G samples per prompt, N = B * G, P prompt length (left padded), T completion
 length, D d_model, V vocab.
 
-The prompt is run once per prompt into a KV cache, the cache is repeated G times, and the completions
-attend to it: gradients flow through the shared prompt activations (summed over the G samples), so
-this equals running the N full sequences, at 1/G of the prompt cost. `share_prefix=False` runs the
-full sequences (the reference the tests compare with).
+The prompt is run once per prompt and its G completions attend to that one copy of its keys and
+values (`model.prefix_forward`): gradients flow through the shared prompt activations (summed over
+the G samples), so this equals running the N full sequences, at 1/G of the prompt cost and memory.
+`share_prefix=False` runs the full sequences (the reference the tests compare with).
 
 With `vocab_chunk` > 0 and V larger than it, the log-probs (and entropy) come from the final hidden
 states one vocabulary chunk at a time (`model.vocab_head`): no [N, T, V] float32 logits exist, which
@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from r1jax.model import api
-from r1jax.model.kv_cache import init_cache
+from r1jax.model.prefix_forward import shared_prefix_hidden
 from r1jax.model.vocab_head import chunked_token_logprobs
 
 
@@ -88,18 +88,11 @@ def completion_logprobs(
         )
         hidden, _ = api.apply(graphdef, params, seq, valid, return_hidden=True)
         return head(hidden[:, p - 1 : p + t - 1])
-    cfg = api.model_config(graphdef, params)
-    cache = init_cache(cfg, b, p + t)
-    h_prompt, cache = api.apply(
-        graphdef, params, prompt_BxP, prompt_valid_BxP, cache, return_hidden=True
+    if t == 1:
+        hidden, _ = api.apply(graphdef, params, prompt_BxP, prompt_valid_BxP, return_hidden=True)
+        return head(jnp.repeat(hidden[:, -1:], g, axis=0))
+    h_prompt, h_rest = shared_prefix_hidden(
+        graphdef, params, prompt_BxP, prompt_valid_BxP, completion_NxT[:, :-1]
     )
-    cache = cache.repeat(g)
     h_last = jnp.repeat(h_prompt[:, -1:], g, axis=0)  # left padding: the last slot is a real token
-    if t > 1:
-        h_rest, _ = api.apply(
-            graphdef, params, completion_NxT[:, :-1], None, cache, return_hidden=True
-        )
-        hidden = jnp.concatenate([h_last, h_rest], axis=1)
-    else:
-        hidden = h_last
-    return head(hidden)
+    return head(jnp.concatenate([h_last, h_rest], axis=1))
