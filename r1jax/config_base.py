@@ -213,6 +213,8 @@ def grpo() -> ml_collections.ConfigDict:
             dtype="float32",
             param_dtype="float32",
             remat=False,
+            remat_policy="nothing_saveable",  # what remat keeps (model.config.REMAT_POLICIES)
+            scan_layers=False,  # stacked layers run as one lax.scan (compile time flat in depth)
             pretrain=pretrain(),
         )
     )
