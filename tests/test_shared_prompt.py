@@ -4,8 +4,9 @@ Today's sampler (before issue 17) copied each prompt's keys/values to its G rows
 cached call (`decode(..., fast=False)`, the generic fallback) still decodes that way. The shared
 step must give the same tokens for the same key, token for token, with log-probs equal to float32
 rounding (the softmax over the prompt and completion parts sums in another order), on long
-left-padded prompts where sharing matters; with a scanned model too. Its compiled program's
-temporary memory follows the O(P + G * T) cache, not the O(G * (P + T)) one.
+left-padded prompts where sharing matters; with a scanned model too. Its loop carries an
+O(P + G * T) cache, not an O(G * (P + T)) one. The update's shared-prefix forward (the same idea
+in training) equals the full sequences on a scanned, rematerialised model.
 """
 
 import dataclasses
@@ -18,6 +19,7 @@ from sampling_reference import abstract_state, numpy_model
 
 from r1jax.data.prompts import pad_prompts
 from r1jax.model.layers import stack_layers
+from r1jax.rl.logprobs import completion_logprobs
 from r1jax.sampling.sample import SamplingConfig, decode
 
 PROMPTS = [list(range(4, 40)), [5, 6, 7], list(range(10, 30))]  # bucket 48: up to 45 pad slots
@@ -100,3 +102,31 @@ def test_cache_memory_is_one_prompt_copy_plus_completions(model, prompts, tiny_m
     assert cache_bytes(True) == per_slot * (b * p + b * g * (t - 1))
     assert cache_bytes(False) == per_slot * b * g * (p + t - 1)
     assert cache_bytes(False) > 3.5 * cache_bytes(True)
+
+
+def test_shared_prefix_training_forward_with_remat_and_scan(model, tiny_model_cfg):
+    """The update's shared-prefix forward (one prompt copy per group) on a scanned, rematerialised
+    model: the full sequences' log-probs and gradients of the unrolled model."""
+    graphdef, params, _ = model
+    cfg_s = dataclasses.replace(
+        tiny_model_cfg, scan_layers=True, remat=True, remat_policy="dots_saveable"
+    )
+    graphdef_s, _ = abstract_state(cfg_s)
+    rng = np.random.default_rng(4)
+    prompt_BxP, valid_BxP = (jnp.asarray(x) for x in pad_prompts([[5, 6, 7, 8], [9, 10]]))
+    completion = jnp.asarray(rng.integers(4, tiny_model_cfg.vocab_size, (2 * G, 6)), jnp.int32)
+    w = jnp.asarray(rng.standard_normal(completion.shape), jnp.float32)
+
+    def run(gd, p, share):
+        def f(p):
+            lp, _ = completion_logprobs(gd, p, prompt_BxP, valid_BxP, completion, 0.9, False, share)
+            return (w * lp).sum(), lp
+
+        return jax.jit(jax.value_and_grad(f, has_aux=True))(p)
+
+    (_, lp), g = run(graphdef, params, False)
+    (_, lp_s), g_s = run(graphdef_s, stack_layers(params), True)
+    np.testing.assert_allclose(np.asarray(lp_s), np.asarray(lp), rtol=1e-5, atol=2e-5)
+    for a, b in zip(jax.tree.leaves(g_s), jax.tree.leaves(stack_layers(g)), strict=True):
+        scale = float(np.abs(np.asarray(b)).max())
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=1e-5 * scale)
