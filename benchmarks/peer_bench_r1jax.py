@@ -16,6 +16,7 @@ materialised. The forward pass is checked against assets/parity_hf.npy first.
 
 import argparse
 import os
+import resource
 import sys
 import time
 
@@ -39,6 +40,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--steps", type=int, default=C.TOTAL_STEPS)
 ap.add_argument("--tag", default="r1jax")
 ap.add_argument("--fused", action="store_true", help="jittable reward, one XLA program per step")
+ap.add_argument("--scan-layers", type=int, default=0, help="1: one lax.scan over stacked layers")
 args = ap.parse_args()
 
 
@@ -76,7 +78,7 @@ def check_parity(graphdef, params):
 def main():
     mesh = sharding.make_mesh((1, 1, 1), jax.devices()[:1])
     rules = sharding.DEFAULT_RULES
-    graphdef, params, _ = hf.load_hf(C.MODEL_DIR, mesh, rules)
+    graphdef, params, _ = hf.load_hf(C.MODEL_DIR, mesh, rules, scan_layers=bool(args.scan_layers))
     pshard = jax.tree.map(lambda x: x.sharding, params)
     parity = check_parity(graphdef, params)
     tx, _ = optim.make(
@@ -118,6 +120,7 @@ def main():
     ctx = step_lib.StepContext(fns, args.fused, [reward], tok, mesh, rules, C.NUM_GENERATIONS)
     rows = C.make_prompts(C.PROMPTS_PER_STEP * (args.steps + 2))
     step_times, gen_times, gen_tokens, cpu_times = [], [], [], []
+    rss = [round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)]  # before step 0
     t_prev, c_prev = time.perf_counter(), time.process_time()
     for step in range(args.steps):
         batch = rows[step * C.PROMPTS_PER_STEP : (step + 1) * C.PROMPTS_PER_STEP]
@@ -126,6 +129,7 @@ def main():
         res = step_lib.run(ctx, state, prompts, jax.random.key(step))
         state = res.state
         jax.block_until_ready(state["params"])
+        rss.append(round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))
         gen_times.append(res.times["sample"])
         gen_tokens.append(int(res.rollouts.lengths_N.sum()))
         now, c = time.perf_counter(), time.process_time()
@@ -142,6 +146,8 @@ def main():
             versions={"python": sys.version.split()[0], "jax": jax.__version__},
             parity_max_abs_diff=parity,
             path="fused" if args.fused else "split",
+            scan_layers=bool(args.scan_layers),
+            peak_rss_mib_before_and_after_each_step=rss,
         ),
     )
 

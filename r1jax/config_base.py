@@ -191,6 +191,8 @@ def rl(**overrides: Any) -> ml_collections.ConfigDict:
             max_resample_rounds=3,
             fused="auto",  # auto | on | off
             length_bucket=32,  # split path: update on completions cut to the longest, rounded up
+            vocab_chunk=8192,  # log-probs of a larger vocabulary in chunks (no [N, T, V] logits)
+            entropy=True,  # log the policy entropy (a diagnostic; costs a pass over the logits)
         )
     )
     c.update(overrides)
@@ -235,6 +237,8 @@ def grpo() -> ml_collections.ConfigDict:
             dtype="float32",
             param_dtype="float32",
             remat=False,
+            remat_policy="nothing_saveable",  # what remat keeps (model.config.REMAT_POLICIES)
+            scan_layers=False,  # stacked layers run as one lax.scan (compile time flat in depth)
             pretrain=pretrain(),
         )
     )

@@ -150,7 +150,8 @@ def test_grad_accum_4_equals_one_batch(model, rollouts, state, aggregation):
 def test_update_equals_hand_assembled_sgd(model, rollouts, state, aggregation):
     """The 4 optimiser updates, rebuilt here from grpo_loss on full-sequence log-probs: weighted
     rewards -> group z-scores over the whole batch, fixed old and reference log-probs, truncated
-    rollouts masked, each mini-batch's own normaliser (the whole batch's for global_token_mean)."""
+    rollouts masked, each mini-batch's own normaliser (the whole batch's for global_token_mean),
+    mini-batches in the order drawn for the step."""
     graphdef, params = model
     cfg = ucfg(aggregation, grad_accum=4)
     new, _ = run_update(graphdef, TX, state, rollouts, cfg)
@@ -191,8 +192,10 @@ def test_update_equals_hand_assembled_sgd(model, rollouts, state, aggregation):
 
     p, total_g = params, jax.tree.map(jnp.zeros_like, params)
     half = B // 2
-    for _ in range(cfg.mu):
-        for k in range(2):
+    order = np.asarray(train_step.minibatch_order(cfg, state["step"])).reshape(cfg.mu, 2)
+    assert sorted(order[0]) == sorted(order[1]) == [0, 1]  # each pass visits every mini-batch
+    for it in range(cfg.mu):
+        for k in order[it]:
             prompts = np.arange(k * half, (k + 1) * half)
             rows = np.arange(k * half * G, (k + 1) * half * G)
             if aggregation == "global_token_mean":

@@ -207,8 +207,10 @@ def test_decode_step_matches_model_cached_call(model, prompts, tiny_model_cfg, d
 
     def both(params, tokens_Bx3):
         m = nnx.merge(graphdef, params)
-        _, cache = m(prompt_BxP, valid_BxP, init_cache(m.cfg, prompt_BxP.shape[0], 11))
-        fast = DecodeCache.from_kv_cache(cache)
+        b, p = prompt_BxP.shape
+        _, prefill = m(prompt_BxP, valid_BxP, init_cache(m.cfg, b, p))
+        _, cache = m(prompt_BxP, valid_BxP, init_cache(m.cfg, b, 11))
+        fast = DecodeCache.from_prefill(prefill, 1, 3)
         out = []
         for i in range(3):
             want, cache = m(tokens_Bx3[:, i : i + 1], None, cache)

@@ -99,14 +99,16 @@ def collect_rollouts(
     scored = step_lib.score(ctx, prompts, out)
     keep = step_lib.trim(scored.batch, int(scored.lengths_N.max()), length_bucket)["completion"]
     t = keep.shape[1]
+    tokens_NxT = distributed.gather_rows(scored.tokens_NxT)[:, :t]  # host copies for the notebook
+    mask_NxT = distributed.gather_rows(scored.mask_NxT)[:, :t]
     weights = tuple(float(f.weight) for f in reward_fns)
     reward_N = train_step.total_reward(scored.rewards_NxR, weights)
     adv_N, _ = adv_lib.compute(reward_N, group_size, advantage, std_ddof, adv_eps)
     return RolloutBatch(
         prompt_BxP=ids,
         prompt_valid_BxP=valid,
-        completion_NxT=scored.tokens_NxT[:, :t],
-        mask_NxT=scored.mask_NxT[:, :t],
+        completion_NxT=tokens_NxT,
+        mask_NxT=mask_NxT,
         old_logp_NxT=distributed.gather_rows(out.logp_NxT)[:, :t],
         rewards_NxR=scored.rewards_NxR,
         adv_N=np.asarray(adv_N, np.float32),
@@ -115,7 +117,7 @@ def collect_rollouts(
         reward_names=tuple(f.name for f in reward_fns),
         reward_weights=weights,
         prompts=[tok.decode(p[v]) for p, v in zip(ids, valid)],
-        completions=step_lib.decode_rows(tok, scored.tokens_NxT[:, :t], scored.mask_NxT[:, :t]),
+        completions=step_lib.decode_rows(tok, tokens_NxT, mask_NxT),
         examples=examples,
         group_size=group_size,
         temperature=temperature,

@@ -13,6 +13,13 @@ from typing import Any
 import jax.numpy as jnp
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+# jax.checkpoint_policies by name: what a rematerialised layer keeps from its forward pass.
+REMAT_POLICIES = (
+    "nothing_saveable",  # keep only the layer input: least memory, one extra forward
+    "dots_saveable",  # keep every matmul output: the elementwise ops are recomputed
+    "dots_with_no_batch_dims_saveable",  # keep the weight matmuls, recompute attention scores
+    "everything_saveable",  # keep all (remat off, but through the same code path)
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +38,11 @@ class ModelConfig:
 
     `head_dim` defaults to d_model // n_heads. `dtype` is the compute dtype (activations, matmuls);
     `param_dtype` the storage dtype of the parameters. Norms, softmax and logits are always float32.
+
+    `scan_layers` stores the layers' parameters stacked on a leading axis and runs them with one
+    `jax.lax.scan` (compile time flat in depth; `model/layers.py` converts between the layouts).
+    `remat` recomputes each layer's activations in the backward pass; `remat_policy` names what it
+    keeps (`REMAT_POLICIES`).
     """
 
     vocab_size: int = 512
@@ -49,6 +61,8 @@ class ModelConfig:
     dtype: str = "float32"
     param_dtype: str = "float32"
     remat: bool = False
+    remat_policy: str = "nothing_saveable"
+    scan_layers: bool = False
 
     def __post_init__(self):
         if self.head_dim == 0:
@@ -65,6 +79,10 @@ class ModelConfig:
             )
         if self.head_dim % 2:
             raise ValueError(f"model.head_dim={self.head_dim} must be even for rotary embeddings.")
+        if self.remat_policy not in REMAT_POLICIES:
+            raise ValueError(
+                f"model.remat_policy={self.remat_policy!r} is not one of {list(REMAT_POLICIES)}."
+            )
         for name in ("dtype", "param_dtype"):
             if getattr(self, name) not in _DTYPES:
                 raise ValueError(

@@ -23,6 +23,7 @@ from flax import nnx
 
 from r1jax.model.config import ModelConfig, RopeScaling
 from r1jax.model.hf_files import INDEX_FILE, read_config, read_tensor, weight_map  # noqa: F401
+from r1jax.model.layers import is_stacked, stack_layers_sharded
 from r1jax.model.transformer import Transformer
 from r1jax.parallel import sharding
 
@@ -108,8 +109,12 @@ def config_from_hf(
     param_dtype: str | None = None,
     max_len: int | None = None,
     remat: bool = False,
+    **options: Any,
 ) -> ModelConfig:
     """The r1jax ModelConfig of a Qwen2 or Llama config.json; anything r1jax cannot run is an error.
+
+    `options` are further ModelConfig fields that config.json does not decide (`scan_layers`,
+    `remat_policy`).
 
     Qwen2 always has q/k/v biases (hard-coded in transformers); Llama's `attention_bias` would also
     add an o_proj bias, which r1jax lacks, so it is refused rather than silently dropped.
@@ -150,6 +155,7 @@ def config_from_hf(
         dtype=dtype,
         param_dtype=param_dtype or dtype,
         remat=remat,
+        **options,
     )
 
 
@@ -193,14 +199,9 @@ def _check_names(specs: list[HFTensor], files: Mapping[str, str], cfg: ModelConf
             f"checkpoint lacks tensor {missing[0]!r} ({len(missing)} missing in all) that config.json "
             "implies."
         )
+    tied_copy = "lm_head.weight" if cfg.tie_embeddings else None  # some tied checkpoints keep one
     extra = [
-        name
-        for name in files
-        if name not in wanted
-        and not name.endswith(_IGNORED_SUFFIXES)
-        and not (
-            cfg.tie_embeddings and name == "lm_head.weight"
-        )  # some tied checkpoints keep a copy
+        n for n in files if n not in wanted and not n.endswith(_IGNORED_SUFFIXES) and n != tied_copy
     ]
     if extra:
         raise ValueError(
@@ -216,6 +217,9 @@ def _set(tree: dict, path: tuple, value: Any) -> None:
 
 
 def _get(tree: Any, path: tuple) -> Any:
+    """The leaf at an unrolled path ("layers", i, ...); a stacked tree gives layer i's slice."""
+    if len(path) > 2 and path[0] == "layers" and isinstance(path[1], int) and is_stacked(tree):
+        return _get(tree["layers"], path[2:])[path[1]]
     for key in path:
         tree = tree[key]
     return tree
@@ -237,14 +241,17 @@ def load_hf(
     param_dtype: str | None = None,
     max_len: int | None = None,
     remat: bool = False,
+    **options: Any,
 ) -> tuple[nnx.GraphDef, dict, ModelConfig]:
     """Loads a Qwen2 / Llama folder straight into its shards: (graphdef, params, model_cfg).
 
     `dtype` is the compute dtype, `param_dtype` (default: `dtype`) the storage dtype the weights are
-    cast to. Sharding follows `rules` exactly as `api.create` would shard a fresh model.
+    cast to. Sharding follows `rules` exactly as `api.create` would shard a fresh model. With
+    `scan_layers=True` (in `options`, see `config_from_hf`) the layers are read one by one as
+    usual, then stacked parameter by parameter.
     """
-    cfg = config_from_hf(read_config(folder), dtype, param_dtype, max_len, remat)
-    graphdef, shapes, names = abstract_model(cfg)
+    cfg = config_from_hf(read_config(folder), dtype, param_dtype, max_len, remat, **options)
+    graphdef, shapes, names = abstract_model(dataclasses.replace(cfg, scan_layers=False))
     shardings = sharding.tree_shardings(shapes, names, mesh, rules)
     specs = hf_tensors(cfg)
     files = weight_map(folder)
@@ -274,4 +281,8 @@ def load_hf(
         )
         _set(params, spec.path, arr)
         del w, view
+    if cfg.scan_layers:
+        graphdef, stacked, stacked_names = abstract_model(cfg)
+        target = sharding.tree_shardings(stacked, stacked_names, mesh, rules)["layers"]
+        params = stack_layers_sharded(params, target)
     return graphdef, params, cfg

@@ -19,6 +19,8 @@ from flax import nnx
 
 from r1jax.model.config import ModelConfig
 from r1jax.model.kv_cache import KVCache
+from r1jax.model.layers import scan_layers, stack_modules
+from r1jax.model.rope import apply_rope, rope_inv_freq
 from r1jax.parallel.sharding import constrain, embed_lookup
 
 _NEG = -1e30  # finite "minus infinity": a fully masked (padding) query gets a uniform, finite row
@@ -52,36 +54,6 @@ class RMSNorm(nnx.Module):
         x32 = x.astype(jnp.float32)
         y = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.eps)
         return (y * self.scale[...].astype(jnp.float32)[None, None]).astype(x.dtype)
-
-
-def rope_inv_freq(cfg: ModelConfig) -> jax.Array:
-    """Inverse frequencies [H/2]; with Llama-3 scaling, long wavelengths are stretched."""
-    h = cfg.head_dim
-    inv = 1.0 / (cfg.rope_theta ** (jnp.arange(0, h, 2, dtype=jnp.float32) / h))
-    s = cfg.rope_scaling
-    if s is None:
-        return inv
-    low_wavelen = s.original_max_position / s.low_freq_factor
-    high_wavelen = s.original_max_position / s.high_freq_factor
-    wavelen = 2 * jnp.pi / inv
-    smooth = (s.original_max_position / wavelen - s.low_freq_factor) / (
-        s.high_freq_factor - s.low_freq_factor
-    )
-    mid = (1 - smooth) * inv / s.factor + smooth * inv
-    return jnp.where(
-        wavelen > low_wavelen, inv / s.factor, jnp.where(wavelen < high_wavelen, inv, mid)
-    )
-
-
-def apply_rope(x_BxTxNxH: jax.Array, pos_BxT: jax.Array, inv_freq: jax.Array) -> jax.Array:
-    """Rotary embedding in the HF "rotate half" layout (first half / second half of head_dim)."""
-    angles = pos_BxT[..., None].astype(jnp.float32) * inv_freq[None, None]  # [B, T, H/2]
-    cos = jnp.cos(angles)[:, :, None, :]
-    sin = jnp.sin(angles)[:, :, None, :]
-    x = x_BxTxNxH.astype(jnp.float32)
-    x1, x2 = jnp.split(x, 2, axis=-1)
-    out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
-    return out.astype(x_BxTxNxH.dtype)
 
 
 class Attention(nnx.Module):
@@ -213,7 +185,9 @@ class Transformer(nnx.Module):
             ),
             out_sharding=("vocab", "embed"),
         )
-        self.layers = nnx.List([Block(cfg, rngs) for _ in range(cfg.n_layers)])
+        blocks = [Block(cfg, rngs) for _ in range(cfg.n_layers)]
+        # scan_layers: one Block of stacked [L, ...] params (the same draws as the unrolled list)
+        self.layers = stack_modules(blocks) if cfg.scan_layers else nnx.List(blocks)
         self.final_norm = RMSNorm(cfg)
         if not cfg.tie_embeddings:
             self.lm_head = _param(
@@ -251,24 +225,15 @@ class Transformer(nnx.Module):
             key_valid = jax.lax.dynamic_update_slice(cache.valid_BxS, valid_BxT, (0, write_index))
         inv_freq = rope_inv_freq(cfg)
         x = embed_lookup(self.embed[...], tokens_BxT, cfg.compute_dtype)
-        new_k, new_v = [], []
-        for i, layer in enumerate(self.layers):
-            layer_kv = None if cache is None else (cache.k[i], cache.v[i])
-            if cfg.remat:  # also with a cache: the shared-prefix training path uses one
-                x, kv = nnx.remat(lambda blk, *a: blk(*a))(
-                    layer, x, pos, q_slot, layer_kv, key_valid, write_index, inv_freq
-                )
-            else:
-                x, kv = layer(x, pos, q_slot, layer_kv, key_valid, write_index, inv_freq)
-            if kv is not None:
-                new_k.append(kv[0])
-                new_v.append(kv[1])
+        shared = (pos, q_slot, key_valid, write_index, inv_freq)  # the same for every layer
+        kv = None if cache is None else (cache.k, cache.v)
+        x, new_kv = self._layers(x, kv, shared)
         x = self.final_norm(x)
         new_cache = None
         if cache is not None:
             new_cache = KVCache(
-                k=tuple(new_k),
-                v=tuple(new_v),
+                k=new_kv[0],
+                v=new_kv[1],
                 valid_BxS=key_valid,
                 next_pos_B=cache.next_pos_B + steps[:, -1],
                 index=cache.index + t,
@@ -277,12 +242,37 @@ class Transformer(nnx.Module):
             return x, new_cache
         return self.logits(x), new_cache
 
-    def logits(self, x_BxTxD: jax.Array) -> jax.Array:
-        """The output head (tied: the transposed embedding) in float32."""
-        dt = self.cfg.compute_dtype
+    def _layers(self, x, kv, shared) -> tuple[jax.Array, tuple | None]:
+        """All blocks: unrolled, or one scan over the stacked params (`ModelConfig.scan_layers`).
+
+        `kv` is (keys, values) of the cache (L-tuples, or [L, ...] arrays when scanned) or None;
+        remat (also with a cache: the shared-prefix training path uses one) keeps what
+        `remat_policy` names.
+        """
+        cfg = self.cfg
+        policy = cfg.remat_policy if cfg.remat else None
+        call = lambda blk, h, layer_kv: blk(h, shared[0], shared[1], layer_kv, *shared[2:])  # noqa: E731
+        if cfg.scan_layers:
+            return scan_layers(self.layers, call, x, kv, policy)
+        if policy is not None:
+            call = nnx.remat(call, policy=getattr(jax.checkpoint_policies, policy))
+        new_k, new_v = [], []
+        for i, layer in enumerate(self.layers):
+            x, layer_kv = call(layer, x, None if kv is None else (kv[0][i], kv[1][i]))
+            if layer_kv is not None:
+                new_k.append(layer_kv[0])
+                new_v.append(layer_kv[1])
+        return x, None if kv is None else (tuple(new_k), tuple(new_v))
+
+    def head_weight(self) -> jax.Array:
+        """The output head's [D, V] matrix in the compute dtype (tied: the transposed embedding)."""
         w = self.embed[...].T if self.cfg.tie_embeddings else self.lm_head[...]
+        return w.astype(self.cfg.compute_dtype)
+
+    def logits(self, x_BxTxD: jax.Array) -> jax.Array:
+        """The output head in float32 (`model/vocab_head.py` computes log-probs without them)."""
         b, t, d = x_BxTxD.shape
         logits = jnp.dot(
-            x_BxTxD.reshape(b * t, d), w.astype(dt), preferred_element_type=jnp.float32
+            x_BxTxD.reshape(b * t, d), self.head_weight(), preferred_element_type=jnp.float32
         ).reshape(b, t, -1)  # 2-D, like _matmul
         return constrain(logits, ("batch", "length", "vocab"))

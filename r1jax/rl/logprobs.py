@@ -3,10 +3,14 @@
 Letters: B prompts, G samples per prompt, N = B * G, P prompt length (left padded), T completion
 length, D d_model, V vocab.
 
-The prompt is run once per prompt into a KV cache, the cache is repeated G times, and the completions
-attend to it: gradients flow through the shared prompt activations (summed over the G samples), so
-this equals running the N full sequences, at 1/G of the prompt cost. `share_prefix=False` runs the
-full sequences (the reference the tests compare with).
+The prompt is run once per prompt and its G completions attend to that one copy of its keys and
+values (`model.prefix_forward`): gradients flow through the shared prompt activations (summed over
+the G samples), so this equals running the N full sequences, at 1/G of the prompt cost and memory.
+`share_prefix=False` runs the full sequences (the reference the tests compare with).
+
+With `vocab_chunk` > 0 and V larger than it, the log-probs (and entropy) come from the final hidden
+states one vocabulary chunk at a time (`model.vocab_head`): no [N, T, V] float32 logits exist, which
+at Qwen's V = 151,936 would be several GB per micro-batch.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from r1jax.model import api
-from r1jax.model.kv_cache import init_cache
+from r1jax.model.prefix_forward import shared_prefix_hidden
+from r1jax.model.vocab_head import chunked_token_logprobs
 
 
 def _from_logits(
@@ -32,6 +37,32 @@ def _from_logits(
     return logp, entropy
 
 
+def _from_hidden(
+    graphdef: nnx.GraphDef,
+    params: dict,
+    hidden_NxTxD: jax.Array,
+    completion_NxT: jax.Array,
+    temperature: float,
+    with_entropy: bool,
+    vocab_chunk: int,
+) -> tuple[jax.Array, jax.Array | None]:
+    """The head and log-softmax: whole logits for a small vocabulary, else vocabulary chunks."""
+    w_DxV = nnx.merge(graphdef, params).head_weight()
+    if vocab_chunk <= 0 or w_DxV.shape[1] <= vocab_chunk:
+        logits = api.head(graphdef, params, hidden_NxTxD)
+        return _from_logits(logits, completion_NxT, temperature, with_entropy)
+    n, t, d = hidden_NxTxD.shape
+    logp, ent = chunked_token_logprobs(
+        hidden_NxTxD.reshape(n * t, d),
+        w_DxV,
+        completion_NxT.reshape(n * t),
+        temperature,
+        vocab_chunk,
+        with_entropy,
+    )
+    return logp.reshape(n, t), None if ent is None else ent.reshape(n, t)
+
+
 def completion_logprobs(
     graphdef: nnx.GraphDef,
     params: dict,
@@ -41,32 +72,27 @@ def completion_logprobs(
     temperature: float = 1.0,
     with_entropy: bool = False,
     share_prefix: bool = True,
+    vocab_chunk: int = 0,
 ) -> tuple[jax.Array, jax.Array | None]:
     """(logp_NxT, entropy_NxT or None) of the completion tokens at the given temperature."""
     b, p = prompt_BxP.shape
     n, t = completion_NxT.shape
     g = n // b
+    head = lambda hidden: _from_hidden(  # noqa: E731
+        graphdef, params, hidden, completion_NxT, temperature, with_entropy, vocab_chunk
+    )
     if not share_prefix:
         seq = jnp.concatenate([jnp.repeat(prompt_BxP, g, axis=0), completion_NxT], axis=1)
         valid = jnp.concatenate(
             [jnp.repeat(prompt_valid_BxP, g, axis=0), jnp.ones((n, t), bool)], axis=1
         )
         hidden, _ = api.apply(graphdef, params, seq, valid, return_hidden=True)
-        logits = api.head(graphdef, params, hidden[:, p - 1 : p + t - 1])
-        return _from_logits(logits, completion_NxT, temperature, with_entropy)
-    cfg = api.model_config(graphdef, params)
-    cache = init_cache(cfg, b, p + t)
-    h_prompt, cache = api.apply(
-        graphdef, params, prompt_BxP, prompt_valid_BxP, cache, return_hidden=True
+        return head(hidden[:, p - 1 : p + t - 1])
+    if t == 1:
+        hidden, _ = api.apply(graphdef, params, prompt_BxP, prompt_valid_BxP, return_hidden=True)
+        return head(jnp.repeat(hidden[:, -1:], g, axis=0))
+    h_prompt, h_rest = shared_prefix_hidden(
+        graphdef, params, prompt_BxP, prompt_valid_BxP, completion_NxT[:, :-1]
     )
-    cache = cache.repeat(g)
     h_last = jnp.repeat(h_prompt[:, -1:], g, axis=0)  # left padding: the last slot is a real token
-    if t > 1:
-        h_rest, _ = api.apply(
-            graphdef, params, completion_NxT[:, :-1], None, cache, return_hidden=True
-        )
-        hidden = jnp.concatenate([h_last, h_rest], axis=1)
-    else:
-        hidden = h_last
-    logits = api.head(graphdef, params, hidden)
-    return _from_logits(logits, completion_NxT, temperature, with_entropy)
+    return head(jnp.concatenate([h_last, h_rest], axis=1))

@@ -8,6 +8,14 @@ sampling and the jittable rewards; the split step jits it alone after host rewar
 compute the same numbers from the same rollouts. Each of the mu * M optimiser updates accumulates
 gradients over A micro-batches as sums divided by one batch-level normaliser (see grpo_loss), so
 accumulation never changes the update. A non-finite loss or gradient skips that update.
+
+No forward pass runs whose result is known: with a single optimiser update (mu = 1, one
+mini-batch) the policy has not moved when the loss is taken, so `old_logp="recompute"` is
+stop_gradient(logp) of the loss's own forward (ratio exactly 1, the same gradient), and the
+reference log-probs are computed micro-batch by micro-batch inside the same scan, never kept for
+the whole batch. With several updates both are computed once, before the first. Mini-batches are
+visited in a new random order in every inner iteration, drawn from the step's key
+(fold_in(key(seed), step), the stage's key for the step), so a resumed run replays the same order.
 """
 
 from __future__ import annotations
@@ -44,6 +52,9 @@ class UpdateConfig:
     old_logp: str = "sampler"  # "sampler" (exact at the sampling temperature) or "recompute"
     loss: loss_lib.LossOptions = loss_lib.LossOptions()  # options of the GRPO loss family
     loss_fn: str | losses.Loss = "grpo"  # a registered loss ("name(key=value)") or a Loss
+    vocab_chunk: int = 8192  # a larger vocabulary is scored in chunks of this size (0 = never)
+    entropy: bool = True  # the entropy metric (one more pass over each logits chunk)
+    seed: int = 0  # the run's seed: the mini-batch order is drawn from fold_in(key(seed), step)
 
     def policy_loss(self) -> losses.Loss:
         return losses.build(self.loss_fn, self.loss)
@@ -73,7 +84,20 @@ def _logp(graphdef, params, batch: dict, cfg: UpdateConfig, with_entropy: bool =
         cfg.temperature,
         with_entropy,
         cfg.share_prefix,
+        cfg.vocab_chunk,
     )
+
+
+def minibatch_order(cfg: UpdateConfig, step: jax.Array) -> jax.Array:
+    """int32 [mu * M]: the mini-batch each optimiser update uses; a fresh permutation of the M
+    mini-batches per inner iteration, from the step's key (identity when M = 1)."""
+    key = jax.random.fold_in(jax.random.fold_in(jax.random.key(cfg.seed), step), 0x6D62)
+    if cfg.mini_batches == 1:
+        return jnp.zeros((cfg.mu,), jnp.int32)
+    perms = [
+        jax.random.permutation(jax.random.fold_in(key, i), cfg.mini_batches) for i in range(cfg.mu)
+    ]
+    return jnp.concatenate(perms).astype(jnp.int32)
 
 
 def _chunked_logp(graphdef, params, batch: dict, cfg: UpdateConfig, chunks: int) -> jax.Array:
@@ -115,12 +139,17 @@ def update(
     if cfg.mask_truncated:
         mask = mask & ~rollouts["truncated_N"][:, None]
     batch = dict(rollouts, adv_N=adv_N, mask_NxT=mask)
-    # (2) log-probs that stay fixed during the inner iterations
+    # (2) log-probs that stay fixed during the inner iterations. With one optimiser update they
+    # are taken inside the loss's micro-batch step instead: recomputed old log-probs are then the
+    # loss's own (stop_gradient), reference ones one forward per micro-batch in the same scan.
     chunks = cfg.mini_batches * cfg.grad_accum
-    if cfg.old_logp == "recompute":
+    single = cfg.mu * cfg.mini_batches == 1
+    if cfg.old_logp == "recompute" and single:
+        batch.pop("old_logp_NxT", None)  # the sampler's are not used: see micro_loss
+    elif cfg.old_logp == "recompute":
         batch["old_logp_NxT"] = _chunked_logp(graphdef, state["params"], batch, cfg, chunks)
     use_ref = loss_fn.uses_ref and "ref_params" in state
-    if use_ref:
+    if use_ref and not single:
         batch["ref_logp_NxT"] = _chunked_logp(graphdef, state["ref_params"], batch, cfg, chunks)
     # (3) normaliser of the aggregation, fixed per optimiser update (see grpo_loss)
     mb = b // cfg.mini_batches  # prompts per mini-batch
@@ -131,14 +160,20 @@ def update(
         denom_all = jax.vmap(loss_fn.normalizer)(m_split)
 
     def micro_loss(params, sub: dict, denom: jax.Array):
-        logp, ent = _logp(graphdef, params, sub, cfg, with_entropy=True)
+        logp, ent = _logp(graphdef, params, sub, cfg, with_entropy=cfg.entropy)
+        ref = sub.get("ref_logp_NxT")
+        if use_ref and ref is None:  # single update: the reference forward of this micro-batch
+            ref = jax.lax.stop_gradient(_logp(graphdef, state["ref_params"], sub, cfg)[0])
+        old = sub.get("old_logp_NxT")
+        if old is None:  # single update, recompute: the policy the loss sees is the sampling one
+            old = jax.lax.stop_gradient(logp)
         x = losses.TokenInputs(
             logp_NxT=logp,
-            old_logp_NxT=sub["old_logp_NxT"],
-            ref_logp_NxT=sub.get("ref_logp_NxT"),
+            old_logp_NxT=old,
+            ref_logp_NxT=ref,
             adv_N=sub["adv_N"],
             mask_NxT=sub["mask_NxT"],
-            entropy_NxT=jax.lax.stop_gradient(ent),
+            entropy_NxT=None if ent is None else jax.lax.stop_gradient(ent),
         )
         return loss_fn(x, denom)
 
@@ -154,10 +189,11 @@ def update(
         return micro_loss(params, sub, denom_all[0])[1]
 
     aux0 = losses.init_aux(jax.eval_shape(first_micro, state["params"]))
+    order = minibatch_order(cfg, state["step"])
 
     def optimizer_update(carry, j):
         st = carry
-        mb_index = j % cfg.mini_batches
+        mb_index = order[j]
         micro_p = mb // cfg.grad_accum
 
         def micro(acc, a):

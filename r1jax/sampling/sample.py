@@ -8,10 +8,11 @@ inside its own jit (the fused step), and `Sampler` (sampler.py) jits it alone wi
 program covers prefill and decode, so the KV cache never crosses a program boundary: it is created in
 the program and updated in place as the while loop's carry.
 
-Row b * G + g is sample g of prompt b: `DecodeCache.repeat` keeps each prompt's G copies
-adjacent, so a batch-sharded prompt's samples land on the same devices as its prefill (no
-communication). The hot loop is `sampling_decode.decode_step`; token choice, log-probs and entropy
-are `sampling_filters`; host-side padding and the jitted `Sampler` are in `sampler.py`.
+Row b * G + g is sample g of prompt b, so a batch-sharded prompt's samples land on the same
+devices as its prefill (no communication). The G rows of a prompt read ONE copy of its keys and
+values (`decode.DecodeCache`): cache memory O(P + G * T) per prompt, not O(G * (P + T)). The hot
+loop is `decode.decode_step`; token choice, log-probs and entropy are `filters`; host-side padding
+and the jitted `Sampler` are in `sampler.py`.
 """
 
 from __future__ import annotations
@@ -146,15 +147,15 @@ def decode(
         if why is not None:
             logging.warning("sampling: using the model's generic cached call: %s", why)
         fast = why is None
-    # (1) Prefill the B prompts once, into a cache with room for the T - 1 fed-back tokens.
-    cache = init_cache(model_cfg, b, p + t - 1)
+    # (1) Prefill the B prompts once (the generic path leaves room for the T - 1 fed-back tokens).
+    cache = init_cache(model_cfg, b, p if fast else p + t - 1)
     hidden_BxPxD, cache = model(prompt_BxP, prompt_valid_BxP, cache, return_hidden=True)
     logits_BxV = model.logits(hidden_BxPxD[:, -1:])[:, 0]  # left padding: last column is real
     # (2) Share each prompt's cache and next-token logits among its G samples.
-    if fast:  # re-laid out at B rows, then repeated
-        cache = DecodeCache.from_kv_cache(cache).repeat(g)
+    if fast:  # one prompt copy, read by its G rows; completion slots per row
+        cache = DecodeCache.from_prefill(cache, g, max(t - 1, 1))
         rope_LxH2 = rope_table(model_cfg, p + t)  # positions < P + T - 1
-    else:
+    else:  # the generic cached call needs every row's whole sequence: G copies of the prompt
         cache = cache.repeat(g)
     logits_NxV = jnp.repeat(logits_BxV, g, axis=0)
     zeros = lambda dt: constrain(jnp.zeros((n, t), dt), ("batch", None))

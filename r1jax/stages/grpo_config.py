@@ -44,6 +44,10 @@ def validate(
         "rl.grad_accum",
         "rl.temperature",
     )
+    if r.vocab_chunk < 0:
+        raise config_check.ConfigError(
+            f"config.rl.vocab_chunk={r.vocab_chunk} must be >= 0 (0 = whole vocabulary at once)."
+        )
     if r.group_size < 2:
         raise config_check.ConfigError(
             f"config.rl.group_size={r.group_size}: group advantages need at least 2 samples per prompt."
@@ -138,6 +142,9 @@ def update_config(
         old_logp=r.old_logp,
         loss=loss_options(config),
         loss_fn=r.loss,
+        vocab_chunk=r.vocab_chunk,
+        entropy=r.entropy,
+        seed=config.seed,
     )
 
 

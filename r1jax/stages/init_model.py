@@ -108,8 +108,9 @@ def load_policy(
         config_check.require_path(config.init.hf_dir, "init.hf_dir", "Hugging Face model folder")
         i = config.init
         graphdef, params, mcfg = hf.load_hf(
-            i.hf_dir, mesh, rules, dtype=i.dtype, param_dtype=i.param_dtype, remat=i.remat
-        )
+            i.hf_dir, mesh, rules, dtype=i.dtype, param_dtype=i.param_dtype, remat=i.remat,
+            remat_policy=i.remat_policy, scan_layers=i.scan_layers,
+        )  # fmt: skip
         shardings = jax.tree.map(lambda x: x.sharding, params)
         return (
             graphdef,
