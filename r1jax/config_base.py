@@ -8,6 +8,7 @@ with its type. Presets are plain dicts so that an experiment can print or overri
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import ml_collections
@@ -212,6 +213,7 @@ def grpo() -> ml_collections.ConfigDict:
             param_dtype="float32",
             remat=False,
             pretrain=pretrain(),
+            build=None,  # a stage config that makes the input model when it is missing (not pretrain)
         )
     )
     c.task = task("countdown")
@@ -278,3 +280,16 @@ def eval_stage() -> ml_collections.ConfigDict:
     c.batch_prompts = 16
     c.prompt_bucket = 16
     return c
+
+
+def _supervised(stage: str) -> ml_collections.ConfigDict:
+    """The supervised stages' defaults live in stages/sft_config.py (this file's 300-line limit)."""
+    from r1jax.stages import sft_config
+
+    return getattr(sft_config, stage)()
+
+
+sft = functools.partial(_supervised, "sft")  # stages/sft.py
+distill = functools.partial(_supervised, "distill")  # stages/distill.py
+cold_start_data = functools.partial(_supervised, "cold_start_data")  # stages/cold_start_data.py
+rejection_sampling = functools.partial(_supervised, "rejection_sampling")

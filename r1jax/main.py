@@ -12,6 +12,7 @@ from ml_collections import config_flags
 STAGES = (
     "pretrain",
     "sft",
+    "cold_start_data",
     "grpo",
     "eval",
     "reward_model",
