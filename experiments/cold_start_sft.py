@@ -30,6 +30,7 @@ def data_config(a):
     c.sampling.samples = 4
     c.designed.countdown = 1000
     c.designed.arithmetic = 500
+    c.designed.max_attempts = 8  # completions stay within the 192 new tokens of RL and evaluation
     if a.tiny:  # a problem space small enough for the tiny model to learn in seconds
         c.task = config_base.task(
             "countdown", n_numbers=3, max_number=2, max_target=8, test_percent=30
@@ -54,7 +55,7 @@ def get_config(arg=None):
     c.init.pretrain = pretrain_toy.get_config("tiny" if a.tiny else None)
     c.data.inputs = ("cold_start_data",)
     c.data.build = data_config(a)
-    c.data.seq_len = 256
+    c.data.seq_len = 384  # a 113-token R1 prompt + a completion of up to 192 tokens, whole
     c.data.batch_size = 16
     c.epochs = 2
     c.optimizer.lr = 3e-4

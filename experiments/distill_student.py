@@ -1,9 +1,10 @@
 """Distillation (R1 section 2.4): a student with about a quarter of the teacher's parameters learns
 from the teacher's samples; against the same student trained by R1-Zero GRPO directly.
 
-Commands (the teacher is the sibling "reasoning_rl" model; the student's base model, pretrained on
-the same corpus at its own size, is built into the sibling "student_base" if missing, and the
-teacher's rejection-sampled data with its top-8 next-token log-probs into "distill_data"):
+Commands (the teacher is the sibling "reasoning_rl" model, whose rejection-sampled data with its
+top-8 next-token log-probs, the sibling "rejection_sampling", is the distillation data; another
+teacher (`:teacher=NAME`) gets its own "distill_data". The student's base model, pretrained on the
+same corpus at its own size, is built into the sibling "student_base" if missing):
     python -m r1jax.main --config=experiments/distill_student.py --workdir=/tmp/r1jax/distill_sft
     python -m r1jax.main --config=experiments/distill_student.py:mode=kd --workdir=/tmp/r1jax/distill_kd
     python -m r1jax.main --config=experiments/distill_student.py:mode=rl --workdir=/tmp/r1jax/student_rl
@@ -34,6 +35,7 @@ def get_config(arg=None):
     a = config_base.parse_arg(
         arg, tiny=False, seed=0, mode="sft", teacher="reasoning_rl", steps=0, kd_weight=0.5
     )
+    data = "rejection_sampling" if a.teacher == "reasoning_rl" else "distill_data"
     if a.mode not in ("sft", "kd", "rl"):
         raise ValueError(f"mode={a.mode!r} must be sft, kd or rl")
     if a.mode == "rl":  # (b): the same student base, trained by R1-Zero GRPO directly
@@ -48,8 +50,8 @@ def get_config(arg=None):
     c.init.checkpoint = "student_base"
     c.init.pretrain = student_pretrain(a.tiny)
     rejection = config_base.sibling(__file__, "rejection_sampling")
-    c.data.inputs = ("distill_data",)
-    c.data.build = rejection.get_config(f"source={a.teacher},topk=8" + (",tiny" if a.tiny else ""))
+    c.data.inputs = (data,)  # the teacher's rejection-sampled data with its top-8 log-probs
+    c.data.build = rejection.get_config(f"source={a.teacher}" + (",tiny" if a.tiny else ""))
     c.kd_weight = a.kd_weight if a.mode == "kd" else 0.0
     c.epochs = 2
     c.steps = a.steps

@@ -8,7 +8,9 @@ Command (needs the sibling "reasoning_rl" model; experiments/reasoning_rl.py mak
 0.95; kept: correct by the rule verifier, not truncated, no mixed languages, no repeated attempt,
 in the readable pattern, deduplicated, at most m = 2 per prompt; then one general-task example (its
 reference response) per 3 kept reasoning samples. stats.json and plots/rejection_sampling.png hold
-the acceptance rate by task and difficulty and what each filter removed.
+the acceptance rate by task and difficulty and what each filter removed. The model's top-8
+next-token log-probs of every kept sample are recorded too (`:topk=0` skips them), so the same
+data set serves multi-domain SFT and logit distillation (experiments/distill_student.py).
 
 Expected on a 2-core CPU: not measured yet (README.md will report acceptance and kept samples per
 source). `:tiny` is its own test.
@@ -18,7 +20,7 @@ from r1jax import config_base
 
 
 def get_config(arg=None):
-    a = config_base.parse_arg(arg, tiny=False, seed=0, source="reasoning_rl", topk=0)
+    a = config_base.parse_arg(arg, tiny=False, seed=0, source="reasoning_rl", topk=8)
     c = config_base.rejection_sampling()
     c.seed = a.seed
     c.source.checkpoint = a.source

@@ -125,5 +125,5 @@ def test_distill_student(root, mode):
         assert rows[-1]["loss"] == pytest.approx(0.5 * rows[-1]["nll"] + 0.5 * rows[-1]["kd"])
     if mode == "sft":
         assert all(r["kd"] == 0 for r in rows)
-        stats = _json(os.path.join(root, "distill_data", "stats.json"))
+        stats = _json(os.path.join(root, "rejection_sampling", "stats.json"))
         assert stats["record_topk"] == 8

@@ -78,7 +78,7 @@ class DesignConfig:
     """How the hand-designed examples search: never give up, closer values first."""
 
     intuition: float = 0.7  # the corpus uses 1.5 (wider search); smaller = closer values first
-    max_attempts: int = 10  # problems not solved within this many attempts are skipped
+    max_attempts: int = 8  # problems not solved within this many attempts are skipped
 
 
 def designed_countdown(
