@@ -113,7 +113,18 @@ def test_multi_domain_sft(root):
     _finite(sft_runs.rows(wd))
 
 
-@pytest.mark.parametrize("mode", ["sft", "kd", "rl"])
+def test_student_rl_is_grpo_from_the_student_base():
+    """mode=rl (b) is the GRPO stage, tested by test_grpo_step.py; here: it starts from the student."""
+    from r1jax import config_base
+
+    c = config_base.sibling(sft_runs.ROOT + "/experiments/x.py", "distill_student").get_config(
+        "tiny,mode=rl"
+    )
+    assert c.stage == "grpo" and c.init.checkpoint == "student_base"
+    assert c.init.pretrain.model.d_model == 16
+
+
+@pytest.mark.parametrize("mode", ["sft", "kd"])
 def test_distill_student(root, mode):
     wd = os.path.join(root, f"distill_{mode}")
     sft_runs.ok(sft_runs.run(f"experiments/distill_student.py:tiny,mode={mode}", wd))

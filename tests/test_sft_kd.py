@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -22,10 +21,10 @@ from r1jax.train.kd_loss import topk_forward_kl
 
 def test_topk_forward_kl_by_hand():
     # one position, V = 4, teacher top-2 = ids 2 and 0 with log-probs log 0.5, log 0.3
-    logits = jnp.array([[[1.0, 0.0, 2.0, -1.0]]])
-    ids = jnp.array([[[2, 0]]])
-    logp = jnp.log(jnp.array([[[0.5, 0.3]]]))
-    got = float(topk_forward_kl(logits, ids, logp, jnp.ones((1, 1))))
+    logits = np.array([[[1.0, 0.0, 2.0, -1.0]]], np.float32)
+    ids = np.array([[[2, 0]]], np.int32)
+    logp = np.log(np.array([[[0.5, 0.3]]], np.float32))
+    got = float(jax.jit(topk_forward_kl)(logits, ids, logp, np.ones((1, 1), np.float32)))
     z = math.e**1 + 1 + math.e**2 + math.e**-1
     q2, q0 = math.e**2 / z, math.e / z  # the student's full-vocabulary probabilities
     p2, p0 = 0.5 / 0.8, 0.3 / 0.8  # the teacher's top-2, renormalised
@@ -37,12 +36,14 @@ def test_topk_forward_kl_by_hand():
 
 
 def test_kl_is_zero_when_the_student_matches_and_weighted_by_position():
-    logits = jnp.log(jnp.array([[[0.625, 0.0, 0.375, 0.0], [0.25, 0.25, 0.25, 0.25]]]) + 1e-30)
-    ids = jnp.array([[[0, 2], [1, 3]]])
-    logp = jnp.log(jnp.array([[[0.5, 0.3], [0.2, 0.2]]]))
-    first = topk_forward_kl(logits, ids, logp, jnp.array([[1.0, 0.0]]))
+    probs = np.array([[[0.625, 0.0, 0.375, 0.0], [0.25, 0.25, 0.25, 0.25]]], np.float32)
+    logits = np.log(probs + 1e-30).astype(np.float32)
+    ids = np.array([[[0, 2], [1, 3]]], np.int32)
+    logp = np.log(np.array([[[0.5, 0.3], [0.2, 0.2]]], np.float32))
+    kl = jax.jit(topk_forward_kl)
+    first = kl(logits, ids, logp, np.array([[1.0, 0.0]], np.float32))
     assert float(first) == pytest.approx(0.0, abs=1e-6)  # exactly the renormalised top-2
-    both = topk_forward_kl(logits, ids, logp, jnp.array([[1.0, 2.0]]))
+    both = kl(logits, ids, logp, np.array([[1.0, 2.0]], np.float32))
     assert float(both) == pytest.approx(2 * math.log(0.5 / 0.25), rel=1e-6)
 
 
@@ -68,12 +69,11 @@ def test_sft_loss_mixes_nll_and_kd_on_recorded_tokens_only():
     assert float(n) == 6 + 5
     np.testing.assert_allclose(float(total), 0.75 * aux["nll"] + 0.25 * aux["kd"], rtol=1e-6)
     # the KD term covers the first example's completion targets (tokens 3..8) only
-    logits = api.apply(
-        graphdef, params, batch["tokens"][:, :-1], segment_ids_BxT=batch["segment_ids"][:, :-1]
-    )[0]
+    apply = jax.jit(lambda p, t, sg: api.apply(graphdef, p, t, segment_ids_BxT=sg)[0])
+    logits = apply(params, batch["tokens"][:, :-1], batch["segment_ids"][:, :-1])
     w = np.zeros((1, 15), np.float32)
     w[0, 2:8] = 1.0  # input positions 2..7 predict tokens 3..8
-    want = topk_forward_kl(logits, batch["topk_ids"][:, 1:], batch["topk_logp"][:, 1:], w)
+    want = jax.jit(topk_forward_kl)(logits, batch["topk_ids"][:, 1:], batch["topk_logp"][:, 1:], w)
     np.testing.assert_allclose(float(aux["kd"]), float(want), rtol=1e-5)
     assert float(aux["kd"]) > 0
     total0, _, aux0 = loss(graphdef, params, batch, 0.0)

@@ -102,11 +102,17 @@ def test_packed_logits_equal_each_example_alone(model):
     cfg = sft_batches.BatchConfig(seq_len=31, batch_size=1, packing=True)
     b = sft_batches.make_batch([[0, 1, 2]], examples, cfg, 0)
     logits = _apply(graphdef, params, b["tokens"], b["segment_ids"])
+    alone = np.zeros((3, 12), np.int32)  # each example in its own row (right padding is unseen)
+    for i, (ids, _) in enumerate(examples):
+        alone[i, : len(ids)] = ids
+    alone_logits = _apply(graphdef, params, alone)
     pos = 0
-    for ids, _ in examples:
-        alone = _apply(graphdef, params, jnp.asarray(ids)[None])
-        np.testing.assert_allclose(logits[0, pos : pos + len(ids)], alone[0], rtol=1e-5, atol=1e-5)
-        pos += len(ids)
+    for i, (ids, _) in enumerate(examples):
+        n = len(ids)
+        np.testing.assert_allclose(
+            logits[0, pos : pos + n], alone_logits[i, :n], rtol=1e-5, atol=1e-5
+        )
+        pos += n
     # without segment ids the second example would see the first: the logits differ
     mixed = _apply(graphdef, params, b["tokens"])
     assert not np.allclose(mixed[0, 9:15], logits[0, 9:15], atol=1e-3)
