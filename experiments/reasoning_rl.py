@@ -32,7 +32,7 @@ def get_config(arg=None):
         "countdown_attempts(weight=0)",
     )
     c.steps = a.steps
-    c.eval.every_steps = 10
+    c.eval.every_steps = 20
     if a.tiny:
         c.steps = a.steps if a.steps != 40 else 2
         c.optimizer.lr = 1e-5

@@ -67,7 +67,7 @@ def sft() -> ml_collections.ConfigDict:
             reader="jsonl",  # jsonl | tfds (the same records through the TFDS builder)
             template="r1_zero",  # applied to each record's prompt at load time
             loss_on="completion",  # completion | all
-            seq_len=256,
+            seq_len=384,  # a 113-token R1 prompt + up to 192 new tokens, whole
             batch_size=16,
             packing=True,  # False: one example per row, rows padded to length buckets
             bucket=32,
