@@ -8,39 +8,15 @@ with its type. Presets are plain dicts so that an experiment can print or overri
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import ml_collections
 
 from r1jax.data.corpus import CorpusConfig
 from r1jax.model.config import ModelConfig
+from r1jax.model.presets import MODEL_PRESETS
 from r1jax.parallel import sharding
-
-MODEL_PRESETS: dict[str, dict[str, Any]] = {
-    # ~1M parameters: the toy base model (pretrains in minutes on 2 CPU cores).
-    "toy": dict(
-        vocab_size=512, d_model=128, n_layers=4, n_heads=4, n_kv_heads=2, mlp_dim=384, max_len=512
-    ),
-    # the peers' shared tiny config (TRL / Tunix benchmarks).
-    "peer_tiny": dict(
-        vocab_size=512,
-        d_model=256,
-        n_layers=4,
-        n_heads=4,
-        n_kv_heads=2,
-        mlp_dim=688,
-        qkv_bias=True,
-        max_len=512,
-    ),
-    # for the unit tests: compiles in a second or two.
-    "test": dict(
-        vocab_size=512, d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, mlp_dim=64, max_len=512
-    ),
-    # the MFU benchmark's model.
-    "bench_512": dict(
-        vocab_size=512, d_model=512, n_layers=8, n_heads=8, n_kv_heads=8, mlp_dim=1536, max_len=512
-    ),
-}
 
 
 def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
@@ -240,6 +216,7 @@ def grpo() -> ml_collections.ConfigDict:
             remat_policy="nothing_saveable",  # what remat keeps (model.config.REMAT_POLICIES)
             scan_layers=False,  # stacked layers run as one lax.scan (compile time flat in depth)
             pretrain=pretrain(),
+            build=None,  # a stage config that makes the input model when it is missing (not pretrain)
         )
     )
     c.task = task("countdown")
@@ -295,3 +272,16 @@ def eval_stage() -> ml_collections.ConfigDict:
     c.batch_prompts = 16
     c.prompt_bucket = 16
     return c
+
+
+def _supervised(stage: str) -> ml_collections.ConfigDict:
+    """The supervised stages' defaults live in stages/sft_config.py (this file's 300-line limit)."""
+    from r1jax.stages import sft_config
+
+    return getattr(sft_config, stage)()
+
+
+sft = functools.partial(_supervised, "sft")  # stages/sft.py
+distill = functools.partial(_supervised, "distill")  # stages/distill.py
+cold_start_data = functools.partial(_supervised, "cold_start_data")  # stages/cold_start_data.py
+rejection_sampling = functools.partial(_supervised, "rejection_sampling")

@@ -9,7 +9,15 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-STAGES = ("pretrain", "grpo", "eval")  # each is a module r1jax/stages/<name>.py with run()
+STAGES = (  # each is a module r1jax/stages/<name>.py with run()
+    "pretrain",
+    "sft",
+    "cold_start_data",
+    "grpo",
+    "eval",
+    "rejection_sampling",
+    "distill",
+)
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file.", lock_config=True

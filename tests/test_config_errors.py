@@ -193,7 +193,7 @@ MAIN_CASES = {  # run through `python -m r1jax.main` (8 simulated devices, inher
     "mesh_too_big": ([f"--config={PRETRAIN}:tiny", "--config.mesh.shape=(16,1,1)"], r"needs 16 devices but 8 are available"),
     "bad_schedule": ([f"--config={PRETRAIN}:tiny", "--config.optimizer.schedule=cos"], r"schedule='cos'"),
     "unknown_stage": ([f"--config={PRETRAIN}:tiny", "--config.stage=pretrian"], r"config\.stage='pretrian' is not one of"),
-    "unbuilt_stage": ([f"--config={PRETRAIN}:tiny", "--config.stage=distill"], r"config\.stage='distill' is not one of"),
+    "other_stage": ([f"--config={PRETRAIN}:tiny", "--config.stage=distill"], r"unknown config key config\.corpus\.arithmetic_weight"),
     "unknown_loss": ([f"--config={GRPO}:tiny", "--config.rl.prompts_per_step=8", "--config.rl.loss=ppo2"], r"unknown loss 'ppo2'"),
     "unknown_reward": ([f"--config={GRPO}:tiny", "--config.rewards=('nope',)"], r"unknown reward 'nope'"),
 }  # fmt: skip

@@ -6,8 +6,8 @@ into the numbers the paper reports:
 - pass@1 averaged over the k samples (the paper's main number, at temperature 0.6, top-p 0.95),
 - cons@k: the majority answer over the k samples is checked (self-consistency),
 - the unbiased pass@k estimator of Chen et al. (2021) from n >= k samples,
-- format compliance (`strict_format_ok`, which the format reward reuses), language mixing in the
-  reasoning, and response length statistics,
+- format compliance (`strict_format_ok`, which the format reward reuses), the readable pattern
+  (`readable_format_ok`, the cold-start format), language mixing in the reasoning, and response length statistics,
 - and a Markdown table of the results.
 """
 
@@ -19,7 +19,7 @@ import numpy as np
 
 from r1jax.rewards.math_answer import normalize as normalize_answer
 from r1jax.text import toy_language
-from r1jax.text.parsing import reasoning_text, strict_format_ok
+from r1jax.text.parsing import readable_format_ok, reasoning_text, strict_format_ok
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -97,6 +97,13 @@ def format_rate(texts: Sequence[str], think_opened: bool = False) -> float:
     if not texts:
         raise ValueError("no completions")
     return float(np.mean([strict_format_ok(t, think_opened) for t in texts]))
+
+
+def readable_rate(texts: Sequence[str]) -> float:
+    """Share of completions that follow the readable pattern (`readable_format_ok`)."""
+    if not texts:
+        raise ValueError("no completions")
+    return float(np.mean([readable_format_ok(t) for t in texts]))
 
 
 def language_mixing_rate(texts: Sequence[str], langs: Sequence[str] = ("en", "zl")) -> float:

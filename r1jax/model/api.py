@@ -32,10 +32,13 @@ def apply(
     valid_BxT: jax.Array | None = None,
     cache: KVCache | None = None,
     return_hidden: bool = False,
+    segment_ids_BxT: jax.Array | None = None,
 ) -> tuple[jax.Array, KVCache | None]:
-    """Runs the model as a pure function; see `Transformer.__call__`."""
+    """Runs the model as a pure function; see `Transformer.__call__` (segment ids: packed rows)."""
     model = nnx.merge(graphdef, params)
-    return model(tokens_BxT, valid_BxT, cache, return_hidden=return_hidden)
+    return model(
+        tokens_BxT, valid_BxT, cache, return_hidden=return_hidden, segment_ids_BxT=segment_ids_BxT
+    )
 
 
 def token_logprobs(

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from r1jax.model import packing
 from r1jax.model.config import ModelConfig
 from r1jax.model.kv_cache import KVCache
 from r1jax.model.layers import scan_layers, stack_modules
@@ -108,8 +109,9 @@ class Attention(nnx.Module):
             # against half the keys skips a quarter of the score/softmax work (~4 % of a training
             # step at T=256). Valid rows get the same sums (the skipped keys had weight exactly 0).
             m = t // 2
-            first = self._core(q[:, :m], k[:, :m], v[:, :m], q_slot_T[:m], key_valid_BxS[:, :m])
-            second = self._core(q[:, m:], k, v, q_slot_T[m:], key_valid_BxS)
+            kv1, kv2 = packing.split_queries(key_valid_BxS, m)
+            first = self._core(q[:, :m], k[:, :m], v[:, :m], q_slot_T[:m], kv1)
+            second = self._core(q[:, m:], k, v, q_slot_T[m:], kv2)
             out = jnp.concatenate([first, second], axis=1)
         else:
             out = self._core(q, k, v, q_slot_T, key_valid_BxS)
@@ -133,7 +135,8 @@ class Attention(nnx.Module):
         scores = jnp.einsum("btkgh,bskh->bkgts", q, k.astype(q.dtype)).astype(jnp.float32)
         scores = scores / math.sqrt(h)
         s = k.shape[1]
-        mask = (jnp.arange(s)[None, :] <= q_slot_T[:, None])[None] & key_valid_BxS[:, None, :]
+        kv = key_valid_BxS if key_valid_BxS.ndim == 3 else key_valid_BxS[:, None, :]  # packed: 3-D
+        mask = (jnp.arange(s)[None, :] <= q_slot_T[:, None])[None] & kv
         scores = jnp.where(mask[:, None, None], scores, _NEG)
         probs = jax.nn.softmax(scores, axis=-1).astype(cfg.compute_dtype)
         out = jnp.einsum("bkgts,bskh->btkgh", probs, v.astype(cfg.compute_dtype))
@@ -204,11 +207,14 @@ class Transformer(nnx.Module):
         valid_BxT: jax.Array | None = None,
         cache: KVCache | None = None,
         return_hidden: bool = False,
+        segment_ids_BxT: jax.Array | None = None,
     ) -> tuple[jax.Array, KVCache | None]:
         """Returns (logits_BxTxV float32 [or final hidden states], updated cache or None).
 
         valid_BxT marks real tokens (False = left padding); default all True. With a cache, the T
         tokens go into slots [index, index + T) and rows continue from their `next_pos_B`.
+        segment_ids_BxT (no cache): packed rows; a token sees only its own segment, whose positions
+        restart at 0, so a packed example gets the logits it would get alone (model/packing.py).
         """
         cfg = self.cfg
         b, t = tokens_BxT.shape
@@ -218,7 +224,11 @@ class Transformer(nnx.Module):
         if cache is None:
             pos = jnp.maximum(steps - 1, 0)
             q_slot, key_valid, write_index = jnp.arange(t), valid_BxT, None
+            if segment_ids_BxT is not None:  # packed rows: [B, T, S] key validity per query
+                pos, key_valid = packing.positions_and_mask(segment_ids_BxT, valid_BxT)
         else:
+            if segment_ids_BxT is not None:
+                raise ValueError("segment_ids_BxT (packed rows) needs an uncached call.")
             pos = cache.next_pos_B[:, None] + jnp.maximum(steps - 1, 0)
             write_index = cache.index
             q_slot = write_index + jnp.arange(t)

@@ -26,7 +26,10 @@ from r1jax.train import checkpoint as ckpt_lib
 
 
 def input_dir(config: ml_collections.ConfigDict, workdir: str) -> str:
-    return config.init.checkpoint or os.path.join(os.path.dirname(os.path.abspath(workdir)), "base")
+    """config.init.checkpoint: a path, or a bare stage name (a sibling of the workdir); "" = base."""
+    from r1jax.stages import inputs
+
+    return inputs.resolve(config.init.checkpoint or "base", workdir)
 
 
 def _unfinished(path: str) -> tuple[int, int] | None:
@@ -67,6 +70,16 @@ def ensure_input(config: ml_collections.ConfigDict, workdir: str) -> str:
             f"the base model in {path} stopped at step {unfinished[0]} of {unfinished[1]}; "
             "resuming its pretraining first"
         )
+    build = config.init.get("build")
+    if build:  # another stage makes this input (e.g. the cold-start SFT model for reasoning RL)
+        from r1jax.stages import inputs
+
+        print(
+            f"r1jax: no finished model in {path}; running stage {build.stage!r} there first",
+            flush=True,
+        )
+        inputs.run_stage(build, path)
+        return path
     print(f"r1jax: {why} (config.init.pretrain)", flush=True)
     from r1jax.stages import pretrain
 

@@ -8,6 +8,8 @@ answer is at the end.
 
 from __future__ import annotations
 
+from r1jax.text import toy_language
+
 MAX_CHARS = 100_000
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
@@ -153,3 +155,101 @@ def reasoning_text(text: str) -> str:
     for tag in _TAGS:
         out = out.replace(tag, " ")
     return out
+
+
+# The readable pattern (R1's "reasoning process, then a summary"), at toy scale and without new tags:
+#
+#     <think>
+#     7*3=21,21+2=23 vs 23 yes        reasoning: one attempt (or one step) per line, one toy
+#     </think>                        language, no attempt repeated (README: "Supervised stages")
+#     so 7*3+2 = 23                   summary: one line between </think> and <answer> that restates
+#     <answer>7*3+2</answer>          the solution and contains the answer verbatim
+#
+# The reasoning may be empty (a general-task response: `<think>\n</think>\nso TRY\n<answer>TRY...`).
+# The summary is what a helpfulness judge reads (`summary_text`). `readable_violation` names the
+# first rule a completion breaks (the rejection-sampling statistics count them), in this order:
+READABLE_RULES = ("tags", "summary", "summary_answer", "language", "repeated")
+
+
+def _squash(text: str) -> str:
+    return " ".join(text.split())
+
+
+def summary_text(text: str) -> str | None:
+    """The summary of a readable completion: the text between `</think>` and the last `<answer>`,
+    whitespace-normalised; None when there is none (also for R1-Zero-format completions)."""
+    if not isinstance(text, str):
+        return None
+    text = _tail(text)
+    end = text.rfind(ANSWER_OPEN)
+    start = text.rfind(THINK_CLOSE, 0, end) if end >= 0 else -1
+    if start < 0:
+        return None
+    return _squash(text[start + len(THINK_CLOSE) : end]) or None
+
+
+_VERDICTS = frozenset(
+    toy_language.word(w, lang) for w in ("yes", "no") for lang in toy_language.LANGS
+)
+
+
+def attempt_key(line: str) -> str | None:
+    """The attempt a reasoning line checks, or None for a line that checks nothing.
+
+    An attempt is a line with a verdict ("yes"/"no" in either toy language, as Countdown's
+    `7*3=21,21+2=23 vs 23 yes`); its key is the line without toy-language words, so the same
+    attempt written in another language has the same key. Scratchpad steps carry no verdict and may
+    repeat (`3+4=7 write 7` twice for 33+44).
+    """
+    words = line.split()
+    if not _VERDICTS.intersection(words):
+        return None
+    return " ".join(w for w in words if toy_language.language_of(w) is None)
+
+
+def readable_violation(text: str, think_opened: bool = False) -> str | None:
+    """The first rule of READABLE_RULES that `text` breaks, or None for a readable completion.
+
+    tags: the strict R1 tag structure, except that one summary sits between `</think>` and
+    `<answer>`; summary: that summary is one non-empty line; summary_answer: it contains the answer
+    (whitespace-normalised); language: the reasoning and the summary (less the answer, which may be
+    a translation) use reasoning words of one toy language only; repeated: no attempt appears twice
+    in the reasoning (`attempt_key`).
+    """
+    if not isinstance(text, str) or len(text) > MAX_CHARS:
+        return "tags"
+    want = {THINK_OPEN: 0 if think_opened else 1, THINK_CLOSE: 1, ANSWER_OPEN: 1, ANSWER_CLOSE: 1}
+    if any(text.count(tag) != n for tag, n in want.items()):
+        return "tags"
+    start = 0
+    if not think_opened:
+        start = text.index(THINK_OPEN)
+        if text[:start].strip():
+            return "tags"
+        start += len(THINK_OPEN)
+    think_end = text.index(THINK_CLOSE)
+    answer_start, answer_end = text.index(ANSWER_OPEN), text.index(ANSWER_CLOSE)
+    answer = _squash(text[answer_start + len(ANSWER_OPEN) : answer_end])
+    if not start <= think_end < answer_start < answer_end or not answer:
+        return "tags"
+    if text[answer_end + len(ANSWER_CLOSE) :].strip():
+        return "tags"
+    between = text[think_end + len(THINK_CLOSE) : answer_start].strip()
+    if not between or "\n" in between:
+        return "summary"
+    summary = _squash(between)
+    if answer not in summary:
+        return "summary_answer"
+    lines = [ln.strip() for ln in text[start:think_end].splitlines() if ln.strip()]
+    restated = summary.replace(answer, " ")
+    if toy_language.is_mixed("\n".join(lines) + "\n" + restated):
+        return "language"
+    keys = [k for k in map(attempt_key, lines) if k is not None]
+    if len(set(keys)) != len(keys):
+        return "repeated"
+    return None
+
+
+def readable_format_ok(text: str, think_opened: bool = False) -> bool:
+    """True when `text` follows the readable pattern (see READABLE_RULES)."""
+    return readable_violation(text, think_opened) is None

@@ -73,6 +73,11 @@ def loss_sum(
     return -(logp * weight).sum(), weight.sum()
 
 
+# loss_fn(params, micro-batch) -> (sum of token losses, number of loss tokens, {name: sum}); the
+# step divides every sum by the step's total number of loss tokens (sft_step.py defines one).
+LossFn = Callable[[dict, dict], tuple[jax.Array, jax.Array, dict]]
+
+
 def make_train_step(
     graphdef: nnx.GraphDef,
     tx: optax.GradientTransformation,
@@ -80,25 +85,39 @@ def make_train_step(
     grad_accum: int,
     state_shardings: dict,
     batch_shardings: dict,
+    loss_fn: LossFn | None = None,
+    aux_names: tuple[str, ...] = (),
 ) -> Callable[[dict, dict], tuple[dict, dict]]:
-    """The jitted step: state {"params", "opt_state", "step"} and batch -> (state, metrics)."""
+    """The jitted step: state {"params", "opt_state", "step"} and batch -> (state, metrics).
+
+    Without `loss_fn`, next-token NLL on batch["tokens"] weighted by batch["loss_mask"]; with it,
+    any per-token loss over any batch arrays (each is split into the A micro-batches along rows),
+    whose `aux_names` sums are reported per loss token.
+    """
+    if loss_fn is None:
+        loss_fn = lambda p, mb: (*loss_sum(graphdef, p, mb["tokens"], mb["loss_mask"]), {})  # noqa: E731
 
     def step(state: dict, batch: dict) -> tuple[dict, dict]:
         params = state["params"]
-        tokens, mask = batch["tokens"], batch["loss_mask"]
-        b = tokens.shape[0]
+        b = batch["tokens"].shape[0]
         micro = lambda x: x.reshape(grad_accum, b // grad_accum, *x.shape[1:])  # noqa: E731
 
         def accumulate(carry, mb):
-            g_acc, l_acc, n_acc = carry
-            (loss_mb, n), g = jax.value_and_grad(
-                lambda p: loss_sum(graphdef, p, mb[0], mb[1]), has_aux=True
-            )(params)
-            return (jax.tree.map(jnp.add, g_acc, g), l_acc + loss_mb, n_acc + n), None
+            g_acc, l_acc, n_acc, a_acc = carry
+
+            def objective(p):
+                total, n, aux = loss_fn(p, mb)
+                return total, (n, aux)
+
+            (loss_mb, (n, aux)), g = jax.value_and_grad(objective, has_aux=True)(params)
+            a_acc = {k: a_acc[k] + aux[k] for k in aux_names}
+            return (jax.tree.map(jnp.add, g_acc, g), l_acc + loss_mb, n_acc + n, a_acc), None
 
         zeros = jax.tree.map(jnp.zeros_like, params)
-        init = (zeros, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32))
-        (g_sum, l_sum, n_tok), _ = jax.lax.scan(accumulate, init, (micro(tokens), micro(mask)))
+        zero = jnp.zeros((), jnp.float32)
+        init = (zeros, zero, zero, {k: zero for k in aux_names})
+        mbs = jax.tree.map(micro, batch)
+        (g_sum, l_sum, n_tok, a_sum), _ = jax.lax.scan(accumulate, init, mbs)
         denom = jnp.maximum(n_tok, 1.0)
         grads = jax.tree.map(lambda g: g / denom, g_sum)
         loss = l_sum / denom
@@ -118,6 +137,7 @@ def make_train_step(
             "tokens": n_tok,
             "nonfinite": 1 - ok.astype(jnp.int32),
         }
+        metrics.update({k: v / denom for k, v in a_sum.items()})
         return new_state, metrics
 
     return jax.jit(

@@ -1,0 +1,111 @@
+"""Cold-start data in the readable pattern: R1-Zero traces rewritten, and hand-designed examples.
+
+R1's cold start collects long chains of thought, "partly R1-Zero outputs in a readable format,
+post-processed by human annotators", and defines a readable pattern: the reasoning, then a summary.
+At toy scale (the pattern itself: `text.parsing.READABLE_RULES`):
+- `rewrite` post-processes a correct R1-Zero completion: the reasoning translated into one language
+  (English), repeated attempts dropped (the first of each kept), the search cut after the attempt
+  that hits, the trace's own closing "so ..." line moved into a summary that restates the solution
+  and the answer, e.g. `so 7*3+2 = 23`, then the answer.
+- `designed_countdown` / `designed_arithmetic` generate examples in the same pattern with the
+  corpus generator (data/corpus.py, whose own settings are untouched): an honest Countdown search
+  that never gives up and tries close values first, and the digit-by-digit arithmetic scratchpad.
+- `general_completion` is the reference response of a general (non-reasoning) task: no reasoning
+  (R1 gives simple queries no chain of thought), the summary and the answer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from r1jax.data import arithmetic, corpus
+from r1jax.text import toy_language
+from r1jax.text.parsing import attempt_key, extract_answer, reasoning_text
+
+_SO = {toy_language.word("so", lang) for lang in toy_language.LANGS}
+_YES = {toy_language.word("yes", lang) for lang in toy_language.LANGS}
+
+
+def summary_line(example: Mapping[str, Any], answer: str, lang: str = "en") -> str:
+    """One line that restates the solution and the answer (contains `answer` verbatim)."""
+    gt = example.get("ground_truth") or {}
+    so = toy_language.word("so", lang)
+    if example.get("task") == "countdown" and "target" in gt:
+        return f"{so} {answer} = {gt['target']}"
+    if example.get("task") == "arithmetic" and {"a", "op", "b"} <= set(gt):
+        return f"{so} {gt['a']} {gt['op']} {gt['b']} = {answer}"
+    return f"{so} {answer}"
+
+
+def render(lines: list[str], summary: str, answer: str) -> str:
+    """The readable completion (leading space, as the corpus's completions after "Assistant:")."""
+    body = "".join(f"{ln}\n" for ln in lines)
+    return f" <think>\n{body}</think>\n{summary}\n<answer>{answer}</answer>"
+
+
+def rewrite(completion: str, example: Mapping[str, Any], lang: str = "en") -> str | None:
+    """A correct R1-Zero completion in the readable pattern, or None when it has no answer."""
+    answer = extract_answer(completion)
+    if not answer or "\n" in answer:
+        return None
+    other = [x for x in toy_language.LANGS if x != lang]
+    lines, seen = [], set()
+    for raw in reasoning_text(completion).splitlines():
+        line = " ".join(raw.split())
+        for src in other:
+            line = toy_language.translate(line, src, lang)
+        if not line or line.split()[0] in _SO:  # the trace's own conclusion becomes the summary
+            continue
+        if line in (toy_language.word("give", lang) + " " + toy_language.word("up", lang),):
+            continue
+        key = attempt_key(line)
+        if key is not None:
+            if key in seen:
+                continue
+            seen.add(key)
+        lines.append(line)
+        if key is not None and _YES.intersection(line.split()):
+            break  # the search ends at the attempt that hits
+    return render(lines, summary_line(example, answer, lang), answer)
+
+
+@dataclasses.dataclass(frozen=True)
+class DesignConfig:
+    """How the hand-designed examples search: never give up, closer values first."""
+
+    intuition: float = 0.7  # the corpus uses 1.5 (wider search); smaller = closer values first
+    max_attempts: int = 8  # problems not solved within this many attempts are skipped
+
+
+def designed_countdown(
+    example: Mapping[str, Any], rng: np.random.Generator, cfg: DesignConfig
+) -> str | None:
+    """An honest search in the readable pattern, or None if it needs more than max_attempts."""
+    gt = example["ground_truth"]
+    ccfg = corpus.CorpusConfig(
+        intuition=cfg.intuition, give_up=0.0, max_attempts=cfg.max_attempts, switch_language=0.0
+    )
+    text, solved = corpus.countdown_trace(list(gt["numbers"]), int(gt["target"]), rng, ccfg)
+    return rewrite(text, example) if solved else None
+
+
+def designed_arithmetic(example: Mapping[str, Any]) -> str:
+    """The digit-by-digit scratchpad in the readable pattern (always correct)."""
+    gt = example["ground_truth"]
+    a, op, b = int(gt["a"]), gt["op"], int(gt["b"])
+    ccfg = corpus.CorpusConfig(scratchpad=1.0, switch_language=0.0)
+    if op == "*" and b >= 10:
+        raise ValueError(f"no scratchpad for {a} * {b} (the corpus multiplies by one digit)")
+    text, _ = corpus.arithmetic_trace(a, op, b, np.random.default_rng(0), ccfg)
+    assert extract_answer(text) == str(arithmetic.answer(a, op, b))
+    return rewrite(text, example)
+
+
+def general_completion(example: Mapping[str, Any]) -> str:
+    """The reference response of a general task: empty reasoning, summary, answer."""
+    target = " ".join(str(example["answer"]).split())
+    return render([], summary_line(example, target), target)

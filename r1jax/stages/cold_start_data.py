@@ -1,0 +1,145 @@
+"""The cold-start data stage: R1-Zero's correct traces rewritten into the readable pattern, plus
+hand-designed examples in the same pattern (data/cold_start.py).
+
+    python -m r1jax.main --config=experiments/cold_start_sft.py:data --workdir=/tmp/r1jax/cold_start_data
+
+From the R1-Zero model (`source`, a stage workdir; built with `source.build` if missing): k samples
+for each of `num_prompts` train prompts; a sample is kept when it is correct (the task's verifier),
+in the strict R1-Zero format, and its rewrite is readable and still correct; at most
+`keep_per_prompt` per prompt, duplicates dropped. Then `designed.countdown` / `designed.arithmetic`
+generated examples. Writes sft_data.jsonl, stats.json (counts at every step) and tokenizer.model.
+"""
+
+from __future__ import annotations
+
+import jax
+import ml_collections
+import numpy as np
+
+from r1jax import config_base, config_check, rewards
+from r1jax.data import cold_start, tasks
+from r1jax.parallel import sharding
+from r1jax.stages import common, data_sampling, dataset_io, inputs
+from r1jax.text import toy_language
+from r1jax.text.parsing import readable_format_ok, strict_format_ok
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    for key in ("num_prompts", "keep_per_prompt", "designed.countdown", "designed.arithmetic"):
+        value = config[key] if "." not in key else config.designed[key.split(".")[1]]
+        if value < 0:
+            raise config_check.ConfigError(f"config.{key}={value} must be >= 0.")
+    config_check.require_positive(config, "sampling.samples", "sampling.max_new_tokens")
+    if config.language not in toy_language.LANGS:
+        raise config_check.ConfigError(
+            f"config.language={config.language!r} is not one of {sorted(toy_language.LANGS)}."
+        )
+
+
+def _record(ex: dict, completion: str, source: str, provenance: dict) -> dict:
+    return {
+        "prompt": ex["question"],
+        "completion": completion,
+        "source": source,
+        "task": ex["task"],
+        "ground_truth": ex["ground_truth"],
+        "provenance": provenance,
+    }
+
+
+def rewritten(config, workdir: str, mesh, rules) -> tuple[list[dict], dict]:
+    """R1-Zero samples kept and rewritten, and the counts of every step."""
+    src = config.source
+    path = inputs.ensure_model(
+        inputs.resolve(src.checkpoint, workdir),
+        src.build,
+        src.build_if_missing,
+        "source.checkpoint",
+    )
+    graphdef, params, _, tok = inputs.load_model(path, mesh, rules)
+    data_sampling.publish_tokenizer(path, workdir)
+    t = config.task
+    pool = tasks.load(t.name, "train", t.data_dir, **t.options.to_dict())
+    prompts = data_sampling.pick(pool, config.num_prompts, config.seed)
+    key = jax.random.key(config.seed)
+    texts, _, _, secs = data_sampling.sample(
+        graphdef, params, tok, prompts, config.sampling, mesh, rules, key
+    )
+    accuracy = rewards.build([tasks.accuracy_reward(t.name)])[0]
+    counts = dict(prompts=len(prompts), samples=0, correct=0, strict_format=0, readable=0, kept=0)
+    out = []
+    for ex, samples in zip(prompts, texts):
+        ok = np.nan_to_num(accuracy(samples, [ex] * len(samples))) >= 1.0
+        seen, kept = set(), 0
+        for text, right in zip(samples, ok):
+            counts["samples"] += 1
+            counts["correct"] += int(right)
+            if not (right and strict_format_ok(text)):
+                continue
+            counts["strict_format"] += 1
+            new = cold_start.rewrite(text, ex, config.language)
+            if new is None or not readable_format_ok(new) or accuracy([new], [ex])[0] < 1.0:
+                continue
+            counts["readable"] += 1
+            if new in seen or kept >= config.keep_per_prompt:
+                continue
+            seen.add(new)
+            kept += 1
+            prov = {"checkpoint": path, "seed": config.seed, "filters": ["correct", "format"]}
+            out.append(_record(ex, new, "r1_zero_rewrite", prov))
+    counts["kept"] = len(out)
+    counts["samples_per_s"] = counts["samples"] / max(secs, 1e-9)
+    return out, counts
+
+
+def designed(config) -> tuple[list[dict], dict]:
+    """Hand-designed examples of the corpus generator, in the readable pattern."""
+    d, out = config.designed, []
+    dcfg = cold_start.DesignConfig(intuition=d.intuition, max_attempts=d.max_attempts)
+    rng = np.random.default_rng([config.seed, 31])
+    prov = {"generator": "data/cold_start.py", "seed": config.seed}
+    if d.countdown:
+        t = config.task if config.task.name == "countdown" else config_base.task("countdown")
+        pool = tasks.load("countdown", "train", t.data_dir, **t.options.to_dict())
+        for ex in data_sampling.pick(pool, 0, config.seed + 1):
+            text = cold_start.designed_countdown(ex, rng, dcfg)
+            if text is not None:
+                out.append(_record(ex, text, "hand_designed", prov))
+            if len(out) == d.countdown:
+                break
+    n_count = len(out)
+    if d.arithmetic:
+        pool = tasks.load("arithmetic", "train", "", n_train=max(4 * d.arithmetic, 2000))
+        for ex in data_sampling.pick(pool, d.arithmetic, config.seed + 2):
+            out.append(_record(ex, cold_start.designed_arithmetic(ex), "hand_designed", prov))
+    return out, {"countdown": n_count, "arithmetic": len(out) - n_count}
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
+    mesh = common.setup(config, config_base.cold_start_data())
+    rules = common.rules(config)
+    sharding.set_rules(rules)
+    validate(config)
+    done = dataset_io.claim(workdir, config)
+    if done is not None:
+        return done
+    records, stats = [], {"r1_zero": None}
+    if config.num_prompts:
+        records, stats["r1_zero"] = rewritten(config, workdir, mesh, rules)
+    hand, stats["designed"] = designed(config)
+    records += hand
+    if not records:
+        raise config_check.ConfigError(
+            f"cold-start data for {workdir}: nothing kept (R1-Zero: {stats['r1_zero']}); raise "
+            "config.num_prompts or config.sampling.samples, or add config.designed examples."
+        )
+    stats["records"] = len(records)
+    stats["by_source"] = {
+        s: sum(r["source"] == s for r in records) for s in sorted({r["source"] for r in records})
+    }
+    path = dataset_io.finish(workdir, records, stats)
+    print(
+        f"r1jax: cold-start data: {len(records)} examples {stats['by_source']} in {path}",
+        flush=True,
+    )
+    return stats

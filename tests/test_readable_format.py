@@ -1,0 +1,96 @@
+"""The readable pattern (text/parsing.py), its reward, and the cold-start rewrite and generators.
+
+Every rule of READABLE_RULES is broken once by a hand-written completion and named as the violation;
+R1-Zero-style traces with mixed languages and repeated attempts are rewritten into completions that
+follow every rule and keep their (verified) answer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from r1jax import rewards
+from r1jax.data import arithmetic, cold_start, countdown, general_task
+from r1jax.text import parsing
+
+GOOD = " <think>\n3*4=12,12+5=17 vs 18 no\n4*5=20,20-2=18 vs 18 yes\n</think>\nso 4*5-2 = 18\n<answer>4*5-2</answer>"
+CD = {"task": "countdown", "ground_truth": {"numbers": [2, 4, 5], "target": 18}}
+
+
+@pytest.mark.parametrize(
+    "text,rule",
+    [
+        (GOOD, None),
+        ("<think>\n</think>\nso vek la\n<answer>vek la</answer>", None),  # general: no reasoning
+        (GOOD.replace("<answer>", "<answer><answer>"), "tags"),
+        ("x" + GOOD, "tags"),  # text before <think>
+        (GOOD + " more", "tags"),  # text after </answer>
+        (GOOD.replace("4*5-2</answer>", "</answer>"), "tags"),  # empty answer
+        (GOOD.replace("so 4*5-2 = 18\n", ""), "summary"),  # R1-Zero format: no summary
+        (GOOD.replace("so 4*5-2 = 18", "so 4*5-2\n= 18"), "summary"),  # two lines
+        (GOOD.replace("so 4*5-2 = 18", "so 18"), "summary_answer"),
+        (GOOD.replace("vs 18 no", "vs 18 nu"), "language"),  # zl verdict in an en trace
+        (GOOD.replace("so 4*5-2", "tam 4*5-2"), "language"),  # zl summary after en reasoning
+        (GOOD.replace("vs 18 yes", "vs 18 no\n3*4=12,12+5=17 vs 18 no"), "repeated"),
+    ],
+)
+def test_each_rule_is_named(text, rule):
+    assert parsing.readable_violation(text) == rule
+    assert parsing.readable_format_ok(text) == (rule is None)
+    reward = rewards.build(["readable_format"])[0]
+    assert reward([text], [{}])[0] == float(rule is None)
+
+
+def test_readable_is_not_the_r1_zero_format():
+    """The summary sits where R1-Zero's strict format allows nothing."""
+    assert parsing.strict_format_ok(GOOD.replace("so 4*5-2 = 18\n", ""))
+    assert not parsing.strict_format_ok(GOOD)
+
+
+def test_summary_text_and_attempt_key():
+    assert parsing.summary_text(GOOD) == "so 4*5-2 = 18"
+    assert parsing.summary_text("<think>\n</think>\n<answer>x</answer>") is None
+    assert parsing.summary_text(None) is None
+    # the same attempt in the other language has the same key; a scratchpad step has none
+    assert parsing.attempt_key("3*4=12 vs 18 no") == parsing.attempt_key("3*4=12 vs 18 nu")
+    assert parsing.attempt_key("3+4=7 write 7") is None
+    # scratchpad steps may repeat (33 + 44)
+    ok = " <think>\n3+4=7 write 7\n3+4=7 write 7\n</think>\nso 33 + 44 = 77\n<answer>77</answer>"
+    assert parsing.readable_violation(ok) is None
+
+
+def test_rewrite_makes_r1_zero_traces_readable_and_keeps_the_answer():
+    zero = (
+        " <think>\n3*4=12,12+5=17 vs 18 no\n3*4=12,12+5=17 vs 18 nu\n"
+        "4*5=20,20-2=18 vs 18 sa\n5*4=20 vs 18 no\ntam\n</think>\n<answer>4*5-2</answer>"
+    )
+    new = cold_start.rewrite(zero, CD)
+    assert new == GOOD
+    score = rewards.build(["countdown_accuracy"])[0]
+    assert score([zero, new], [CD, CD]).tolist() == [1.0, 1.0]
+
+
+def test_designed_examples_are_readable_and_correct():
+    rng = np.random.default_rng(0)
+    score = rewards.build(["countdown_accuracy"])[0]
+    exs = list(countdown.examples("train", 30))
+    texts = [cold_start.designed_countdown(ex, rng, cold_start.DesignConfig()) for ex in exs]
+    kept = [(t, ex) for t, ex in zip(texts, exs) if t is not None]
+    assert len(kept) >= 25  # most searches hit within 10 attempts
+    assert all(parsing.readable_format_ok(t) for t, _ in kept)
+    assert score([t for t, _ in kept], [ex for _, ex in kept]).tolist() == [1.0] * len(kept)
+    arith = rewards.build(["arithmetic_accuracy"])[0]
+    exs = list(arithmetic.examples("train", 20))
+    texts = [cold_start.designed_arithmetic(ex) for ex in exs]
+    assert all(parsing.readable_format_ok(t) for t in texts)
+    assert arith(texts, exs).tolist() == [1.0] * 20
+
+
+def test_general_reference_responses_are_readable_and_exact():
+    exs = general_task.generate_splits(0, 40, 5)["train"]
+    texts = [cold_start.general_completion(ex) for ex in exs]
+    match = rewards.build(["general_match"])[0]
+    assert match(texts, exs).tolist() == [1.0] * 40
+    assert all(parsing.readable_format_ok(t) for t in texts)
+    assert all(parsing.summary_text(t) == "so " + ex["answer"] for t, ex in zip(texts, exs))

@@ -1,0 +1,66 @@
+"""Rejection sampling keeps exactly the verified samples that pass every filter, at most m per
+prompt, and counts what each filter removed (hand-made samples of one Countdown prompt)."""
+
+from __future__ import annotations
+
+import pytest
+
+from r1jax import rewards
+from r1jax.data import rejection_filters as rf
+
+EX = {"task": "countdown", "ground_truth": {"numbers": [2, 4, 5], "target": 18}}
+
+
+def _text(lines, summary="so 4*5-2 = 18", answer="4*5-2"):
+    body = "".join(f"{ln}\n" for ln in lines)
+    return f" <think>\n{body}</think>\n{summary}\n<answer>{answer}</answer>"
+
+
+HIT = "4*5=20,20-2=18 vs 18 yes"
+MISS = "2*4=8,8+5=13 vs 18 no"
+SAMPLES = [
+    (_text([MISS, HIT]), "kept"),
+    (_text([MISS], "so 2*4+5 = 13", "2*4+5"), "correct"),  # wrong answer
+    (_text([MISS, HIT]) + "", "length"),  # marked truncated below
+    (_text(["2*4=8,8+5=13 vs 18 nu", HIT]), "language"),  # zl verdict in an en trace
+    (_text([MISS, MISS.replace("no", "nu"), HIT]), "language"),  # mixed first, then repeated
+    (_text([MISS, "5+4=9,9*2=18 vs 18 yes", "2*4=8,8+5=13 vs 18 no", HIT]), "repeated"),
+    (_text([MISS, HIT]).replace("so 4*5-2 = 18\n", ""), "format"),  # the R1-Zero format
+    (_text([MISS, HIT]), "dedup"),
+    (_text([HIT]), "kept"),
+    (_text(["5+4=9,9*2=18 vs 18 yes"], "so (5+4)*2 = 18", "(5+4)*2"), "per_prompt"),
+    (_text(["x" * 200, HIT]), "length"),  # an overlong line
+]
+
+
+def test_select_keeps_exactly_the_verified_samples_that_pass():
+    texts = [t for t, _ in SAMPLES]
+    correct = rewards.build(["countdown_accuracy"])[0](texts, [EX] * len(texts)) >= 1.0
+    assert correct.tolist() == [True] * 1 + [False] + [True] * 9
+    lengths = [60] * len(texts)
+    truncated = [i == 2 for i in range(len(texts))]
+    cfg = rf.FilterConfig(keep_per_prompt=2)
+    kept, removed, verdicts = rf.select(texts, lengths, truncated, list(correct), cfg)
+    assert kept == [0, 8]
+    assert verdicts == [None if want == "kept" else want for _, want in SAMPLES]
+    assert removed == {
+        "correct": 1,
+        "length": 2,
+        "language": 2,
+        "repeated": 1,
+        "format": 1,
+        "dedup": 1,
+        "per_prompt": 1,
+    }
+    assert sum(removed.values()) + len(kept) == len(texts)
+
+
+def test_filters_can_be_switched_off_and_capped_by_tokens():
+    text = _text([MISS, MISS.replace("no", "nu"), HIT])
+    off = rf.FilterConfig(language_mixing=False, repeated_attempts=False, format="none")
+    assert rf.first_failure(text, 50, False, True, off) is None
+    assert rf.first_failure(text, 50, False, True, rf.FilterConfig(max_tokens=40)) == "length"
+    r1_zero = _text([HIT]).replace("so 4*5-2 = 18\n", "")
+    assert rf.first_failure(r1_zero, 20, False, True, rf.FilterConfig(format="r1_zero")) is None
+    with pytest.raises(ValueError, match="filters.format"):
+        rf.FilterConfig(format="strict")
