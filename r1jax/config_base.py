@@ -278,3 +278,17 @@ def eval_stage() -> ml_collections.ConfigDict:
     c.batch_prompts = 16
     c.prompt_bucket = 16
     return c
+
+
+def preference_data() -> ml_collections.ConfigDict:
+    """Defaults of the preference-data stage (keys documented in stages/rm_config.py)."""
+    from r1jax.stages import rm_config
+
+    return rm_config.preference_data_defaults()
+
+
+def reward_model() -> ml_collections.ConfigDict:
+    """Defaults of the reward-model stage (keys documented in stages/rm_config.py)."""
+    from r1jax.stages import rm_config
+
+    return rm_config.reward_model_defaults()

@@ -14,6 +14,7 @@ STAGES = (
     "sft",
     "grpo",
     "eval",
+    "preference_data",
     "reward_model",
     "rejection_sampling",
     "distill",
