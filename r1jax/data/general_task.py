@@ -92,7 +92,10 @@ def generate_splits(
         while len(out[split]) < size:
             tries += 1
             if tries > 50 * size + 1000:
-                raise ValueError(f"cannot draw {size} distinct {split} problems; allow more words")
+                raise ValueError(
+                    f"cannot draw {size} distinct {split} problems of kinds {list(kinds)}; "
+                    "allow more words or more kinds"
+                )
             kind = kinds[rng.randrange(len(kinds))]
             p = make_problem(rng, kind, min_words, max_words, harm_unsafe_share)
             if p["question"] in seen:

@@ -7,7 +7,8 @@ for when no general-capable model exists yet); both oracle scores of every respo
 (rewards/oracle.py); then labelled pairs of distinct responses per aspect with Bradley-Terry noise
 (data/preference.py). Empty and duplicate responses and near-ties are dropped and counted.
 
-Output in the workdir: `preferences.jsonl` (written atomically), `preference_data.json` (the run's
+Output in the workdir: `preferences.jsonl` (written atomically), `responses.jsonl` (every response
+with its oracle scores: the oracle's view of the sampled model), `preference_data.json` (the run's
 config hash, the statistics, the path; written last, so its presence means the data is complete) and
 `plots/preference_data.png`. A workdir that holds another run's data is refused, never overwritten;
 the same run again finds its data and redoes nothing.
@@ -35,7 +36,7 @@ from r1jax.text import templates
 from r1jax.tokenizers import stop_ids
 from r1jax.train import checkpoint as ckpt_lib
 
-OUTPUT, META = "preferences.jsonl", "preference_data.json"
+OUTPUT, META, RESPONSES = "preferences.jsonl", "preference_data.json", "responses.jsonl"
 
 
 def config_hash(config: ml_collections.ConfigDict) -> str:
@@ -121,7 +122,9 @@ def build_records(config, examples, texts, prov) -> tuple[list[dict], dict, list
             src = "harm" if kind == "harm" else "general"
             scores = oracle.score(resp, ex)
             for j in range(len(resp)):
-                rows.append({"source": src, **{a: float(v[j]) for a, v in scores.items()}})
+                row = {"split": split, "question": ex["question"], "kind": kind, "source": src}
+                row.update({a: float(v[j]) for a, v in scores.items()}, response=resp[j])
+                rows.append(row)
             rng = random.Random(f"r1jax-pairs-{config.seed}-{split}-{i}")
             pairs, c = preference.make_pairs(resp, scores, rng, pcfg)
             counts.update({f"{split}_{k}": v for k, v in c.items()})
@@ -151,6 +154,13 @@ def build_records(config, examples, texts, prov) -> tuple[list[dict], dict, list
         float(np.mean([not r["label"]["agrees_with_oracle"] for r in records])) if n else 0.0
     )
     return records, stats, rows
+
+
+def write_lines(path: str, rows: list[dict]) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(r, sort_keys=True) + "\n" for r in rows)
+    os.replace(path + ".tmp", path)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -183,6 +193,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         texts, prov = perturbed(config, examples)
     prov = dict(prov, seed=config.seed, run=run_id, oracle="r1jax.rewards.oracle")
     records, stats, rows = build_records(config, examples, texts, prov)
+    if jax.process_index() == 0:  # every response and its oracle scores, pairs or not
+        write_lines(os.path.join(workdir, RESPONSES), [dict(r, provenance=prov) for r in rows])
     if not records:
         raise config_check.ConfigError(
             "no preference pairs were made (every pair was a near-tie, empty or duplicate); lower "
