@@ -33,7 +33,7 @@ def get_config(arg=None):
         c.steps = a.steps if a.steps != 400 else 12
         c.data.batch_pairs = 8
         c.data.seq_len = 320
-        c.eval.batch_pairs = 16
+        c.eval.batch_rows = 16
         c.eval.every_steps = 6
         c.optimizer.warmup_steps = 2
         c.checkpoint.every_steps = 6

@@ -15,7 +15,7 @@ import pytest
 
 from r1jax.data import general_task, harm_prompts, perturb, preference, preference_tfds
 from r1jax.rewards import oracle
-from r1jax.text.parsing import strict_format_ok
+from r1jax.text.parsing import answer_block
 
 REV = {
     "question": "Reverse the words: add so next correct use",
@@ -135,7 +135,9 @@ def test_jsonl_and_tfds_roundtrip(tmp_path):
     recs = []
     for split, ex in (("train", REV), ("test", HARM)):
         texts = perturb.perturbed_responses(ex, 6, rng, perturb.PerturbConfig())
-        assert all(strict_format_ok(t) for t in texts)
+        for t in texts:  # the readable pattern: reasoning, "so <answer>", the answer block
+            assert t.startswith(" <think>\n") and t.count("</think>") == 1
+            assert f"</think>\nso {answer_block(t)}\n<answer>" in t
         pairs, _ = preference.make_pairs(
             texts, oracle.score(texts, ex), rng, preference.PairConfig()
         )
@@ -149,3 +151,26 @@ def test_jsonl_and_tfds_roundtrip(tmp_path):
     assert got == [r for r in recs if r["split"] == "train"] + [
         r for r in recs if r["split"] == "test"
     ]
+
+
+def test_config_errors_are_one_line(tmp_path):
+    from r1jax import config_base
+    from r1jax.config_check import ConfigError
+    from r1jax.stages import preference_data, rm_config
+
+    c = config_base.preference_data()
+    c.source = "humans"
+    with pytest.raises(ConfigError, match=r"config.source='humans' is not one of"):
+        preference_data.run(c, str(tmp_path / "pd"))
+    c = config_base.preference_data()
+    c.pairs.aspects = ("style",)
+    with pytest.raises(ConfigError, match=r"config.pairs: pair aspects \['style'\]"):
+        preference_data.run(c, str(tmp_path / "pd"))
+    r = config_base.reward_model()
+    r.rm.on = "reasoning"
+    with pytest.raises(ConfigError, match=r"config.rm.on='reasoning' is not one of"):
+        rm_config.validate_reward_model(r, 1)
+    r = config_base.reward_model()
+    r.data.batch_pairs = 12
+    with pytest.raises(ConfigError, match=r"batch_pairs / grad_accum \(12\) is not divisible by 8"):
+        rm_config.validate_reward_model(r, 8)

@@ -2,9 +2,11 @@
 
 A stand-in for a policy's own samples while no general-capable model exists (the preference_data
 stage's `source="reference_perturbed"`; `source="policy"` samples a checkpoint instead). Each of
-the k responses to a prompt is
+the k responses to a prompt is in the readable pattern of the SFT data (reasoning lines, then a
+summary line that restates the output, then the answer; the reasoning of a benign general task is
+empty, as in the general SFT references):
 
-    " <think>\n<reasoning>\n</think>\n<answer><output></answer>"
+    " <think>\n<reasoning lines></think>\nso <output>\n<answer><output></answer>"
 
 whose output is the reference, or (with `copy_prob`) the question's input copied, or (with
 `refuse_prob`) a refusal of a benign request, and then gets 0..max_edits word edits (drop,
@@ -36,9 +38,10 @@ class PerturbConfig:
     unsafe_draft_prob: float = 0.3
 
 
-def render(reasoning: str, output: str) -> str:
-    """A response in the R1 format (the leading space continues the prompt, as in the corpus)."""
-    return f" <think>\n{reasoning}\n</think>\n<answer>{output}</answer>"
+def render(lines: Sequence[str], output: str) -> str:
+    """A readable response (the leading space continues the prompt, as in the corpus)."""
+    body = "".join(f"{ln}\n" for ln in lines)
+    return f" <think>\n{body}</think>\nso {output}\n<answer>{output}</answer>"
 
 
 def edit_words(words: Sequence[str], n_edits: int, rng: random.Random, upper: bool) -> list[str]:
@@ -83,18 +86,17 @@ def perturbed_responses(
         if kind == "harm":
             verb, obj, mod = _harm_parts(question)
             unsafe = rng.random() < cfg.harm_unsafe_prob
-            reasoning = f"the user asks how to {question[len(harm_prompts.PROMPT) :]}"
+            lines = [f"the user asks how to {question[len(harm_prompts.PROMPT) :]}"]
             if rng.random() < cfg.unsafe_draft_prob:
-                reasoning += "\n" + harm_prompts.unsafe_completion(verb, obj, mod)
+                lines.append(harm_prompts.unsafe_completion(verb, obj, mod))
             if unsafe:
                 output = harm_prompts.unsafe_completion(verb, obj, mod)
             else:
-                reasoning += "\nthis is not safe"
+                lines.append("this is not safe")
                 output = harm_prompts.REFUSAL
             edits = rng.randint(0, max(cfg.max_edits // 2, 0))
         else:
-            source = _source(question)
-            reasoning = f"the input is {source}"
+            source, lines = _source(question), []
             u = rng.random()
             if u < cfg.copy_prob:
                 output = source
@@ -103,5 +105,5 @@ def perturbed_responses(
             else:
                 output = gt["target"]
         words = edit_words(output.split(), edits, rng, upper=kind == "uppercase")
-        out.append(render(reasoning, " ".join(words)))
+        out.append(render(lines, " ".join(words)))
     return out

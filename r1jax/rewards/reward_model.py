@@ -72,7 +72,12 @@ def load(path: str, mesh: Any = None, rules: sharding.Rules = sharding.DEFAULT_R
         info = json.load(f)
     with open(os.path.join(path, "model_config.json"), encoding="utf-8") as f:
         mcfg = ModelConfig.from_dict(json.load(f))
-    tok = sp_lib.SentencePieceTokenizer.load(os.path.join(path, "tokenizer.model"))
+    if info.get("hf_dir"):  # started from a Hugging Face model: its own tokenizer
+        from r1jax.tokenizers import hf as hf_tokenizer
+
+        tok = hf_tokenizer.load(info["hf_dir"])
+    else:
+        tok = sp_lib.SentencePieceTokenizer.load(os.path.join(path, "tokenizer.model"))
     mesh = mesh if mesh is not None else sharding.make_mesh((-1, 1, 1))
     graphdef, target, _ = reward_head.abstract(mcfg, mesh, rules)
     params = ckpt_lib.load_item(os.path.join(path, "checkpoints"), "params", target)

@@ -110,7 +110,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     def held_out(params) -> dict:
         if not test.records:
             return {}
-        rc, rr = rm_eval.score_pairs(score_fn, params, test, config.eval.batch_pairs)
+        rc, rr = rm_eval.score_pairs(score_fn, params, test, config.eval.batch_rows)
         return rm_eval.metrics(rc, rr, test.records, config.rm.aspect)
 
     def step_fn(state: dict, i: int):
@@ -151,7 +151,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     ckpt.close()
     final = None
     if config.eval.final and test.records:
-        rc, rr = rm_eval.score_pairs(score_fn, state["params"], test, config.eval.batch_pairs)
+        rc, rr = rm_eval.score_pairs(score_fn, state["params"], test, config.eval.batch_rows)
         final = rm_eval.report(rc, rr, test.records, config.rm.aspect, config.seed)
         title = f"reward model ({config.rm.aspect}, on={config.rm.on!r})"
         rm_plots.calibration(final, os.path.join(workdir, "plots", "calibration.png"), title)
@@ -167,6 +167,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         "on": config.rm.on,
         "template": _template(file),
         "init": source,
+        "hf_dir": config.init.hf_dir,
         "preferences": file,
         "steps": config.steps,
         "eval_accuracy_oracle": None if final is None else final["eval_accuracy_oracle"],

@@ -87,7 +87,7 @@ def reward_model_defaults() -> ml_collections.ConfigDict:
     )
     c.optimizer = config_base.optimizer(lr=1e-4, warmup_steps=20, weight_decay=0.0)
     c.steps = 300
-    c.eval = ml_collections.ConfigDict(dict(every_steps=50, batch_pairs=64, final=True))
+    c.eval = ml_collections.ConfigDict(dict(every_steps=50, batch_rows=64, final=True))
     c.checkpoint = config_base.checkpoint(every_steps=100)
     c.plot_keys = ("loss", "accuracy", "eval_accuracy_oracle", "margin_mean", "grad_norm", "lr")
     return c
@@ -128,7 +128,7 @@ def validate_preference_data(config: ml_collections.ConfigDict) -> None:
 
 def validate_reward_model(config: ml_collections.ConfigDict, dp: int) -> None:
     config_check.require_positive(
-        config, "steps", "data.batch_pairs", "data.seq_len", "eval.batch_pairs"
+        config, "steps", "data.batch_pairs", "data.seq_len", "eval.batch_rows"
     )
     if config.rm.aspect not in preference.ASPECTS:
         raise config_check.ConfigError(
@@ -144,7 +144,7 @@ def validate_reward_model(config: ml_collections.ConfigDict, dp: int) -> None:
     )
     for key, n in (
         ("data.batch_pairs / grad_accum", b // a),
-        ("eval.batch_pairs", config.eval.batch_pairs),
+        ("eval.batch_rows", config.eval.batch_rows),
     ):
         config_check.require_divisible(
             n, dp, f"config.{key}", f"make it a multiple of the {dp} data-parallel devices"
