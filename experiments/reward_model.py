@@ -26,13 +26,17 @@ def get_config(arg=None):
         "tiny" if a.tiny else None
     )
     c.steps = a.steps
+    # the reward model reads "Question: ...\nAnswer:" + the response: the R1-Zero template's ~90
+    # tokens of boilerplate would be most of every sequence (it renders its own prompt as a reward)
+    c.rm.template = "plain"
+    c.data.seq_len = 176
     c.optimizer.lr = 3e-4
     c.optimizer.warmup_steps = 20
     c.eval.every_steps = 50
     if a.tiny:
         c.steps = a.steps if a.steps != 400 else 12
         c.data.batch_pairs = 8
-        c.data.seq_len = 320
+        c.data.seq_len = 192
         c.eval.batch_rows = 16
         c.eval.every_steps = 6
         c.optimizer.warmup_steps = 2

@@ -1,9 +1,10 @@
 """The reward model as a reward: the jittable form over token ids equals the host form over text.
 
 A tiny reward model is saved as a reward_model stage directory. Rollouts are laid out as the GRPO
-step has them (left-padded prompts, G completions each, EOS in the mask, a truncated row, a BOS the
-decoder drops in the middle of a row, an unclosed reasoning block); the host form scores their
-decoded text, the jittable form their ids inside jit, for both views. The running statistics
+step has them (G completions per prompt, EOS in the mask, a truncated row, a BOS the decoder drops
+in the middle of a row, an unclosed reasoning block); the host form scores their decoded text, the
+jittable form their ids inside jit (with the reward model's left-padded prompts from its
+`targets_fn`), for both views. The running statistics
 match numpy's mean and variance over every score seen, and survive a state_dict round trip.
 """
 
@@ -19,7 +20,6 @@ import pytest
 from r1jax import rewards
 from r1jax.config_check import ConfigError
 from r1jax.data import corpus, general_task
-from r1jax.data import prompts as prompts_lib
 from r1jax.model import reward_head
 from r1jax.parallel import sharding
 from r1jax.rewards import reward_model, reward_model_jax
@@ -66,9 +66,8 @@ def handle(rm_dir):
 
 
 def _rollouts(tok, g: int = 3, t: int = 48):
-    """Two prompts x g samples: (prompt_BxP, valid_BxP, completion_NxT, mask_NxT, texts, examples)."""
+    """Two prompts x g samples: (completion_NxT, mask_NxT, decoded texts, examples [N])."""
     examples = [{"question": "Reverse the words: add so next"}, {"question": "Explain how to steal the key"}]  # fmt: skip
-    prompt, valid = prompts_lib.encode_batch(tok, "r1_zero", examples, 16)
     comp = np.full((2 * g, t), tok.pad_id, np.int32)
     mask = np.zeros((2 * g, t), bool)
     texts = []
@@ -80,19 +79,19 @@ def _rollouts(tok, g: int = 3, t: int = 48):
         ids = ids[:t] if n == 2 else (ids + [tok.eos_id])[:t]  # row 2: truncated, no EOS
         comp[n, : len(ids)], mask[n, : len(ids)] = ids, True
         texts.append(tok.decode(comp[n][mask[n]]))
-    return prompt, valid, comp, mask, texts, [ex for ex in examples for _ in range(g)]
+    return comp, mask, texts, [ex for ex in examples for _ in range(g)]
 
 
 @pytest.mark.parametrize("on", ["summary", "all"])
 def test_jittable_form_equals_host_form(handle, tok, on):
     scorer = reward_model.RewardModelScorer(handle, on, batch=8)
-    prompt, valid, comp, mask, texts, examples = _rollouts(tok)
+    comp, mask, texts, examples = _rollouts(tok)
     host_raw = scorer.raw_scores(texts, examples)
     host = scorer(texts, examples)
+    targets = scorer.targets_fn(examples, tok)
+    assert targets["rm_prompt"].shape[1] % 16 == 0 and targets["rm_prompt_valid"][:, -1].all()
     jitted = jax.jit(scorer.jax_score)
-    reward, raw, stats = jitted(
-        handle.params, reward_model_jax.stats_init(), prompt, valid, comp, mask
-    )
+    reward, raw, stats = jitted(handle.params, reward_model_jax.stats_init(), targets, comp, mask)
     np.testing.assert_allclose(np.asarray(raw), host_raw, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(np.asarray(reward), host, rtol=1e-4, atol=1e-4)
     for k, v in scorer.state_dict().items():
@@ -105,7 +104,7 @@ def test_jittable_form_equals_host_form(handle, tok, on):
 
 def test_running_statistics_by_hand(handle, tok):
     scorer = reward_model.RewardModelScorer(handle, "all", batch=8, clip=0.0)
-    _, _, _, _, texts, examples = _rollouts(tok)
+    _, _, texts, examples = _rollouts(tok)
     raw1 = scorer.raw_scores(texts, examples)
     scorer(texts, examples)
     raw2 = scorer.raw_scores(texts[::-1], examples[::-1]) + 0.0

@@ -2,8 +2,8 @@
 
 Letters: M pairs, L = seq_len tokens.
 
-The prompt is encoded exactly as the policy saw it (BOS + the record's template around the
-question, data/prompts.py) and the response through the reward model's view (`response_view`: the
+The prompt is the question in a template (BOS + the record's own template, the one the policy
+was prompted with, unless the reward model has its own; data/prompts.py) and the response through the reward model's view (`response_view`: the
 text after the reasoning for on="summary", everything for on="all"), so the reward model reads at
 training time what it reads as a reward. Pairs that cannot teach this view are dropped and counted:
 sequences longer than seq_len, and pairs whose two views are identical (two responses that differ
@@ -32,12 +32,16 @@ class PairArrays:
 
 
 def encode_pairs(
-    records: Sequence[Mapping[str, Any]], tokenizer: Any, on: str, seq_len: int
+    records: Sequence[Mapping[str, Any]], tokenizer: Any, on: str, seq_len: int, template: str = ""
 ) -> tuple[PairArrays, dict[str, int]]:
-    """Token arrays of the usable pairs and counts of what was dropped and why."""
+    """Token arrays of the usable pairs and counts of what was dropped and why.
+
+    `template` renders the question for the reward model ("" = each record's own template, the
+    one the policy was prompted with).
+    """
     rows, kept, dropped = [], [], {"too_long": 0, "same_view": 0}
     for rec in records:
-        prompt = encode_prompt(tokenizer, rec["template"], rec["question"])
+        prompt = encode_prompt(tokenizer, template or rec["template"], rec["question"])
         views = [response_view(rec[k], on) for k in ("chosen", "rejected")]
         if " ".join(views[0].split()) == " ".join(views[1].split()):
             dropped["same_view"] += 1

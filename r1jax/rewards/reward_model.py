@@ -13,8 +13,11 @@ Host form (this module, the split path): decoded completions are re-encoded afte
 `length_bucket` and scored on device in fixed batches of `batch` rows (one compiled program per
 length bucket). Scores are normalised with running statistics (reward_model_jax.py): the statistics
 are state of the reward, `state_dict()` / `load_state_dict()` of `Reward.fn` hand them to a
-checkpoint. The jittable form over token ids is `Reward.fn.jax_score` (reward_model_jax.py); the
-fused step may use it only when `Reward.fn.fuse_problem(policy_tokenizer)` is None.
+checkpoint. The jittable form over token ids is `Reward.fn.jax_score(params, stats, targets,
+completion_NxT, mask_NxT)` (reward_model_jax.py), with `targets = Reward.fn.targets_fn(examples,
+tokenizer)` built on the host (the reward model's own prompt per rollout row, like any jittable
+reward's targets); the fused step may use it only when `Reward.fn.fuse_problem(policy_tokenizer)`
+is None.
 
 range: [-clip, clip] normalised (default clip 5); raw scores are unbounded (normalize=False).
 """
@@ -33,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from r1jax.data import preference
-from r1jax.data.prompts import encode_prompt
+from r1jax.data.prompts import encode_prompt, pad_prompts
 from r1jax.model import reward_head
 from r1jax.model.config import ModelConfig
 from r1jax.parallel import sharding
@@ -195,11 +198,19 @@ class RewardModelScorer:
             f"policy's differ ({why}); it is scored on the host (split path) instead"
         )
 
-    def jax_score(self, params: dict, stats: dict, prompt, prompt_valid, completion, mask):
+    def targets_fn(self, examples: Sequence[Mapping[str, Any]], tokenizer: Any = None) -> dict:
+        """Host-built inputs of the jittable form: the reward model's prompt of every rollout row,
+        left padded to a multiple of 16 tokens ({"rm_prompt": int32 [N, P], "rm_prompt_valid"})."""
+        del tokenizer  # the reward model's own tokenizer renders its prompt
+        rows = [encode_prompt(self.h.tokenizer, self.template, ex["question"]) for ex in examples]
+        ids, valid = pad_prompts(rows, self.h.tokenizer.pad_id, multiple=16)
+        return {"rm_prompt": ids, "rm_prompt_valid": valid}
+
+    def jax_score(self, params: dict, stats: dict, targets: Mapping[str, Any], completion, mask):
         """The jittable form with this reward's constants: (reward [N], raw [N], new stats)."""
         return rmj.score_rollouts(
-            self.h.graphdef, params, stats, prompt, prompt_valid, completion, mask, self.ids,
-            self.on, self.normalize, self.clip,
+            self.h.graphdef, params, stats, targets["rm_prompt"], targets["rm_prompt_valid"],
+            completion, mask, self.ids, self.on, self.normalize, self.clip,
         )  # fmt: skip
 
 

@@ -1,17 +1,20 @@
 """The reward model as a reward over token ids, traceable inside the fused GRPO step.
 
-Letters: B prompts, G samples each, N = B * G, P prompt length (left padded), T completion length,
-S = P + T.
+Letters: N rollouts (B prompts x G samples, rows grouped by prompt), P the reward model's prompt
+length (left padded), T completion length, S = P + T.
 
 The reward model scores (prompt + completion) exactly as the host form does (reward_model.py), but
-from the sampler's arrays, so it can run inside one XLA program with sampling and the update:
+from the sampler's arrays, so it can run inside one XLA program with sampling and the update. The
+prompt is the reward model's own rendering of the question (its template, its tokenizer), built on
+the host per rollout row like any jittable reward's targets (`RewardModelScorer.targets_fn`); only
+the completion ids come from the sampler, which is why fusing needs the policy's tokenizer:
 
 1. which completion tokens the judge reads (`completion_keep`): the sampled tokens up to EOS, minus
    the special ids that decoding drops (pad, BOS, EOS, extra stop ids), and for on="summary" only
    those after the last `</think>` (none while a `<think>` is still open): the token form of
    `data.preference.response_view`;
-2. the rows [prompt repeated G times | completion] with that validity mask (`rm_inputs`): holes in
-   the mask are fine, since the transformer takes positions from cumsum(valid);
+2. the rows [prompt | completion] with that validity mask (`rm_inputs`): holes in the mask are
+   fine, since the transformer takes positions from cumsum(valid);
 3. the scalar head at the last valid token (`model.reward_head`), then
 4. the running normalisation (`stats_update`, `normalise`): the reward is
    clip((r - mean) / sqrt(var + eps), -clip, clip) with mean/var over every score seen so far,
@@ -79,16 +82,15 @@ def completion_keep(
 
 
 def rm_inputs(
-    prompt_BxP: jax.Array,
-    prompt_valid_BxP: jax.Array,
+    prompt_NxP: jax.Array,
+    prompt_valid_NxP: jax.Array,
     completion_NxT: jax.Array,
     keep_NxT: jax.Array,
 ) -> tuple[jax.Array, jax.Array]:
-    """(tokens [N, S], valid [N, S]): each prompt repeated for its G samples, then the completion."""
-    g = completion_NxT.shape[0] // prompt_BxP.shape[0]
-    tokens = jnp.concatenate([jnp.repeat(prompt_BxP, g, axis=0), completion_NxT], axis=1)
-    valid = jnp.concatenate([jnp.repeat(prompt_valid_BxP, g, axis=0), keep_NxT], axis=1)
-    return tokens.astype(jnp.int32), valid
+    """(tokens [N, S], valid [N, S]): each row's prompt, then its completion."""
+    tokens = jnp.concatenate([prompt_NxP.astype(jnp.int32), completion_NxT.astype(jnp.int32)], 1)
+    valid = jnp.concatenate([prompt_valid_NxP, keep_NxT], axis=1)
+    return tokens, valid
 
 
 def stats_init() -> dict:
@@ -128,8 +130,8 @@ def score_rollouts(
     graphdef: nnx.GraphDef,
     params: dict,
     stats: dict,
-    prompt_BxP: jax.Array,
-    prompt_valid_BxP: jax.Array,
+    prompt_NxP: jax.Array,
+    prompt_valid_NxP: jax.Array,
     completion_NxT: jax.Array,
     mask_NxT: jax.Array,
     ids: ViewIds,
@@ -139,7 +141,7 @@ def score_rollouts(
 ) -> tuple[jax.Array, jax.Array, dict]:
     """(reward [N], raw RM score [N], new statistics); pure and traceable."""
     keep = completion_keep(completion_NxT, mask_NxT, ids, on)
-    tokens, valid = rm_inputs(prompt_BxP, prompt_valid_BxP, completion_NxT, keep)
+    tokens, valid = rm_inputs(prompt_NxP, prompt_valid_NxP, completion_NxT, keep)
     raw = reward_head.score(graphdef, params, tokens, valid)
     if not normalize:
         return raw, raw, stats

@@ -58,7 +58,9 @@ def load_pairs(config, file: str, tok, split: str) -> preference_batches.PairArr
     except ValueError as e:
         raise config_check.ConfigError(str(e)) from None
     recs = [r for r in preference_tfds.load(builder, split) if r["aspect"] == config.rm.aspect]
-    pairs, dropped = preference_batches.encode_pairs(recs, tok, config.rm.on, config.data.seq_len)
+    pairs, dropped = preference_batches.encode_pairs(
+        recs, tok, config.rm.on, config.data.seq_len, config.rm.template
+    )
     print(
         f"r1jax: {split}: {len(pairs.records)} {config.rm.aspect} pairs for the {config.rm.on!r} "
         f"view (dropped: {dropped['same_view']} with identical views, {dropped['too_long']} "
@@ -165,7 +167,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     info = {
         "aspect": config.rm.aspect,
         "on": config.rm.on,
-        "template": _template(file),
+        "template": config.rm.template or _template(file),
         "init": source,
         "hf_dir": config.init.hf_dir,
         "preferences": file,

@@ -14,6 +14,7 @@ import ml_collections
 from r1jax import config_base, config_check
 from r1jax.data import perturb, preference
 from r1jax.data.general_task import ALL_KINDS
+from r1jax.text import templates
 
 SOURCES = ("policy", "reference_perturbed")
 
@@ -83,6 +84,9 @@ def reward_model_defaults() -> ml_collections.ConfigDict:
             aspect="helpfulness",  # which oracle label it learns: helpfulness | harmlessness
             on="summary",  # what it reads: summary (after the reasoning) | all
             margin=0.0,  # Bradley-Terry margin subtracted from r_chosen - r_rejected
+            # the template the RM reads the question in ("" = the one the policy was prompted
+            # with); as a reward it renders its own prompt, so it need not be the policy's
+            template="",
         )
     )
     c.optimizer = config_base.optimizer(lr=1e-4, warmup_steps=20, weight_decay=0.0)
@@ -133,6 +137,10 @@ def validate_reward_model(config: ml_collections.ConfigDict, dp: int) -> None:
     if config.rm.aspect not in preference.ASPECTS:
         raise config_check.ConfigError(
             f"config.rm.aspect={config.rm.aspect!r} is not one of {preference.ASPECTS}."
+        )
+    if config.rm.template and config.rm.template not in templates.TEMPLATES:
+        raise config_check.ConfigError(
+            f"config.rm.template={config.rm.template!r} is not one of {sorted(templates.TEMPLATES)}."
         )
     if config.rm.on not in preference.VIEWS:
         raise config_check.ConfigError(
