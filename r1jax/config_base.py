@@ -274,14 +274,17 @@ def eval_stage() -> ml_collections.ConfigDict:
     return c
 
 
-def _supervised(stage: str) -> ml_collections.ConfigDict:
-    """The supervised stages' defaults live in stages/sft_config.py (this file's 300-line limit)."""
-    from r1jax.stages import sft_config
+def _stage_defaults(module: str, name: str) -> ml_collections.ConfigDict:
+    """The later stages' defaults live in stages/sft_config.py and stages/rm_config.py (this file's
+    300-line limit); they are imported on use (stages import this module)."""
+    import importlib
 
-    return getattr(sft_config, stage)()
+    return getattr(importlib.import_module(f"r1jax.stages.{module}"), name)()
 
 
-sft = functools.partial(_supervised, "sft")  # stages/sft.py
-distill = functools.partial(_supervised, "distill")  # stages/distill.py
-cold_start_data = functools.partial(_supervised, "cold_start_data")  # stages/cold_start_data.py
-rejection_sampling = functools.partial(_supervised, "rejection_sampling")
+sft = functools.partial(_stage_defaults, "sft_config", "sft")  # stages/sft.py
+distill = functools.partial(_stage_defaults, "sft_config", "distill")  # stages/distill.py
+cold_start_data = functools.partial(_stage_defaults, "sft_config", "cold_start_data")
+rejection_sampling = functools.partial(_stage_defaults, "sft_config", "rejection_sampling")
+preference_data = functools.partial(_stage_defaults, "rm_config", "preference_data_defaults")
+reward_model = functools.partial(_stage_defaults, "rm_config", "reward_model_defaults")

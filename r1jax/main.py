@@ -15,6 +15,8 @@ STAGES = (  # each is a module r1jax/stages/<name>.py with run()
     "cold_start_data",
     "grpo",
     "eval",
+    "preference_data",
+    "reward_model",
     "rejection_sampling",
     "distill",
 )
