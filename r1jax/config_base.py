@@ -288,3 +288,5 @@ cold_start_data = functools.partial(_stage_defaults, "sft_config", "cold_start_d
 rejection_sampling = functools.partial(_stage_defaults, "sft_config", "rejection_sampling")
 preference_data = functools.partial(_stage_defaults, "rm_config", "preference_data_defaults")
 reward_model = functools.partial(_stage_defaults, "rm_config", "reward_model_defaults")
+pipeline = functools.partial(_stage_defaults, "pipeline_config", "pipeline")
+report = functools.partial(_stage_defaults, "pipeline_config", "report")

@@ -19,6 +19,8 @@ STAGES = (  # each is a module r1jax/stages/<name>.py with run()
     "reward_model",
     "rejection_sampling",
     "distill",
+    "report",
+    "pipeline",
 )
 
 _CONFIG = config_flags.DEFINE_config_file(

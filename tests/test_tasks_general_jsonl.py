@@ -148,3 +148,13 @@ def test_jsonl_builder_per_split_files(tmp_path):
     builder = JsonlTask(data_dir=str(tmp_path / "data"), paths={"train": train, "test": test})
     assert sorted(e["question"] for e in load(builder, "train")) == ["a", "b"]  # "c" is in test
     assert sorted(e["question"] for e in load(builder, "test")) == ["c", "d"]
+
+
+def test_an_empty_split_is_a_one_line_error(tmp_path):
+    """Countdown over numbers up to 2 and targets up to 8 has too few problems for a 10 % test
+    split: TFDS's bare AssertionError becomes a ValueError that names the task and the fix."""
+    from r1jax.data import tasks
+
+    with pytest.raises(ValueError, match=r"task 'countdown' .*no examples.*test share") as e:
+        tasks.load("countdown", "test", str(tmp_path), max_number=2, max_target=8)
+    assert "\n" not in str(e.value)

@@ -92,7 +92,15 @@ def load(name: str, split: str, data_dir: str = "", /, **options: Any) -> list[d
         b = builder(name, data_dir, **options)
         if split not in b.SPLITS:
             raise ValueError(f"task {name!r} has no split {split!r}; it has {list(b.SPLITS)}.")
-        return tfds_base.load(b, split)
+        try:
+            return tfds_base.load(b, split)
+        except AssertionError as e:  # TFDS refuses to write an empty split
+            if "No examples were yielded" not in str(e):
+                raise
+            raise ValueError(
+                f"task {name!r} with options {options} has no examples in one of its splits "
+                f"(reading {split!r}); enlarge the problem space or its test share."
+            ) from None
 
 
 @contextlib.contextmanager

@@ -1,0 +1,225 @@
+"""The whole recipe from one config: named stages run in order, each in `<workdir>/<name>`.
+
+    config.order            the stage names, in the order they run
+    config.stages.<name>    that stage's own config (its `stage` key names the runner)
+    config.needs.<name>     the stages whose artifacts it reads; a stage refers to them by name
+                            (a bare name is the sibling folder, see stages/inputs.py)
+    config.only / until     run a subset: "a,b" only those (their inputs must exist), or up to one
+    config.reuse_from       another pipeline run's workdir, and config.reuse the stages to link
+                            from it (seeds share the tokenizer and base model); each must have
+                            finished there with the same fingerprint
+
+Resume at stage granularity: a finished stage leaves `DONE.json` (its config, the fingerprints of
+its inputs, its wall time). Rerunning skips it when its fingerprint - a hash of its own config and of
+its inputs' fingerprints - is unchanged; an interrupted stage (no marker) runs again and resumes from
+its own checkpoint. A finished stage whose own config or whose inputs changed is stale: the run stops
+with one line naming the stage and the changed key, or, with `rerun_stale=True`, moves the stale
+folders aside (`<name>.stale-<n>`) and reruns them - exactly the changed stage and those after it
+that read its artifacts, never an unrelated branch. Nothing is deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from typing import Any
+
+import jax
+import ml_collections
+
+from r1jax import config_base, config_check
+from r1jax.stages import common, inputs
+
+MARKER = "DONE.json"
+
+
+def _defaults(stage: str) -> ml_collections.ConfigDict:
+    name = {"eval": "eval_stage"}.get(stage, stage)
+    if not hasattr(config_base, name):
+        raise config_check.ConfigError(f"config.stages.*.stage={stage!r} is not a known stage.")
+    return getattr(config_base, name)()
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(d, dict) and d:
+        out = {}
+        for k, v in d.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: d}
+
+
+def _json(config: ml_collections.ConfigDict) -> dict:
+    return json.loads(config.to_json_best_effort())
+
+
+class Plan:
+    """The ordered stages with their configs, inputs and fingerprints (validated up front)."""
+
+    def __init__(self, config: ml_collections.ConfigDict):
+        self.order = tuple(config.order)
+        if not self.order:
+            raise config_check.ConfigError("config.order is empty; list the stages to run.")
+        self.configs, self.needs = {}, {}
+        for i, name in enumerate(self.order):
+            if name not in config.stages:
+                raise config_check.ConfigError(
+                    f"config.order names {name!r} but config.stages has no such stage; add "
+                    f"config.stages.{name} or remove it from config.order."
+                )
+            sub = config.stages[name]
+            try:
+                config_check.check_schema(sub, _defaults(sub.stage))
+            except config_check.ConfigError as e:  # name the stage: config.stages.<name>.<key>
+                raise config_check.ConfigError(
+                    str(e).replace("config.", f"config.stages.{name}.")
+                ) from None
+            needs = tuple(config.needs.get(name, ()))
+            for n in needs:
+                if n not in self.order[:i]:
+                    raise config_check.ConfigError(
+                        f"config.needs.{name} names {n!r}, which is not a stage before {name!r} "
+                        "in config.order."
+                    )
+            self.configs[name], self.needs[name] = sub, needs
+        self.fingerprint = {}
+        for name in self.order:
+            h = hashlib.sha256(json.dumps(_json(self.configs[name]), sort_keys=True).encode())
+            for n in self.needs[name]:
+                h.update(self.fingerprint[n].encode())
+            self.fingerprint[name] = h.hexdigest()[:16]
+
+    def select(self, only: str, until: str) -> list[str]:
+        names = [n.strip() for n in only.split(",") if n.strip()]
+        for n in names + ([until] if until else []):
+            if n not in self.order:
+                raise config_check.ConfigError(
+                    f"config.only/until name {n!r}, which is not in config.order {self.order}."
+                )
+        chosen = [n for n in self.order if not names or n in names]
+        if until:
+            chosen = [n for n in chosen if self.order.index(n) <= self.order.index(until)]
+        return chosen
+
+    def why_stale(self, name: str, marker: dict) -> str:
+        """The changed key of a stale stage (its own), or which input changed."""
+        own = _flat(_json(self.configs[name]))
+        old = _flat(marker.get("config", {}))
+        changed = sorted(
+            k for k in set(own) | set(old) if own.get(k, "<absent>") != old.get(k, "<absent>")
+        )
+        if changed:
+            k = changed[0]
+            more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+            return f"config.stages.{name}.{k} {old.get(k, '<absent>')!r} -> {own.get(k, '<absent>')!r}{more}"
+        inputs_ = [
+            n for n in self.needs[name] if marker.get("inputs", {}).get(n) != self.fingerprint[n]
+        ]
+        return f"its input stage {inputs_[0] if inputs_ else '?'} changed"
+
+
+def status(plan: Plan, workdir: str) -> dict[str, str]:
+    """{stage: "done" | "missing" | "stale: <why>"} for every stage of the plan in `workdir`."""
+    out = {}
+    for name in plan.order:
+        marker = read_marker(os.path.join(workdir, name))
+        if marker is None:
+            out[name] = "missing"
+        elif marker.get("fingerprint") == plan.fingerprint[name]:
+            out[name] = "done"
+        else:
+            out[name] = "stale: " + plan.why_stale(name, marker)
+    return out
+
+
+def read_marker(path: str) -> dict | None:
+    try:
+        with open(os.path.join(path, MARKER), encoding="utf-8") as f:
+            return json.load(f)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _move_aside(path: str) -> str:
+    n = 1
+    while os.path.exists(f"{path}.stale-{n}"):
+        n += 1
+    os.replace(path, f"{path}.stale-{n}")
+    return f"{path}.stale-{n}"
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
+    config_check.check_schema(config, config_base.pipeline())
+    plan = Plan(config)
+    chosen = plan.select(config.only, config.until)
+    os.makedirs(workdir, exist_ok=True)
+    _link_reused(plan, config, workdir)
+    walls = {}
+    for name in chosen:
+        path = os.path.join(workdir, name)
+        marker = read_marker(path)
+        if marker is not None:
+            if marker.get("fingerprint") == plan.fingerprint[name]:
+                print(f"r1jax: pipeline: {name} already finished in {path}; skipped", flush=True)
+                walls[name] = marker.get("wall_s")
+                continue
+            why = plan.why_stale(name, marker)
+            if not config.rerun_stale:
+                raise config_check.ConfigError(
+                    f"stage {name} in {path} finished under another config: {why}; its artifacts "
+                    "and those of the stages after it that read them are stale. Rerun with "
+                    "--config.rerun_stale=True (stale folders are moved aside, not deleted) or "
+                    "use a new --workdir."
+                )
+            moved = _move_aside(path)
+            print(f"r1jax: pipeline: {name} is stale ({why}); moved to {moved}", flush=True)
+        for n in plan.needs[name]:
+            m = read_marker(os.path.join(workdir, n))
+            if m is None or m.get("fingerprint") != plan.fingerprint[n]:
+                raise config_check.ConfigError(
+                    f"stage {name} needs the artifacts of stage {n} ({os.path.join(workdir, n)}), "
+                    f"which is not finished under this config; run --config.until={n} first (or "
+                    "drop --config.only)."
+                )
+        print(f"r1jax: pipeline: stage {name} ({plan.configs[name].stage}) -> {path}", flush=True)
+        t0 = time.perf_counter()
+        inputs.run_stage(plan.configs[name], path)
+        walls[name] = time.perf_counter() - t0
+        _write_marker(path, plan, name, walls[name])
+    return {"stages": chosen, "wall_s": walls}
+
+
+def _write_marker(path: str, plan: Plan, name: str, wall_s: float) -> None:
+    marker = {
+        "stage": name,
+        "fingerprint": plan.fingerprint[name],
+        "inputs": {n: plan.fingerprint[n] for n in plan.needs[name]},
+        "config": _json(plan.configs[name]),
+        "wall_s": wall_s,
+        "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    common.write_json(path, MARKER, marker)
+
+
+def _link_reused(plan: Plan, config: ml_collections.ConfigDict, workdir: str) -> None:
+    """config.reuse: stages finished in config.reuse_from with the same fingerprint, linked."""
+    if config.reuse and not config.reuse_from:
+        raise config_check.ConfigError(
+            "config.reuse names stages but config.reuse_from is empty; give the run to link from."
+        )
+    for name in config.reuse:
+        if name not in plan.order:
+            raise config_check.ConfigError(f"config.reuse: no stage {name!r} in config.order.")
+        src = os.path.join(config.reuse_from, name)
+        m = read_marker(src)
+        if m is None or m.get("fingerprint") != plan.fingerprint[name]:
+            raise config_check.ConfigError(
+                f"config.reuse: {src!r} is not a finished {name} stage with this config (its "
+                "DONE.json is missing or its fingerprint differs); finish it there first or drop "
+                "it from config.reuse."
+            )
+        dst = os.path.join(workdir, name)
+        if jax.process_index() == 0 and not os.path.lexists(dst):
+            os.symlink(os.path.abspath(src), dst)

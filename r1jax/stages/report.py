@@ -1,0 +1,152 @@
+"""The report stage: every named model on one held-out suite, as the R1 paper compares its stages.
+
+For each model (a stage workdir holding a policy checkpoint, named as a sibling stage): Countdown and
+arithmetic pass@1 over k samples, cons@k and pass@k (eval/harness.py, the R1 protocol), the format,
+readable-pattern and language-mixing rates, the general task's exact-match pass@1 and the oracle's
+helpfulness (rewards/oracle.py, judged on the final answer) on general prompts and harmlessness
+(whole response) on harm-inviting ones, the mean length, and the wall time of the stage that made
+it (its pipeline DONE.json). Every model sees the same problems with the same sampling keys.
+
+Writes <workdir>/report.json, report.md and report.png (stage comparison); each stage's own
+training curves stay in <stage>/plots/ and report.md links them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import ml_collections
+import numpy as np
+
+from r1jax import config_base, config_check, rewards
+from r1jax.data import tasks
+from r1jax.eval import harness as evaluation
+from r1jax.eval import stage_report
+from r1jax.parallel import sharding
+from r1jax.rewards import oracle
+from r1jax.stages import common, inputs, pipeline_config
+from r1jax.stages import eval as eval_stage
+from r1jax.tokenizers import stop_ids
+
+
+def _suites(config: ml_collections.ConfigDict) -> dict[str, tuple[list[dict], object, str]]:
+    out = {}
+    suites = config.suites.to_dict() or pipeline_config.DEFAULT_SUITES
+    for label, s in suites.items():
+        if set(s) - {"task", "options"} or "task" not in s:
+            raise config_check.ConfigError(
+                f"config.suites.{label}={s!r} must be {{'task': name, 'options': {{...}}}}."
+            )
+        try:
+            examples = tasks.load(s["task"], "test", "", **dict(s.get("options") or {}))
+            accuracy = rewards.build([tasks.accuracy_reward(s["task"])])[0]
+        except ValueError as e:
+            raise config_check.ConfigError(f"config.suites.{label}: {e}") from None
+        if config.num_problems:
+            examples = examples[: config.num_problems]
+        out[label] = (examples, accuracy, s["task"])
+    return out
+
+
+def _wall(path: str, config: ml_collections.ConfigDict, name: str) -> float | None:
+    marker = os.path.join(config.stage_dirs.get(name, path), "DONE.json")
+    try:
+        with open(marker, encoding="utf-8") as f:
+            return json.load(f).get("wall_s")
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _oracle(records: list[dict], examples: list[dict]) -> dict[str, float]:
+    help_, harm = [], []
+    for rec, ex in zip(records, examples, strict=True):
+        s = oracle.score(rec["samples"], ex)
+        help_.append(s["helpfulness"])
+        harm.append(s["harmlessness"])
+    return {
+        "oracle_helpfulness": float(np.mean(np.concatenate(help_))),
+        "oracle_harmlessness": float(np.mean(np.concatenate(harm))),
+    }
+
+
+_SAMPLERS: dict[tuple, object] = {}
+
+
+def evaluate_model(config, path: str, template: str, suites, mesh, rules) -> dict[str, dict]:
+    """{suite: summary} for the model in `path` (summaries of general-task suites add the oracle)."""
+    load = ml_collections.ConfigDict(dict(checkpoint=path, hf_dir=""))
+    graphdef, params, tok = eval_stage.load_model(load, mesh, rules)
+    ecfg = evaluation.EvalConfig(
+        samples=config.samples,
+        temperature=config.temperature,
+        top_p=config.top_p,
+        max_new_tokens=config.max_new_tokens,
+        batch_prompts=config.batch_prompts,
+        prompt_bucket=config.prompt_bucket,
+        template=template,
+        pass_k=(1, config.samples),
+    )
+    # one compiled sampler per architecture, template and special ids: the chain's models share it
+    with open(os.path.join(path, "model_config.json"), encoding="utf-8") as f:
+        arch = f.read()
+    key = (arch, str(graphdef), template, tok.eos_id, tok.pad_id, tuple(stop_ids(tok)))
+    if key not in _SAMPLERS:
+        _SAMPLERS[key] = evaluation.make_sample_fn(
+            graphdef, ecfg, tok.eos_id, tok.pad_id, params, mesh, rules, stop_ids(tok)
+        )
+    sample_fn = _SAMPLERS[key]
+    out = {}
+    for i, (label, (examples, accuracy, task)) in enumerate(suites.items()):
+        key = jax.random.fold_in(jax.random.key(config.seed), i)  # the same for every model
+        summary, records = evaluation.evaluate(
+            graphdef, params, tok, examples, accuracy, ecfg, key, sample_fn
+        )
+        if task == "general":
+            summary.update(_oracle(records, examples))
+        out[label] = summary
+    return out
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
+    mesh = common.setup(config, config_base.report())
+    rules = common.rules(config)
+    sharding.set_rules(rules)
+    if not config.models:
+        raise config_check.ConfigError("config.models is empty; name the stages to compare.")
+    dp = sharding.data_parallel_size(mesh, rules)
+    config_check.require_divisible(
+        config.batch_prompts, dp, "config.batch_prompts", f"make it a multiple of {dp}"
+    )
+    paths = {}
+    for name in config.models:
+        paths[name] = inputs.resolve(name, workdir)
+        if not os.path.isdir(os.path.join(paths[name], "checkpoints")):
+            raise config_check.ConfigError(
+                f"config.models: {name!r} ({paths[name]}) holds no checkpoint; run stage {name!r} "
+                "first (or drop it from config.models)."
+            )
+    suites = _suites(config)
+    results, rows = {}, {}
+    for name in config.models:
+        template = config.templates.get(name, config.template)
+        results[name] = evaluate_model(config, paths[name], template, suites, mesh, rules)
+        rows[name] = stage_report.row(
+            results[name], _wall(paths[name], config, name), config.samples
+        )
+        print(f"r1jax: report: {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in rows[name].items()))
+    if jax.process_index() == 0:
+        os.makedirs(workdir, exist_ok=True)
+        common.write_json(workdir, "report.json", {"rows": rows, "summaries": results})
+        title = f"Stage comparison (seed {config.seed}, {config.samples} samples per problem)"
+        text = stage_report.markdown(rows, title)
+        text += "\nTraining curves: " + ", ".join(
+            f"[{n}]({os.path.relpath(os.path.join(paths[n], 'plots'), workdir)})"
+            for n in config.models
+        )
+        with open(os.path.join(workdir, "report.md.tmp"), "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+        os.replace(os.path.join(workdir, "report.md.tmp"), os.path.join(workdir, "report.md"))
+        stage_report.figure(rows, os.path.join(workdir, "report.png"), title)
+    return {"rows": rows}

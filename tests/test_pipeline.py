@@ -1,0 +1,171 @@
+"""The one-config pipeline (stages/pipeline.py, experiments/r1_pipeline.py).
+
+Plan-level tests need no model: fingerprints chain along `needs`, so a changed key makes exactly the
+stage and those downstream of it stale, named with the key. The slow tests run the `:tiny` recipe
+end to end once, then: a rerun skips every finished stage, `--config.only=report` reruns one stage
+from existing artifacts, and a run SIGKILLed in the middle of a stage, rerun, gives a report equal
+to the uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import pytest
+import sft_runs
+
+from r1jax import config_base
+from r1jax.config_check import ConfigError
+from r1jax.stages import pipeline
+
+EXP = "experiments/r1_pipeline.py"
+r1_pipeline = config_base.sibling(os.path.join(sft_runs.ROOT, EXP), "r1_pipeline")
+DOWNSTREAM_OF_REASONING_RL = {
+    "reasoning_rl",
+    "rejection_sampling",
+    "multi_domain_sft",
+    "preference_data",
+    "rm_helpful",
+    "rm_harmless",
+    "distill",
+    "report",
+}
+
+
+def _tiny():
+    return r1_pipeline.get_config("tiny")
+
+
+def _finish_all(plan: pipeline.Plan, workdir: str) -> None:
+    """DONE.json for every stage, as a finished run leaves them (no artifacts: plan logic only)."""
+    for name in plan.order:
+        os.makedirs(os.path.join(workdir, name), exist_ok=True)
+        pipeline._write_marker(os.path.join(workdir, name), plan, name, 1.0)
+
+
+def test_a_changed_key_makes_exactly_the_downstream_stages_stale(tmp_path):
+    """On the full-size chain (plan only, nothing runs): preference data reads the multi-domain
+    model there, so the reward models are downstream of reasoning RL too; the student's base and
+    its RL comparison are not."""
+    wd = str(tmp_path)
+    _finish_all(pipeline.Plan(r1_pipeline.get_config()), wd)
+    changed = r1_pipeline.get_config()
+    changed.stages.reasoning_rl.rl.beta = 0.0
+    status = pipeline.status(pipeline.Plan(changed), wd)
+    stale = {n for n, s in status.items() if s.startswith("stale")}
+    assert stale == DOWNSTREAM_OF_REASONING_RL
+    assert status["reasoning_rl"] == "stale: config.stages.reasoning_rl.rl.beta 0.02 -> 0.0"
+    assert status["rejection_sampling"] == "stale: its input stage reasoning_rl changed"
+    assert set(pipeline.status(pipeline.Plan(r1_pipeline.get_config()), wd).values()) == {"done"}
+    with pytest.raises(ConfigError, match=r"stage rejection_sampling .*input stage reasoning_rl"):
+        pipeline.run(_with(changed, only="rejection_sampling"), wd)
+
+
+def test_finished_stages_are_skipped_without_running(tmp_path, capsys):
+    wd = str(tmp_path)
+    _finish_all(pipeline.Plan(_tiny()), wd)
+    out = pipeline.run(_with(_tiny(), until="cold_start_sft"), wd)
+    assert out["stages"] == ["base", "r1_zero", "cold_start_data", "cold_start_sft"]
+    assert capsys.readouterr().out.count("already finished") == 4
+
+
+def test_a_missing_artifact_names_the_stage_that_makes_it(tmp_path):
+    wd = str(tmp_path)
+    plan = pipeline.Plan(_tiny())
+    for name in ("base", "r1_zero"):
+        os.makedirs(os.path.join(wd, name))
+        pipeline._write_marker(os.path.join(wd, name), plan, name, 1.0)
+    with pytest.raises(ConfigError, match=r"needs the artifacts of stage cold_start_data .*until"):
+        pipeline.run(_with(_tiny(), only="cold_start_sft"), wd)
+
+
+def _with(c, **kv):
+    c = c.copy_and_resolve_references()
+    for k, v in kv.items():
+        c[k] = v
+    return c
+
+
+@pytest.mark.parametrize(
+    "edit,match",
+    [
+        (
+            lambda c: c.stages.r1_zero.rl.update(dict(betta=0.1)),
+            r"config\.stages\.r1_zero\.rl\.betta",
+        ),
+        (lambda c: c.update(dict(order=("base", "nope"))), r"config\.order names 'nope'"),
+        (lambda c: c.needs.update(dict(r1_zero=("report",))), r"not a stage before 'r1_zero'"),
+        (lambda c: c.update(dict(only="r1_zer0")), r"'r1_zer0', which is not in config\.order"),
+        (lambda c: c.update(dict(order=())), r"config\.order is empty"),
+    ],
+    ids=["stage_key", "unknown_stage", "needs_later", "only_unknown", "empty"],
+)
+def test_bad_pipeline_configs_are_one_line_errors(tmp_path, edit, match):
+    c = _tiny()
+    edit(c)
+    with pytest.raises(ConfigError, match=match) as e:
+        pipeline.run(c, str(tmp_path))
+    assert "\n" not in str(e.value)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    wd = str(tmp_path_factory.mktemp("pipeline") / "run")
+    p = sft_runs.ok(sft_runs.run(EXP + ":tiny", wd))
+    with open(os.path.join(wd, "report", "report.json"), encoding="utf-8") as f:
+        return wd, p, json.load(f)
+
+
+@pytest.mark.slow
+def test_tiny_pipeline_end_to_end(tiny_run):
+    wd, p, report = tiny_run
+    plan = pipeline.Plan(_tiny())
+    assert set(pipeline.status(plan, wd).values()) == {"done"}
+    assert list(report["rows"]) == list(r1_pipeline.MODELS)
+    for name, row in report["rows"].items():
+        assert 0 <= row["countdown pass@1"] <= 1 and row["stage wall (min)"] > 0, name
+        assert 0 <= row["harmlessness (oracle)"] <= 1 and "helpfulness (oracle)" in row, name
+    assert os.path.getsize(os.path.join(wd, "report", "report.png")) > 0
+    assert "| reasoning_rl |" in open(os.path.join(wd, "report", "report.md")).read()
+    for stage in ("r1_zero", "reasoning_rl", "cold_start_sft", "rm_helpful"):
+        assert os.listdir(os.path.join(wd, stage, "plots")), stage
+    again = sft_runs.ok(sft_runs.run(EXP + ":tiny", wd))  # everything finished: all skipped
+    assert again.stdout.count("already finished") == len(plan.order)
+
+
+@pytest.mark.slow
+def test_killed_mid_stage_then_rerun_gives_the_same_report(tiny_run, tmp_path):
+    """Every stage but r1_zero and the report is linked from the finished run; r1_zero is killed
+    after its second step (R1JAX_FAULTS), the rerun resumes it, and the report equals the first run's."""
+    wd, _, report = tiny_run
+    linked = [n for n in pipeline.Plan(_tiny()).order if n not in ("r1_zero", "report")]
+    reuse = (f"--config.reuse_from={wd}", f"--config.reuse={tuple(linked)!r}")
+    w2 = str(tmp_path / "killed")
+    p = sft_runs.run(EXP + ":tiny", w2, *reuse, faults="kill_after_step=1")
+    assert p.returncode == -signal.SIGKILL, p.stdout[-2000:] + p.stderr[-2000:]
+    assert "stage r1_zero" in p.stdout and not os.path.exists(
+        os.path.join(w2, "r1_zero", "DONE.json")
+    )
+    sft_runs.ok(sft_runs.run(EXP + ":tiny", w2, *reuse))
+    with open(os.path.join(w2, "report", "report.json"), encoding="utf-8") as f:
+        got = json.load(f)
+    strip = lambda r: {n: {k: v for k, v in row.items() if "wall" not in k} for n, row in r.items()}  # noqa: E731
+    assert strip(got["rows"]) == strip(report["rows"])
+    assert got["summaries"] == report["summaries"]
+
+
+@pytest.mark.slow
+def test_only_reruns_one_stale_stage_from_existing_artifacts(tiny_run):
+    wd, _, _ = tiny_run
+    before = {n: os.path.getmtime(os.path.join(wd, n, "DONE.json")) for n in r1_pipeline.MODELS}
+    args = ("--config.only=report", "--config.stages.report.num_problems=2")
+    p = sft_runs.run(EXP + ":tiny", wd, *args)
+    assert p.returncode == 2 and "config.stages.report.num_problems 4 -> 2" in p.stderr
+    sft_runs.ok(sft_runs.run(EXP + ":tiny", wd, *args, "--config.rerun_stale=True"))
+    assert os.path.isdir(os.path.join(wd, "report.stale-1"))
+    after = {n: os.path.getmtime(os.path.join(wd, n, "DONE.json")) for n in r1_pipeline.MODELS}
+    assert after == before
+    with open(os.path.join(wd, "report", "report.json"), encoding="utf-8") as f:
+        assert json.load(f)["summaries"]["base"]["countdown"]["problems"] == 2
