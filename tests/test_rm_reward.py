@@ -141,3 +141,15 @@ def test_fusing_needs_the_policy_tokenizer(handle, tok):
     why = scorer.fuse_problem(other)
     assert why is not None and "\n" not in why
     assert "cannot be fused" in why and "sentencepiece models differ" in why
+
+
+def test_running_statistics_leave_out_nan_scores():
+    """A row the reward model cannot read scores NaN; the statistics ignore it (by hand)."""
+    s = reward_model_jax.stats_init()
+    s = reward_model_jax.stats_update(s, jax.numpy.asarray([1.0, float("nan"), 3.0]))
+    s = reward_model_jax.stats_update(s, jax.numpy.asarray([float("nan")] * 2))  # no change
+    s = reward_model_jax.stats_update(s, jax.numpy.asarray([5.0, float("nan")]))
+    x = np.array([1.0, 3.0, 5.0])
+    np.testing.assert_allclose(float(s["count"]), 3.0)
+    np.testing.assert_allclose(float(s["mean"]), x.mean(), rtol=1e-6)
+    np.testing.assert_allclose(float(s["m2"]), ((x - x.mean()) ** 2).sum(), rtol=1e-6)

@@ -14,6 +14,7 @@ import pkgutil
 import fuzz_inputs as fi
 import numpy as np
 import pytest
+import rm_dirs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,6 +27,7 @@ from r1jax.rewards import (
     general_match,
     math_answer,
     numeric,
+    oracle,
     registry,
 )
 from r1jax.rewards.sandbox.runner import Result
@@ -34,6 +36,13 @@ _SETTINGS = dict(deadline=None, database=None, suppress_health_check=list(Health
 NOT_VERIFIERS = {"registry", "token_tables", "sympy_worker"}  # machinery, not scoring of output
 # token forms (arrays -> arrays, inside jit) and the sandboxed runner's batch driver
 ARRAY_FORMS = {"arithmetic.token_score", "format.strict_format_tokens", "length.overlong_value"}
+ARRAY_FORMS |= {  # the reward model's jittable form (tests/test_rm_reward.py compares it to the host)
+    f"reward_model_jax.{n}"
+    for n in ("completion_keep", "normalise", "rm_inputs", "score_rollouts", "stats_init")
+    + ("stats_update", "update_and_normalise", "view_ids")
+}
+# loading a reward model and comparing tokenizers read no model output
+MACHINERY = {"reward_model.load", "reward_model.tokenizer_mismatch"}
 
 _LEAF = st.one_of(
     st.none(),
@@ -73,10 +82,14 @@ def hostile_completion() -> st.SearchStrategy[str]:
 
 
 @pytest.fixture(scope="module")
-def rewards():
-    """Every registered reward with its default arguments (code_tests with a small budget)."""
+def rewards(tmp_path_factory, tiny_model_cfg):
+    """Every registered reward with its default arguments (code_tests with a small budget), and
+    the reward model on a tiny randomly initialised one with a 64-token window (hostile text is
+    longer: those rows must score NaN, not raise)."""
     specs = {name: name for name in registry.names()}
     specs["code_tests"] = "code_tests(budget_s=5.0, wall_s=1.0)"
+    rm = rm_dirs.tiny_rm_dir(str(tmp_path_factory.mktemp("rm")), tiny_model_cfg, max_len=64)
+    specs["reward_model"] = f"reward_model(path='{rm}', on='all', batch=4)"
     return {name: registry.build([spec])[0] for name, spec in specs.items()}
 
 
@@ -108,9 +121,15 @@ CALLS = {
     "numeric.numeric_equal": lambda t, ex: numeric.numeric_equal(t, numeric.gold_answer(ex)),
     "numeric.last_number": lambda t, ex: numeric.last_number(t),
     "numeric.gold_answer": lambda t, ex: numeric.gold_answer(ex),
+    "oracle.final_answer": lambda t, ex: oracle.final_answer(t),
+    "oracle.harmlessness": lambda t, ex: oracle.harmlessness(t),
 }
 # raise by contract (documented), with the only exception type they may raise
 RAISES = {
+    # the oracle judges dataset examples: one without a reference output is a data error
+    "oracle.ideal_output": (ValueError, lambda t, ex: oracle.ideal_output(ex)),
+    "oracle.helpfulness": (ValueError, lambda t, ex: oracle.helpfulness(t, ex)),
+    "oracle.score": (ValueError, lambda t, ex: oracle.score([t, ""], ex)),
     "countdown.parse_countdown": (
         countdown.CountdownError,
         lambda t, ex: countdown.parse_countdown(t, _first_number(ex)),
@@ -146,7 +165,7 @@ def _public_functions() -> set[str]:
 
 
 def test_every_public_function_is_covered():
-    covered = set(CALLS) | set(RAISES) | set(WORKER) | ARRAY_FORMS | {"code.score"}
+    covered = set(CALLS) | set(RAISES) | set(WORKER) | ARRAY_FORMS | MACHINERY | {"code.score"}
     assert _public_functions() == covered, "add the new public function to a table here"
 
 

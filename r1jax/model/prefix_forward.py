@@ -74,7 +74,7 @@ def _block(layer: Block, x_1xRxD: jax.Array, ctx: tuple) -> jax.Array:
     )
     x = x_1xRxD + _matmul(out, attn.o_proj[...].astype(attn.cfg.compute_dtype), n_in=2)
     x = x + layer.mlp(layer.mlp_norm(x))
-    return constrain(x, (None, "length", "embed"))
+    return constrain(x, (None, "batch", "embed"))  # rows over the data axes, as the batch
 
 
 def shared_prefix_hidden(
@@ -97,8 +97,10 @@ def shared_prefix_hidden(
     pos_1xR = jnp.concatenate([pos_p.reshape(1, -1), pos_c.reshape(1, -1)], axis=1)
     ctx = (pos_1xR, prompt_valid_BxP, rope_inv_freq(cfg), (b, p, n, t))
     ids_1xR = jnp.concatenate([prompt_BxP.reshape(1, -1), tokens_NxT.reshape(1, -1)], axis=1)
-    x = jnp.take(model.embed[...], ids_1xR, axis=0).astype(cfg.compute_dtype)
-    x = constrain(x, (None, "length", "embed"))
+    # the table's feature dim gathered first (as sharding.embed_lookup): rows stay data-parallel
+    table = constrain(model.embed[...], ("vocab", None))
+    x = jnp.take(table, ids_1xR, axis=0).astype(cfg.compute_dtype)
+    x = constrain(x, (None, "batch", "embed"))
     policy = cfg.remat_policy if cfg.remat else None
     call = lambda layer, x: _block(layer, x, ctx)  # noqa: E731
     if cfg.scan_layers:

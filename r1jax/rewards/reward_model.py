@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -45,6 +46,8 @@ from r1jax.rewards.registry import Reward, register
 from r1jax.tokenizers import sentencepiece as sp_lib
 from r1jax.train import checkpoint as ckpt_lib
 from r1jax.train import rm_step
+
+_LOG = logging.getLogger(__name__)
 
 INFO_FILE = "rm_info.json"
 _PROBES = ("<think>\nso 12 + 7 = 19\n</think>\n<answer>19</answer>", "Reverse the words: a b c")
@@ -132,40 +135,54 @@ class RewardModelScorer:
             handle.rules,
         )
         self._norm = jax.jit(functools.partial(rmj.update_and_normalise, clip=self.clip))
+        self._warned = False
 
     def encode(
         self, texts: Sequence[str], examples: Sequence[Mapping[str, Any]]
-    ) -> list[list[int]]:
+    ) -> list[list[int] | None]:
+        """Token ids of each (prompt, response view); None (scored NaN, so that rollout gets no
+        advantage) for an example without a question, or an input longer than the reward model's
+        max_len (rather than cutting it silently)."""
         tok = self.h.tokenizer
-        rows = []
+        rows: list[list[int] | None] = []
         for text, ex in zip(texts, examples, strict=True):
-            ids = encode_prompt(tok, self.template, ex["question"])
+            question = ex.get("question") if isinstance(ex, Mapping) else None
+            if not isinstance(question, str):  # no prompt to render: nothing to judge against
+                rows.append(None)
+                continue
+            ids = encode_prompt(tok, self.template, question)
             ids += tok.encode(preference.response_view(text, self.on))
             if len(ids) > self.h.mcfg.max_len:
-                raise ValueError(
-                    f"reward model input of {len(ids)} tokens exceeds its max_len "
-                    f"{self.h.mcfg.max_len}; shorten rl.max_new_tokens or the prompt"
-                )
+                if not self._warned:
+                    _LOG.warning(
+                        "reward model %s: an input of %d tokens exceeds its max_len %d; such rows "
+                        "score NaN (shorten rl.max_new_tokens or the prompt)",
+                        self.h.path, len(ids), self.h.mcfg.max_len,
+                    )  # fmt: skip
+                    self._warned = True
+                ids = None
             rows.append(ids)
         return rows
 
     def raw_scores(self, texts: Sequence[str], examples: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        """float32 [N] reward-model scores before normalisation (no state change)."""
+        """float32 [N] reward-model scores before normalisation (no state change); NaN where the
+        input is longer than the reward model reads."""
         rows = self.encode(texts, examples)
-        out = np.zeros(len(rows), np.float32)
-        if not rows:
+        out = np.full(len(rows), np.nan, np.float32)
+        keep = [i for i, r in enumerate(rows) if r is not None]
+        if not keep:
             return out
-        length = -(-max(len(r) for r in rows) // self.length_bucket) * self.length_bucket
+        length = -(-max(len(rows[i]) for i in keep) // self.length_bucket) * self.length_bucket
         length = min(length, self.h.mcfg.max_len)
-        for start in range(0, len(rows), self.batch):
-            chunk = rows[start : start + self.batch]
+        for start in range(0, len(keep), self.batch):
+            chunk = [rows[i] for i in keep[start : start + self.batch]]
             tokens = np.full((self.batch, length), self.h.tokenizer.pad_id, np.int32)
             valid = np.zeros((self.batch, length), bool)
             for i in range(self.batch):  # the last chunk is padded by repeating its last row
                 r = chunk[min(i, len(chunk) - 1)]
                 tokens[i, : len(r)], valid[i, : len(r)] = r, True
-            scores = self._score(self.h.params, tokens, valid)
-            out[start : start + len(chunk)] = np.asarray(jax.device_get(scores))[: len(chunk)]
+            scores = np.asarray(jax.device_get(self._score(self.h.params, tokens, valid)))
+            out[keep[start : start + len(chunk)]] = scores[: len(chunk)]
         return out
 
     def __call__(self, texts: Sequence[str], examples: Sequence[Mapping[str, Any]]) -> np.ndarray:

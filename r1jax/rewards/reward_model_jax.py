@@ -100,17 +100,20 @@ def stats_init() -> dict:
 
 
 def stats_update(stats: dict, x_N: jax.Array) -> dict:
-    """Merges a batch into the running statistics (Chan et al.'s parallel algorithm)."""
+    """Merges a batch into the running statistics (Chan et al.'s parallel algorithm). NaN scores
+    (inputs the reward model could not read) are left out; a batch of only NaN changes nothing."""
     x = x_N.astype(jnp.float32)
-    n_b = jnp.float32(x.shape[0])
-    mean_b = jnp.mean(x)
-    m2_b = jnp.sum(jnp.square(x - mean_b))
+    ok = jnp.isfinite(x)
+    n_b = jnp.sum(ok).astype(jnp.float32)
+    mean_b = jnp.sum(jnp.where(ok, x, 0.0)) / jnp.maximum(n_b, 1.0)
+    m2_b = jnp.sum(jnp.where(ok, jnp.square(x - mean_b), 0.0))
     n = stats["count"] + n_b
     delta = mean_b - stats["mean"]
+    share = n_b / jnp.maximum(n, 1.0)
     return {
         "count": n,
-        "mean": stats["mean"] + delta * n_b / n,
-        "m2": stats["m2"] + m2_b + jnp.square(delta) * stats["count"] * n_b / n,
+        "mean": stats["mean"] + delta * share,
+        "m2": stats["m2"] + m2_b + jnp.square(delta) * stats["count"] * share,
     }
 
 
