@@ -29,7 +29,7 @@ from r1jax.rewards.token_tables import build as build_tables
 from r1jax.rl import rollout, train_step
 from r1jax.rl import step as step_lib
 from r1jax.rl.dynamic import DynamicSampler
-from r1jax.stages import common, grpo_config, init_model, resume_guard
+from r1jax.stages import common, grpo_config, init_model, mixture, mixture_config, resume_guard
 from r1jax.stages.grpo_eval import Evaluator
 from r1jax.train import faults, lm_step, loop, optim
 
@@ -45,6 +45,7 @@ class GRPOStage:
     dyn: DynamicSampler | None
     lr_fn: Any
     position: int  # prompts consumed so far (the data iterator's whole state)
+    mix: mixture_config.Mixture | None = None  # all-scenario RL's prompt mixture (None: one task)
 
     def host_prompts(self, step: int, examples: list[dict]) -> dict:
         """All B prompts of the step, encoded on the host (left padded) by every process.
@@ -85,6 +86,8 @@ class GRPOStage:
         result = self.collect_and_update(state, step, key)
         m.update(result.metrics)
         m.update(rollout_metrics(result, self.ctx, self.data.accuracy.name))
+        if self.mix is not None:
+            m.update(mixture.source_metrics(self.mix, result.rollouts, self.ctx.group_size))
         m["lr"] = float(self.lr_fn(step * self.s.updates_per_step))
         if self.s.eval_every and (step + 1) % self.s.eval_every == 0:
             m.update(self.evaluator.quick(result.state["params"], key))
@@ -106,7 +109,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     mesh = common.setup(config, config_base.grpo())
     rules = common.rules(config)
     sharding.set_rules(rules)
-    reward_fns = build_rewards(config.rewards)
+    mix = mixture_config.setup(config)  # None: the single-task path
+    reward_fns = mix.rewards if mix else build_rewards(config.rewards)
     grpo_config.validate(config, mesh, rules, reward_fns)
     resume_guard.check(config, config_base.grpo(), workdir)
     graphdef, params, pshard, mcfg, tok, source = init_model.load_policy(
@@ -114,7 +118,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     )
     init_model.publish_layout(workdir, source, mcfg, tok)
     s = grpo_config.settings(config, mcfg)
-    fused = grpo_config.use_fused(config, reward_fns, tok)
+    fused = grpo_config.use_fused(config, reward_fns, tok) and mix is None
     ucfg = grpo_config.update_config(config, reward_fns)
     ocfg = optim.OptimizerConfig.from_dict(config.optimizer.to_dict())
     tx, lr_fn = optim.make(ocfg, config.steps * s.updates_per_step)
@@ -132,12 +136,16 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     with jax.set_mesh(mesh):
         fns = rollout.build(graphdef, tx, scfg, ucfg, reward_fns, vt, sshard, batch_sh, fused)
     ctx = step_lib.StepContext(
-        fns, fused, reward_fns, tok, mesh, rules, ucfg.group_size, config.rl.length_bucket
-    )
+        fns, fused, reward_fns, tok, mesh, rules, ucfg.group_size, config.rl.length_bucket,
+        mix.routing if mix else None,
+    )  # fmt: skip
     data = grpo_config.task_data(config)
+    if mix:
+        stream = mixture.stream(mix, mixture_config.loaded(config, mix, "train"), config.seed)
+        data = dataclasses.replace(data, stream=stream)
     evaluator = Evaluator.build(config, graphdef, tok, data, state["params"], mesh)
     stage = GRPOStage(
-        s, ctx, data, evaluator, None, lr_fn, int(meta["data_position"]) if meta else 0
+        s, ctx, data, evaluator, None, lr_fn, int(meta["data_position"]) if meta else 0, mix
     )
     stage.host_prompts = faults.poisoning(stage.host_prompts, "ids")  # no-op unless R1JAX_FAULTS
     if config.rl.dynamic_sampling:

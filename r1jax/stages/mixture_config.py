@@ -1,0 +1,181 @@
+"""All-scenario RL's config boundary: the prompt mixture, rewards by source, replay, RM-vs-oracle eval.
+
+    config.task.mixture = (
+        dict(source="reasoning", name="countdown", options=dict(max_number=4), weight=0.5),
+        dict(source="general", name="general", options=dict(kinds=("reverse", "harm")), weight=0.5),
+    )
+    config.rewards_by_source = {
+        "general": ("reward_model(path='../rm_helpfulness', on='summary')",
+                    "reward_model(path='../rm_harmlessness', on='all')"),
+    }   # a source not named here gets config.rewards (the reasoning rule rewards)
+
+An empty mixture is the single-task path, untouched. `grpo_defaults()` are the schema's keys
+(config_base.grpo() adds them: that file's 300-line limit); `setup()` validates, builds each reward
+spec once and returns the `Mixture` the stage uses, or None for the single-task path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import ml_collections
+
+from r1jax import config_check
+from r1jax.data import tasks
+from r1jax.rewards import build as build_rewards
+from r1jax.rewards.registry import Reward
+from r1jax.rl import routing as routing_lib
+
+ENTRY_KEYS = ("source", "name", "options", "weight")
+
+
+def grpo_defaults() -> ml_collections.ConfigDict:
+    return ml_collections.ConfigDict(
+        dict(
+            rewards_by_source={},  # source -> reward specs ("" sources: config.rewards)
+            # DeepSeekMath's iterative RL: every `every_steps` steps the reward models take
+            # `rm_steps` Bradley-Terry steps on oracle-labelled pairs of the policy's recent samples
+            # (the `sources` groups), `historical_share` of each batch drawn from the replay buffer
+            replay=dict(
+                enabled=False,
+                every_steps=4,
+                rm_steps=2,
+                historical_share=0.1,
+                buffer_pairs=2048,  # the buffer keeps the newest pairs up to this many
+                batch_pairs=8,
+                seq_len=192,
+                lr=1e-4,
+                sources=("general",),
+                min_gap=0.1,
+                label_temperature=0.1,
+                max_pairs_per_prompt=6,
+            ),
+            # reward hacking in view: the RM's and the oracle's scores of the same held-out
+            # responses at every eval step ("" = off)
+            rm_eval=dict(source="", num_problems=16, max_new_tokens=0),
+        )
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceSpec:
+    source: str
+    name: str  # the task (data/tasks.py)
+    options: dict
+    weight: float
+
+
+def option(config: ml_collections.ConfigDict, key: str) -> Any:
+    """A key of this module's, with its default where a config was built without it (an experiment
+    that replaces `config.task` or predates these keys)."""
+    node, default = config, grpo_defaults()
+    if key == "task.mixture":
+        return config.task.get("mixture", ())
+    for part in key.split("."):
+        default = default[part]
+        node = node.get(part, default) if node is not None else default
+    return node
+
+
+def sources(config: ml_collections.ConfigDict) -> list[SourceSpec]:
+    """The mixture's entries, checked: one-line errors for a malformed one."""
+    out = []
+    for i, entry in enumerate(option(config, "task.mixture")):
+        where = f"config.task.mixture[{i}]"
+        if not isinstance(entry, dict) or not {"source", "name", "weight"} <= set(entry):
+            raise config_check.ConfigError(
+                f"{where}={entry!r} must be a dict with keys source, name, weight (and options)."
+            )
+        extra = sorted(set(entry) - set(ENTRY_KEYS))
+        if extra:
+            raise config_check.ConfigError(f"{where} has unknown key(s) {extra}; use {ENTRY_KEYS}.")
+        if entry["name"] not in tasks.names():
+            raise config_check.ConfigError(
+                f"{where}: task {entry['name']!r} is not registered; known: {tasks.names()}."
+            )
+        w = entry["weight"]
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not w > 0:
+            raise config_check.ConfigError(f"{where}: weight={w!r} must be a number > 0.")
+        opts = dict(entry.get("options") or {})
+        out.append(SourceSpec(str(entry["source"]), entry["name"], opts, float(w)))
+    names = [s.source for s in out]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise config_check.ConfigError(f"config.task.mixture names source(s) {dup} twice.")
+    return out
+
+
+def validate(config: ml_collections.ConfigDict) -> list[SourceSpec]:
+    """Before anything is built or compiled: the mixture and what depends on it."""
+    specs = sources(config)
+    produced = [s.source for s in specs]
+    named = list(option(config, "rewards_by_source").keys())
+    replay, rm_source = option(config, "replay"), option(config, "rm_eval.source")
+    if not specs:
+        if named or replay.enabled or rm_source:
+            raise config_check.ConfigError(
+                "config.rewards_by_source, config.replay.enabled and config.rm_eval.source need "
+                "a prompt mixture (config.task.mixture); set one or leave them empty."
+            )
+        return specs
+    for name in named:
+        if name not in produced:
+            raise config_check.ConfigError(
+                f"config.rewards_by_source names source {name!r}, which config.task.mixture does "
+                f"not produce (its sources: {produced}); add it to the mixture or remove it."
+            )
+    for key, value in (("rm_eval.source", rm_source),) + tuple(
+        ("replay.sources", s) for s in (replay.sources if replay.enabled else ())
+    ):
+        if value and value not in produced:
+            raise config_check.ConfigError(
+                f"config.{key}={value!r} is not a source of config.task.mixture ({produced})."
+            )
+    if config.rl.dynamic_sampling or config.rl.fused == "on":
+        raise config_check.ConfigError(
+            "config.task.mixture routes rewards on the host: it needs rl.dynamic_sampling=False "
+            "and rl.fused='auto' or 'off'."
+        )
+    return specs
+
+
+@dataclasses.dataclass(frozen=True)
+class Mixture:
+    specs: tuple[SourceSpec, ...]
+    rewards: list[Reward]  # the union of the sources' rewards: the step's reward columns
+    routing: routing_lib.Routing
+    accuracy_cols: dict  # source -> the column of its task's accuracy reward, or None
+
+
+def setup(config: ml_collections.ConfigDict) -> Mixture | None:
+    """Validates, then builds every distinct reward spec once (a reward model loads once)."""
+    specs = validate(config)
+    if not specs:
+        return None
+    by_spec: dict[str, list[str]] = {}
+    for s in specs:
+        by_spec[s.source] = list(option(config, "rewards_by_source").get(s.source, config.rewards))
+    built: dict[str, Reward] = {}
+    for names in by_spec.values():
+        for spec in names:
+            if spec not in built:
+                built[spec] = build_rewards([spec])[0]
+    by_source = {src: [built[x] for x in names] for src, names in by_spec.items()}
+    try:
+        rewards, routing = routing_lib.build(by_source, [s.source for s in specs])
+    except ValueError as e:
+        raise config_check.ConfigError(f"config.rewards_by_source: {e}.") from None
+    acc = {}
+    for i, s in enumerate(specs):
+        name = tasks.accuracy_reward(s.name)
+        cols = [j for j, fn in enumerate(rewards) if fn.name == name and routing.use_SxR[i, j]]
+        acc[s.source] = cols[0] if cols else None
+    return Mixture(tuple(specs), rewards, routing, acc)
+
+
+def loaded(config: ml_collections.ConfigDict, mix: Mixture, split: str) -> dict[str, Any]:
+    """source -> the examples of its task's `split`."""
+    return {
+        s.source: tasks.load(s.name, split, config.task.data_dir, **s.options) for s in mix.specs
+    }
