@@ -29,7 +29,16 @@ from r1jax.rewards.token_tables import build as build_tables
 from r1jax.rl import rollout, train_step
 from r1jax.rl import step as step_lib
 from r1jax.rl.dynamic import DynamicSampler
-from r1jax.stages import common, grpo_config, init_model, mixture, mixture_config, resume_guard
+from r1jax.stages import (
+    common,
+    grpo_config,
+    init_model,
+    mixture,
+    mixture_config,
+    resume_guard,
+    rm_replay,
+    rm_watch,
+)
 from r1jax.stages.grpo_eval import Evaluator
 from r1jax.train import faults, lm_step, loop, optim
 
@@ -46,6 +55,7 @@ class GRPOStage:
     lr_fn: Any
     position: int  # prompts consumed so far (the data iterator's whole state)
     mix: mixture_config.Mixture | None = None  # all-scenario RL's prompt mixture (None: one task)
+    last_rollouts: step_lib.Rollouts | None = None  # the replay labels them (stages/rm_replay.py)
 
     def host_prompts(self, step: int, examples: list[dict]) -> dict:
         """All B prompts of the step, encoded on the host (left padded) by every process.
@@ -84,6 +94,7 @@ class GRPOStage:
             if "ref_params" in state:
                 state = train_step.refresh_reference(state)
         result = self.collect_and_update(state, step, key)
+        self.last_rollouts = result.rollouts
         m.update(result.metrics)
         m.update(rollout_metrics(result, self.ctx, self.data.accuracy.name))
         if self.mix is not None:
@@ -109,7 +120,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     mesh = common.setup(config, config_base.grpo())
     rules = common.rules(config)
     sharding.set_rules(rules)
-    mix = mixture_config.setup(config)  # None: the single-task path
+    mix = mixture_config.setup(config, workdir)  # None: the single-task path
     reward_fns = mix.rewards if mix else build_rewards(config.rewards)
     grpo_config.validate(config, mesh, rules, reward_fns)
     resume_guard.check(config, config_base.grpo(), workdir)
@@ -126,8 +137,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     state = train_step.state_with_ref(state, config.rl.beta)
     if "ref_params" in state:
         sshard = dict(sshard, ref_params=pshard)
+    replay = rm_replay.build(config, mix)  # reward models trained with replay: checkpoint items
+    state = dict(state, **replay.items()) if replay else state
     ckpt = loop.make_checkpointer(workdir, config.checkpoint, tuple(state))
     start, state, meta = loop.resume(ckpt, state, config.checkpoint.fallback_to_previous)
+    if replay:
+        replay.restore(state, meta)
 
     repl = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
     batch_sh = lambda nd: sharding.batch_sharding(mesh, rules, nd) if nd else repl  # noqa: E731
@@ -152,6 +167,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         stage.dyn = DynamicSampler(
             grpo_config.dynamic_config(config), ctx, data.stream, stage.encode
         )
+    hooks = rm_watch.hooks(config, stage, mix, replay)  # None on the single-task path
     print(
         f"r1jax: GRPO on {config.task.name} from {source}: {mcfg.num_params() / 1e6:.2f}M params, "
         f"{'fused' if fused else 'split'} step, mesh {dict(mesh.shape)}",
@@ -162,9 +178,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         state=state,
         start=start,
         total=config.steps,
-        step_fn=stage.step,
+        step_fn=hooks.step if hooks else stage.step,
         ckpt=ckpt,
-        meta_fn=lambda step: stage.meta(step, config, mcfg.to_dict()),
+        meta_fn=lambda step: dict(
+            stage.meta(step, config, mcfg.to_dict()), **(replay.meta() if replay else {})
+        ),
         progress_keys=("reward", "accuracy", "completion_length_mean", "kl", "eval_pass@1"),
         plot_keys=tuple(config.plot_keys),
         desc="grpo",

@@ -17,6 +17,7 @@ spec once and returns the `Mixture` the stage uses, or None for the single-task 
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 import ml_collections
@@ -24,8 +25,9 @@ import ml_collections
 from r1jax import config_check
 from r1jax.data import tasks
 from r1jax.rewards import build as build_rewards
-from r1jax.rewards.registry import Reward
+from r1jax.rewards.registry import Reward, parse
 from r1jax.rl import routing as routing_lib
+from r1jax.stages import inputs
 
 ENTRY_KEYS = ("source", "name", "options", "weight")
 
@@ -33,7 +35,10 @@ ENTRY_KEYS = ("source", "name", "options", "weight")
 def grpo_defaults() -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(
         dict(
-            rewards_by_source={},  # source -> reward specs ("" sources: config.rewards)
+            rewards_by_source={},  # source -> reward specs (sources not named: config.rewards)
+            # name -> the reward_model stage config that builds `reward_model(path='<name>')`
+            # (a bare name: the sibling <workdir>/../<name>) when it is missing
+            reward_models={},
             # DeepSeekMath's iterative RL: every `every_steps` steps the reward models take
             # `rm_steps` Bradley-Terry steps on oracle-labelled pairs of the policy's recent samples
             # (the `sources` groups), `historical_share` of each batch drawn from the replay buffer
@@ -53,7 +58,7 @@ def grpo_defaults() -> ml_collections.ConfigDict:
             ),
             # reward hacking in view: the RM's and the oracle's scores of the same held-out
             # responses at every eval step ("" = off)
-            rm_eval=dict(source="", num_problems=16, max_new_tokens=0),
+            rm_eval=dict(source="", num_problems=16),  # held-out prompts, G samples each
         )
     )
 
@@ -148,14 +153,37 @@ class Mixture:
     accuracy_cols: dict  # source -> the column of its task's accuracy reward, or None
 
 
-def setup(config: ml_collections.ConfigDict) -> Mixture | None:
+def resolve(config: ml_collections.ConfigDict, spec: str, workdir: str) -> str:
+    """`reward_model(path='<bare name>', ...)` with the sibling directory's path, built first by
+    `config.reward_models[name]` when it holds no finished reward model; other specs unchanged."""
+    name, kwargs = parse(spec)
+    path = kwargs.get("path", "")
+    if name != "reward_model" or not path or os.sep in path or path.startswith("."):
+        return spec
+    full = inputs.resolve(path, workdir)
+    if not os.path.exists(os.path.join(full, "rm_info.json")):
+        build = option(config, "reward_models").get(path)
+        if not build:
+            raise config_check.ConfigError(
+                f"reward spec {spec!r}: no finished reward model in {full} (rm_info.json is "
+                f"missing); run the reward_model stage there or give its config in "
+                f"config.reward_models[{path!r}]."
+            )
+        print(f"r1jax: no reward model in {full}; running the reward_model stage there first")
+        inputs.run_stage(build, full)
+    kwargs["path"] = full
+    return f"{name}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
+
+
+def setup(config: ml_collections.ConfigDict, workdir: str) -> Mixture | None:
     """Validates, then builds every distinct reward spec once (a reward model loads once)."""
     specs = validate(config)
     if not specs:
         return None
     by_spec: dict[str, list[str]] = {}
     for s in specs:
-        by_spec[s.source] = list(option(config, "rewards_by_source").get(s.source, config.rewards))
+        named = option(config, "rewards_by_source").get(s.source, config.rewards)
+        by_spec[s.source] = [resolve(config, x, workdir) for x in named]
     built: dict[str, Reward] = {}
     for names in by_spec.values():
         for spec in names:
