@@ -142,6 +142,11 @@ CASES = [
     ({"rm_eval.source": "harm"}, r"config\.rm_eval\.source='harm' is not a source of config\.task\.mixture"),
     ({"rl.dynamic_sampling": True}, r"needs rl\.dynamic_sampling=False and rl\.fused='auto' or 'off'"),
     ({"rl.fused": "on"}, r"needs rl\.dynamic_sampling=False"),
+    ({"replay.enabled": True, "replay.historical_share": 1.5}, r"config\.replay\.historical_share=1\.5 must be in \[0, 1\]"),
+    ({"replay.enabled": True, "replay.rm_steps": 0}, r"config\.replay\.rm_steps=0 must be >= 1"),
+    ({"replay.enabled": True, "replay.batch_pairs": 12}, r"config\.replay\.batch_pairs \(12\) is not divisible by 8; make it a multiple of the 8 devices"),
+    ({"replay.enabled": True, "replay.sources": ("roleplay",)}, r"config\.replay\.sources='roleplay' is not a source"),
+    ({"rm_eval.source": "general", "rm_eval.num_problems": 0}, r"config\.rm_eval\.num_problems must be >= 1"),
 ]  # fmt: skip
 
 

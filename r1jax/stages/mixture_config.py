@@ -20,6 +20,7 @@ import dataclasses
 import os
 from typing import Any
 
+import jax
 import ml_collections
 
 from r1jax import config_check
@@ -137,12 +138,36 @@ def validate(config: ml_collections.ConfigDict) -> list[SourceSpec]:
             raise config_check.ConfigError(
                 f"config.{key}={value!r} is not a source of config.task.mixture ({produced})."
             )
+    if replay.enabled:
+        _check_replay(replay)
+    if rm_source and option(config, "rm_eval.num_problems") < 1:
+        raise config_check.ConfigError("config.rm_eval.num_problems must be >= 1.")
     if config.rl.dynamic_sampling or config.rl.fused == "on":
         raise config_check.ConfigError(
             "config.task.mixture routes rewards on the host: it needs rl.dynamic_sampling=False "
             "and rl.fused='auto' or 'off'."
         )
     return specs
+
+
+def _check_replay(r: ml_collections.ConfigDict) -> None:
+    for key in ("every_steps", "rm_steps", "buffer_pairs", "batch_pairs", "seq_len"):
+        if r[key] < 1:
+            raise config_check.ConfigError(f"config.replay.{key}={r[key]} must be >= 1.")
+    if not 0.0 <= r.historical_share <= 1.0:
+        raise config_check.ConfigError(
+            f"config.replay.historical_share={r.historical_share} must be in [0, 1] "
+            "(DeepSeekMath keeps 0.1)."
+        )
+    if not r.lr > 0 or not r.min_gap > 0 or r.label_temperature < 0:
+        raise config_check.ConfigError(
+            "config.replay needs lr > 0, min_gap > 0 and label_temperature >= 0."
+        )
+    n = jax.device_count()
+    config_check.require_divisible(
+        r.batch_pairs, n, "config.replay.batch_pairs",
+        f"make it a multiple of the {n} devices the reward models are sharded over",
+    )  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
