@@ -56,7 +56,7 @@ def test_tiny_runs_with_per_source_metrics_and_resumes_bit_for_bit(tmp_path):
     rows = _rows(wd)
     assert len(rows) == 4
     for r in rows:
-        assert r["reasoning_groups"] + r["general_groups"] == 4  # 4 prompts per step
+        assert r["reasoning_groups"] + r["general_groups"] + r["harm_groups"] == 4  # prompts/step
         assert "replay_new_pairs" in r
         if r["general_groups"]:
             assert "general_reward" in r and "general_reward_model_summary_mean" in r

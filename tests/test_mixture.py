@@ -138,15 +138,15 @@ CASES = [
     ({"task.mixture": ({"source": "a", "name": "countdown", "weight": 0.0},)}, r"mixture\[0\]: weight=0\.0 must be a number > 0"),
     ({"task.mixture": ({"source": "a", "name": "countdown", "weight": 1.0, "w": 2},)}, r"unknown key\(s\) \['w'\]"),
     ({"task.mixture": ({"source": "a", "name": "countdown", "weight": 1.0},) * 2}, r"names source\(s\) \['a'\] twice"),
-    ({"task.mixture": ()}, r"config\.rewards_by_source, config\.replay\.enabled and config\.rm_eval\.source need a prompt mixture"),
-    ({"rm_eval.source": "harm"}, r"config\.rm_eval\.source='harm' is not a source of config\.task\.mixture"),
+    ({"task.mixture": ()}, r"config\.rewards_by_source, config\.replay\.enabled and config\.rm_eval\.sources need a prompt mixture"),
+    ({"rm_eval.sources": ("general", "harm")}, r"config\.rm_eval\.sources='harm' is not a source of config\.task\.mixture"),
     ({"rl.dynamic_sampling": True}, r"needs rl\.dynamic_sampling=False and rl\.fused='auto' or 'off'"),
     ({"rl.fused": "on"}, r"needs rl\.dynamic_sampling=False"),
     ({"replay.enabled": True, "replay.historical_share": 1.5}, r"config\.replay\.historical_share=1\.5 must be in \[0, 1\]"),
     ({"replay.enabled": True, "replay.rm_steps": 0}, r"config\.replay\.rm_steps=0 must be >= 1"),
     ({"replay.enabled": True, "replay.batch_pairs": 12}, r"config\.replay\.batch_pairs \(12\) is not divisible by 8; make it a multiple of the 8 devices"),
     ({"replay.enabled": True, "replay.sources": ("roleplay",)}, r"config\.replay\.sources='roleplay' is not a source"),
-    ({"rm_eval.source": "general", "rm_eval.num_problems": 0}, r"config\.rm_eval\.num_problems must be >= 1"),
+    ({"rm_eval.sources": ("general",), "rm_eval.num_problems": 0}, r"config\.rm_eval\.num_problems must be >= 1"),
 ]  # fmt: skip
 
 
@@ -164,3 +164,22 @@ def test_malformed_mixture_gives_its_one_line_error(changes, match):
         mixture_config.validate(config)
     msg = str(err.value)
     assert "\n" not in msg and re.search(match, msg), msg
+
+
+def test_replay_without_a_reward_model_is_refused(tmp_path):
+    from r1jax.stages import rm_replay
+
+    config = _config({"replay.enabled": True})
+    mix = mixture_config.setup(config, str(tmp_path / "run"))
+    assert [r.name for r in mix.rewards][-1] == "general_match"
+    with pytest.raises(config_check.ConfigError, match=r"no source has a reward_model\(\.\.\.\)"):
+        rm_replay.build(config, mix)
+
+
+def test_a_missing_reward_model_names_its_fix(tmp_path):
+    spec = "reward_model(path='rm_helpfulness', on='summary')"
+    config = _config({"rewards_by_source": {"general": (spec,)}})
+    with pytest.raises(config_check.ConfigError) as err:
+        mixture_config.setup(config, str(tmp_path / "run"))
+    msg = str(err.value)
+    assert "\n" not in msg and re.search(r"no finished reward model in .*rm_helpfulness .*config\.reward_models\['rm_helpfulness'\]", msg), msg  # fmt: skip

@@ -59,7 +59,9 @@ def grpo_defaults() -> ml_collections.ConfigDict:
             ),
             # reward hacking in view: the RM's and the oracle's scores of the same held-out
             # responses at every eval step ("" = off)
-            rm_eval=dict(source="", num_problems=16),  # held-out prompts, G samples each
+            rm_eval=dict(
+                sources=(), num_problems=16
+            ),  # held-out prompts per source, G samples each
         )
     )
 
@@ -117,11 +119,11 @@ def validate(config: ml_collections.ConfigDict) -> list[SourceSpec]:
     specs = sources(config)
     produced = [s.source for s in specs]
     named = list(option(config, "rewards_by_source").keys())
-    replay, rm_source = option(config, "replay"), option(config, "rm_eval.source")
+    replay, rm_sources = option(config, "replay"), tuple(option(config, "rm_eval.sources"))
     if not specs:
-        if named or replay.enabled or rm_source:
+        if named or replay.enabled or rm_sources:
             raise config_check.ConfigError(
-                "config.rewards_by_source, config.replay.enabled and config.rm_eval.source need "
+                "config.rewards_by_source, config.replay.enabled and config.rm_eval.sources need "
                 "a prompt mixture (config.task.mixture); set one or leave them empty."
             )
         return specs
@@ -131,7 +133,7 @@ def validate(config: ml_collections.ConfigDict) -> list[SourceSpec]:
                 f"config.rewards_by_source names source {name!r}, which config.task.mixture does "
                 f"not produce (its sources: {produced}); add it to the mixture or remove it."
             )
-    for key, value in (("rm_eval.source", rm_source),) + tuple(
+    for key, value in tuple(("rm_eval.sources", s) for s in rm_sources) + tuple(
         ("replay.sources", s) for s in (replay.sources if replay.enabled else ())
     ):
         if value and value not in produced:
@@ -140,7 +142,7 @@ def validate(config: ml_collections.ConfigDict) -> list[SourceSpec]:
             )
     if replay.enabled:
         _check_replay(replay)
-    if rm_source and option(config, "rm_eval.num_problems") < 1:
+    if rm_sources and option(config, "rm_eval.num_problems") < 1:
         raise config_check.ConfigError("config.rm_eval.num_problems must be >= 1.")
     if config.rl.dynamic_sampling or config.rl.fused == "on":
         raise config_check.ConfigError(

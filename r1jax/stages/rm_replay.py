@@ -23,6 +23,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from r1jax import config_check
 from r1jax.data import preference, preference_batches
 from r1jax.parallel import rows as rows_lib
 from r1jax.rewards.reward_model import RewardModelScorer
@@ -165,4 +166,9 @@ def build(config: ml_collections.ConfigDict, mix: Mixture | None) -> Replay | No
     cfg = option(config, "replay")
     if mix is None or not cfg.enabled:
         return None
+    if not any(isinstance(f.fn, RewardModelScorer) for f in mix.rewards):
+        raise config_check.ConfigError(
+            "config.replay.enabled trains reward models, but no source has a reward_model(...) "
+            "reward in config.rewards_by_source; add one or set replay.enabled=False."
+        )
     return Replay(cfg, mix, config.seed)

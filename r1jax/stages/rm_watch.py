@@ -1,7 +1,7 @@
 """Reward hacking in view, and the per-step hooks of all-scenario RL around the GRPO step.
 
 `Watch`: at every eval step (before the first update and every `eval.every_steps` steps) the policy
-answers held-out prompts of `config.rm_eval.source` (G samples each, the RL sampler) and each reward
+answers held-out prompts of `config.rm_eval.sources` (`num_problems` each, G samples each, the RL sampler) and each reward
 model's raw score is logged beside the oracle's score of the same responses:
 
     eval_rm_score_<aspect>       mean raw reward-model score (its own scale)
@@ -120,12 +120,13 @@ def hooks(
     config: ml_collections.ConfigDict, stage, mix: Mixture | None, replay: Replay | None
 ) -> Hooks | None:
     """The hooks the run needs (None on the single-task path: its step is untouched)."""
-    source = option(config, "rm_eval.source")
+    sources = tuple(option(config, "rm_eval.sources"))
     watch = None
-    if mix is not None and source:
-        spec = next(s for s in mix.specs if s.source == source)
-        held = tasks.load(spec.name, config.task.eval_split, config.task.data_dir, **spec.options)
-        held = held[: option(config, "rm_eval.num_problems")]
+    if mix is not None and sources:
+        held = []
+        for spec in (s for s in mix.specs if s.source in sources):
+            t = tasks.load(spec.name, config.task.eval_split, config.task.data_dir, **spec.options)
+            held += t[: option(config, "rm_eval.num_problems")]
         watch = Watch(mix, held, stage.encode, stage.ctx, config.rl.prompts_per_step)
     if watch is None and replay is None:
         return None
