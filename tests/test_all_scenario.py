@@ -67,7 +67,8 @@ def test_tiny_runs_with_per_source_metrics_and_resumes_bit_for_bit(tmp_path):
             assert f"eval_rm_score_{a}" in rows[i] and f"eval_oracle_score_{a}" in rows[i]
             assert 0.0 <= rows[i][f"eval_oracle_score_{a}"] <= 1.0
     assert "replay_buffer_pairs" in rows[1] and "replay_buffer_pairs" in rows[3]
-    assert os.path.exists(os.path.join(wd, "plots", "grpo.png"))
+    for png in ("grpo.png", "rm_vs_oracle.png"):
+        assert os.path.exists(os.path.join(wd, "plots", png)), png
     ckpts = os.path.join(wd, "checkpoints")
     assert sorted(int(s) for s in os.listdir(ckpts) if s.isdigit()) == [2, 4]
     shutil.rmtree(os.path.join(ckpts, "4"))

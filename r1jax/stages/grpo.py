@@ -190,6 +190,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         telemetry=common.telemetry(config, workdir),
     )
     ckpt.close()
+    if hooks and hooks.watch:
+        rm_watch.plot(workdir)  # plots/rm_vs_oracle.png
     final = evaluator.final(state["params"], workdir) if config.eval.final else None
     return {"params": state["params"], "final_eval": final}
 

@@ -131,3 +131,42 @@ def hooks(
     if watch is None and replay is None:
         return None
     return Hooks(stage, replay, watch, config.eval.every_steps, config.seed)
+
+
+def plot(workdir: str) -> str | None:
+    """plots/rm_vs_oracle.png: per aspect, the RM's score and the oracle's over the eval steps on
+    twin axes (their scales differ), and the RM-oracle pair agreement (process 0 only)."""
+    import json
+    import os
+
+    from r1jax.stages.rm_plots import _figure, _save
+
+    path = os.path.join(workdir, "metrics.jsonl")
+    if jax.process_index() != 0 or not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    aspects = [a for a in ("helpfulness", "harmlessness") if any(f"eval_rm_score_{a}" in r for r in rows)]  # fmt: skip
+    if not aspects:
+        return None
+    plt, fig, ax = _figure(len(aspects) + 1)
+    for k, a in enumerate(aspects):
+        got = [r for r in rows if f"eval_rm_score_{a}" in r]
+        steps = [r["step"] for r in got]
+        ax[k].plot(steps, [r[f"eval_rm_score_{a}"] for r in got], "o-", color="C0", label="RM")
+        ax[k].set_ylabel("reward model score (raw)", color="C0")
+        twin = ax[k].twinx()
+        twin.plot(steps, [r[f"eval_oracle_score_{a}"] for r in got], "s--", color="C1")
+        twin.set_ylabel("oracle score", color="C1")
+        ax[k].set_title(a)
+        ax[k].set_xlabel("step")
+        agree = [(r["step"], r[f"eval_rm_agreement_{a}"]) for r in got if f"eval_rm_agreement_{a}" in r]  # fmt: skip
+        if agree:
+            ax[-1].plot(*zip(*agree), "o-", label=a)
+    ax[-1].set_title("RM-oracle pair agreement")
+    ax[-1].set_xlabel("step")
+    ax[-1].set_ylim(0, 1)
+    if ax[-1].lines:
+        ax[-1].legend()
+    out = os.path.join(workdir, "plots", "rm_vs_oracle.png")
+    return _save(plt, fig, out, "held-out responses: reward model vs oracle")
