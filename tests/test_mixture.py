@@ -20,7 +20,7 @@ import pytest
 from r1jax import config_base, config_check
 from r1jax.rewards.registry import Reward
 from r1jax.rl import routing, step, train_step
-from r1jax.stages import common, mixture, mixture_config
+from r1jax.stages import common, grpo_config, mixture, mixture_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 K = routing.SOURCE_KEY
@@ -183,3 +183,17 @@ def test_a_missing_reward_model_names_its_fix(tmp_path):
         mixture_config.setup(config, str(tmp_path / "run"))
     msg = str(err.value)
     assert "\n" not in msg and re.search(r"no finished reward model in .*rm_helpfulness .*config\.reward_models\['rm_helpfulness'\]", msg), msg  # fmt: skip
+
+
+@pytest.mark.parametrize("arg", [None, "replay=False", "tiny"])
+def test_the_all_scenario_configs_validate(arg):
+    from r1jax import rewards
+
+    path = os.path.join(ROOT, "experiments", "all_scenario_rl.py")
+    config = config_base.sibling(path, "all_scenario_rl").get_config(arg)
+    config.rl.prompts_per_step = 8 if arg == "tiny" else config.rl.prompts_per_step
+    mesh = common.setup(config, config_base.grpo())
+    specs = mixture_config.validate(config)
+    assert [s.source for s in specs] == ["reasoning", "general", "harm"]
+    assert config.replay.enabled == (arg != "replay=False")
+    grpo_config.validate(config, mesh, common.rules(config), rewards.build(config.rewards))
