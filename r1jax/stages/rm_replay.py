@@ -62,7 +62,10 @@ class RMTrainer:
 
     def train(self, batch: dict) -> dict:
         h = self.scorer.h
-        put = {k: rows_lib.global_batch(v, h.mesh, h.rules) for k, v in batch.items()}
+        # every process holds the same whole batch (same pairs, same seeded draws): each feeds
+        # only its own block of rows, as the reward_model stage does
+        lo, hi = rows_lib.process_rows(len(batch["margin"]), h.mesh, h.rules)
+        put = {k: rows_lib.global_batch(v[lo:hi], h.mesh, h.rules) for k, v in batch.items()}
         with jax.set_mesh(h.mesh):
             state, m = self.step_fn(self.state, put)
         self.set_state(state)  # the step donated the old state (and the scorer's old params)
