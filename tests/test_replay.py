@@ -141,3 +141,15 @@ def test_replay_trains_the_reward_and_resumes_exactly(rm_dir, tmp_path):
     assert m1 == m2 and m1["replay_helpfulness_historical_rows"] == 2  # round(0.25 * 8)
     for a, b in zip(_params(rp), _params(fresh)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_rm_oracle_agreement_by_hand():
+    from r1jax.stages.rm_watch import agreement
+
+    # oracle: a > b = c > d (the b-c tie is not counted); the RM swaps a and b: of the 5 pairs the
+    # oracle tells apart, (a, b) is ordered the other way, the other 4 agree
+    rm = np.array([0.5, 0.9, 0.2, -1.0])
+    orc = np.array([1.0, 0.5, 0.5, 0.0])
+    assert agreement(rm, orc) == (4, 5)
+    assert agreement(rm, np.zeros(4)) == (0, 0)
+    assert agreement(-rm, orc) == (1, 5)
