@@ -22,6 +22,7 @@ from r1jax import rewards
 from r1jax.data import corpus, general_task
 from r1jax.model import reward_head
 from r1jax.parallel import sharding
+from r1jax.rewards.registry import Reward
 from r1jax.rl import replay as replay_lib
 from r1jax.rl import routing
 from r1jax.stages import mixture_config, rm_replay
@@ -103,6 +104,11 @@ def _label(rp: rm_replay.Replay, step: int) -> None:
     rp.pending += recs
 
 
+def rp_rewards(rp: rm_replay.Replay) -> list:
+    """The replay's rewards as the stage holds them (Reward objects around the scorers)."""
+    return [Reward("reward_model_summary", t.scorer, -5.0, 5.0) for t in rp.trainers]
+
+
 def _params(rp: rm_replay.Replay) -> list[np.ndarray]:
     return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(rp.trainers[0].state))]
 
@@ -122,7 +128,8 @@ def test_replay_trains_the_reward_and_resumes_exactly(rm_dir, tmp_path):
     rp.trainers[0].scorer(["<answer>a b</answer>", "x"], [{"question": "Reverse the words: b a"}] * 2)  # fmt: skip
     _label(rp, 1)  # pending pairs at the checkpoint: they must survive it too
     ck = Checkpointer(str(tmp_path / "ck"), tuple(rp.keys), async_save=False)
-    ck.save(2, rp.items(), rp.meta())
+    rm_fns = rp_rewards(rp)
+    ck.save(2, rp.items(), dict(rp.meta(), **rm_replay.reward_states(rm_fns)))
     ck.close()
 
     fresh = _replay(rm_dir)
@@ -132,6 +139,8 @@ def test_replay_trains_the_reward_and_resumes_exactly(rm_dir, tmp_path):
     _, items, meta = ck.restore(2, {k: abstract_like(v) for k, v in fresh.items().items()}, False)
     ck.close()
     fresh.restore(items, json.loads(json.dumps(meta)))
+    rm_replay.restore_reward_states(rp_rewards(fresh), json.loads(json.dumps(meta)))
+    assert rp.trainers[0].scorer.stats["count"] > 0
     assert fresh.buffer.records == rp.buffer.records and fresh.pending == rp.pending
     for a, b in zip(_params(rp), _params(fresh)):
         np.testing.assert_array_equal(a, b)

@@ -143,6 +143,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     start, state, meta = loop.resume(ckpt, state, config.checkpoint.fallback_to_previous)
     if replay:
         replay.restore(state, meta)
+    rm_replay.restore_reward_states(reward_fns, meta)  # reward models' running statistics
 
     repl = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
     batch_sh = lambda nd: sharding.batch_sharding(mesh, rules, nd) if nd else repl  # noqa: E731
@@ -181,7 +182,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         step_fn=hooks.step if hooks else stage.step,
         ckpt=ckpt,
         meta_fn=lambda step: dict(
-            stage.meta(step, config, mcfg.to_dict()), **(replay.meta() if replay else {})
+            stage.meta(step, config, mcfg.to_dict()),
+            **(replay.meta() if replay else {}),
+            **rm_replay.reward_states(reward_fns),
         ),
         progress_keys=("reward", "accuracy", "completion_length_mean", "kl", "eval_pass@1"),
         plot_keys=tuple(config.plot_keys),

@@ -8,15 +8,16 @@ the step's rewards (`reward_model(...)`, which learns the aspect in its rm_info.
 pending pairs then join the buffer. The scoring reward reads the updated parameters at once.
 
 Exact resume: each reward model's {params, opt_state, step} is an item of the run's checkpoint
-(`replay_rm<i>`), and the buffer, the pending pairs and the rewards' running statistics are in the
-checkpoint's meta (JSON); every random draw is seeded by (seed, step), never by a global stream.
+(`replay_rm<i>`), and the buffer and the pending pairs are in the checkpoint's meta (JSON), beside
+every stateful reward's state (`reward_states`: a reward model's running statistics, with or without
+replay); every random draw is seeded by (seed, step), never by a global stream.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -26,6 +27,7 @@ import numpy as np
 from r1jax import config_check
 from r1jax.data import preference, preference_batches
 from r1jax.parallel import rows as rows_lib
+from r1jax.rewards.registry import Reward
 from r1jax.rewards.reward_model import RewardModelScorer
 from r1jax.rl import replay as replay_lib
 from r1jax.rl import step as step_lib
@@ -97,10 +99,7 @@ class Replay:
         return {k: t.state for k, t in zip(self.keys, self.trainers)}
 
     def meta(self) -> dict:
-        stats = [{k: v.tolist() for k, v in t.scorer.state_dict().items()} for t in self.trainers]
-        return {
-            "replay": {"buffer": self.buffer.state_dict(), "pending": self.pending, "stats": stats}
-        }
+        return {"replay": {"buffer": self.buffer.state_dict(), "pending": self.pending}}
 
     def restore(self, state: dict, meta: dict | None) -> None:
         for k, t in zip(self.keys, self.trainers):
@@ -109,8 +108,6 @@ class Replay:
             r = meta["replay"]
             self.buffer.load_state_dict(r["buffer"])
             self.pending = list(r["pending"])
-            for t, s in zip(self.trainers, r["stats"]):
-                t.scorer.load_state_dict({k: np.asarray(v, np.float32) for k, v in s.items()})
 
     def observe(self, step: int, rollouts: step_lib.Rollouts, ctx: step_lib.StepContext) -> dict:
         """Labels this step's groups of the replay sources into pending pairs."""
@@ -163,6 +160,23 @@ class Replay:
         self.pending = []
         m["replay_buffer_pairs"] = len(self.buffer.records)
         return m
+
+
+def reward_states(rewards: Sequence[Reward]) -> dict:
+    """The rewards' own state for the checkpoint meta (a reward model's running statistics), by
+    column; {} when no reward has state (the meta of such a run is unchanged)."""
+    states = {
+        str(j): {k: np.asarray(v).tolist() for k, v in f.fn.state_dict().items()}
+        for j, f in enumerate(rewards)
+        if hasattr(f.fn, "state_dict")
+    }
+    return {"reward_states": states} if states else {}
+
+
+def restore_reward_states(rewards: Sequence[Reward], meta: dict | None) -> None:
+    """Puts `reward_states` back (a resumed run normalises exactly as an uninterrupted one)."""
+    for j, state in ((meta or {}).get("reward_states") or {}).items():
+        rewards[int(j)].fn.load_state_dict({k: np.asarray(v, np.float32) for k, v in state.items()})
 
 
 def build(config: ml_collections.ConfigDict, mix: Mixture | None) -> Replay | None:
