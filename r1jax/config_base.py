@@ -220,7 +220,9 @@ def grpo() -> ml_collections.ConfigDict:
         )
     )
     c.task = task("countdown")
+    c.task.mixture = ()  # all-scenario RL: ({source, name, options, weight}, ...); () = one task
     c.rewards = ("countdown_accuracy", "format(weight=0.5)")
+    c.update(_stage_defaults("mixture_config", "grpo_defaults"))  # rewards_by_source, replay, ...
     c.rl = rl()
     c.optimizer = optimizer(lr=1e-5, warmup_steps=0, schedule="constant", weight_decay=0.0)
     c.eval = evaluation()

@@ -38,6 +38,7 @@ class StepContext:
     rules: Any
     group_size: int
     length_bucket: int = 0
+    route: Any = None  # a routing.Routing: each row scored only by its source's rewards
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +108,8 @@ def score(
     t1 = time.perf_counter()
     texts = decode_rows(ctx.tokenizer, toks, mask)
     mine = prompts.grouped(g)[start:stop]
-    r_own = rollout.host_rewards(ctx.rewards, texts, mine, lengths)
+    host_rewards = ctx.route.host_rewards if ctx.route is not None else rollout.host_rewards
+    r_own = host_rewards(ctx.rewards, texts, mine, lengths)
     t2 = time.perf_counter()
     # one gather (a collective costs the same for a few bytes or a few kilobytes): rewards,
     # lengths and truncation side by side as float32 (lengths are exact below 2**24)
@@ -116,7 +118,8 @@ def score(
     r_host = np.ascontiguousarray(every[:, : len(ctx.rewards)])
     lengths = every[:, -2].astype(np.asarray(lengths).dtype)
     trunc = every[:, -1] > 0.5
-    r_dev = rows_lib.global_from_host(r_host, mesh, rules)
+    r_upd = r_host if ctx.route is None else ctx.route.for_update(r_host, prompts.grouped(g))
+    r_dev = rows_lib.global_from_host(r_upd, mesh, rules)
     if times is not None:
         t3 = time.perf_counter()
         times.update(own_rows=t1 - t0, decode_rewards=t2 - t1, gather=t3 - t2, rows=stop - start)

@@ -29,7 +29,16 @@ from r1jax.rewards.token_tables import build as build_tables
 from r1jax.rl import rollout, train_step
 from r1jax.rl import step as step_lib
 from r1jax.rl.dynamic import DynamicSampler
-from r1jax.stages import common, grpo_config, init_model, resume_guard
+from r1jax.stages import (
+    common,
+    grpo_config,
+    init_model,
+    mixture,
+    mixture_config,
+    resume_guard,
+    rm_replay,
+    rm_watch,
+)
 from r1jax.stages.grpo_eval import Evaluator
 from r1jax.train import faults, lm_step, loop, optim
 
@@ -45,6 +54,8 @@ class GRPOStage:
     dyn: DynamicSampler | None
     lr_fn: Any
     position: int  # prompts consumed so far (the data iterator's whole state)
+    mix: mixture_config.Mixture | None = None  # all-scenario RL's prompt mixture (None: one task)
+    last_rollouts: step_lib.Rollouts | None = None  # the replay labels them (stages/rm_replay.py)
 
     def host_prompts(self, step: int, examples: list[dict]) -> dict:
         """All B prompts of the step, encoded on the host (left padded) by every process.
@@ -83,8 +94,11 @@ class GRPOStage:
             if "ref_params" in state:
                 state = train_step.refresh_reference(state)
         result = self.collect_and_update(state, step, key)
+        self.last_rollouts = result.rollouts
         m.update(result.metrics)
         m.update(rollout_metrics(result, self.ctx, self.data.accuracy.name))
+        if self.mix is not None:
+            m.update(mixture.source_metrics(self.mix, result.rollouts, self.ctx.group_size))
         m["lr"] = float(self.lr_fn(step * self.s.updates_per_step))
         if self.s.eval_every and (step + 1) % self.s.eval_every == 0:
             m.update(self.evaluator.quick(result.state["params"], key))
@@ -106,7 +120,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     mesh = common.setup(config, config_base.grpo())
     rules = common.rules(config)
     sharding.set_rules(rules)
-    reward_fns = build_rewards(config.rewards)
+    mix = mixture_config.setup(config, workdir)  # None: the single-task path
+    reward_fns = mix.rewards if mix else build_rewards(config.rewards)
     grpo_config.validate(config, mesh, rules, reward_fns)
     resume_guard.check(config, config_base.grpo(), workdir)
     graphdef, params, pshard, mcfg, tok, source = init_model.load_policy(
@@ -114,7 +129,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     )
     init_model.publish_layout(workdir, source, mcfg, tok)
     s = grpo_config.settings(config, mcfg)
-    fused = grpo_config.use_fused(config, reward_fns, tok)
+    fused = grpo_config.use_fused(config, reward_fns, tok) and mix is None
     ucfg = grpo_config.update_config(config, reward_fns)
     ocfg = optim.OptimizerConfig.from_dict(config.optimizer.to_dict())
     tx, lr_fn = optim.make(ocfg, config.steps * s.updates_per_step)
@@ -122,8 +137,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     state = train_step.state_with_ref(state, config.rl.beta)
     if "ref_params" in state:
         sshard = dict(sshard, ref_params=pshard)
+    replay = rm_replay.build(config, mix)  # reward models trained with replay: checkpoint items
+    state = dict(state, **replay.items()) if replay else state
     ckpt = loop.make_checkpointer(workdir, config.checkpoint, tuple(state))
     start, state, meta = loop.resume(ckpt, state, config.checkpoint.fallback_to_previous)
+    if replay:
+        replay.restore(state, meta)
+    rm_replay.restore_reward_states(reward_fns, meta)  # reward models' running statistics
 
     repl = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
     batch_sh = lambda nd: sharding.batch_sharding(mesh, rules, nd) if nd else repl  # noqa: E731
@@ -132,18 +152,23 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     with jax.set_mesh(mesh):
         fns = rollout.build(graphdef, tx, scfg, ucfg, reward_fns, vt, sshard, batch_sh, fused)
     ctx = step_lib.StepContext(
-        fns, fused, reward_fns, tok, mesh, rules, ucfg.group_size, config.rl.length_bucket
-    )
+        fns, fused, reward_fns, tok, mesh, rules, ucfg.group_size, config.rl.length_bucket,
+        mix.routing if mix else None,
+    )  # fmt: skip
     data = grpo_config.task_data(config)
+    if mix:
+        stream = mixture.stream(mix, mixture_config.loaded(config, mix, "train"), config.seed)
+        data = dataclasses.replace(data, stream=stream)
     evaluator = Evaluator.build(config, graphdef, tok, data, state["params"], mesh)
     stage = GRPOStage(
-        s, ctx, data, evaluator, None, lr_fn, int(meta["data_position"]) if meta else 0
+        s, ctx, data, evaluator, None, lr_fn, int(meta["data_position"]) if meta else 0, mix
     )
     stage.host_prompts = faults.poisoning(stage.host_prompts, "ids")  # no-op unless R1JAX_FAULTS
     if config.rl.dynamic_sampling:
         stage.dyn = DynamicSampler(
             grpo_config.dynamic_config(config), ctx, data.stream, stage.encode
         )
+    hooks = rm_watch.hooks(config, stage, mix, replay)  # None on the single-task path
     print(
         f"r1jax: GRPO on {config.task.name} from {source}: {mcfg.num_params() / 1e6:.2f}M params, "
         f"{'fused' if fused else 'split'} step, mesh {dict(mesh.shape)}",
@@ -154,9 +179,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         state=state,
         start=start,
         total=config.steps,
-        step_fn=stage.step,
+        step_fn=hooks.step if hooks else stage.step,
         ckpt=ckpt,
-        meta_fn=lambda step: stage.meta(step, config, mcfg.to_dict()),
+        meta_fn=lambda step: dict(
+            stage.meta(step, config, mcfg.to_dict()),
+            **(replay.meta() if replay else {}),
+            **rm_replay.reward_states(reward_fns),
+        ),
         progress_keys=("reward", "accuracy", "completion_length_mean", "kl", "eval_pass@1"),
         plot_keys=tuple(config.plot_keys),
         desc="grpo",
@@ -164,6 +193,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         telemetry=common.telemetry(config, workdir),
     )
     ckpt.close()
+    if hooks and hooks.watch:
+        rm_watch.plot(workdir)  # plots/rm_vs_oracle.png
     final = evaluator.final(state["params"], workdir) if config.eval.final else None
     return {"params": state["params"], "final_eval": final}
 
