@@ -20,13 +20,16 @@ overridden, e.g. `--config.stages.reasoning_rl.rl.beta=0.0`; `--config.only=repo
     multi_domain_sft   SFT of the base on them (2 epochs)
     preference_data    the multi-domain model's own samples on general and harm-inviting prompts
                        (:tiny: perturbed references), labelled by the toy oracle with rater noise
-    rm_helpful, rm_harmless   reward models (helpfulness on the summary, harmlessness on all)
+    rm_helpfulness, rm_harmlessness   reward models (helpfulness on the summary, harmlessness on
+                       the whole response)
+    all_scenario_rl    GRPO from the multi-domain model over reasoning, general and harm-inviting
+                       prompts: rule rewards for reasoning, the two reward models (trained further
+                       with replay) for the rest
     student_base       a student of about a quarter of the parameters, pretrained
     distill            SFT of the student on the reasoning model's rejection-sampled data
     distill_rl         the same student trained by R1-Zero GRPO directly (the comparison)
     report             every model above on one held-out suite: report.md / .json / .png
 
-All-scenario RL (issue 15) is not in the chain yet: see README.
 A finished stage is skipped when rerun (DONE.json), an interrupted one resumes from its checkpoint,
 and a changed stage config stops the run naming the stale stage (stages/pipeline.py).
 """
@@ -42,6 +45,7 @@ MODELS = (
     "cold_start_sft",
     "reasoning_rl",
     "multi_domain_sft",
+    "all_scenario_rl",
     "distill",
     "distill_rl",
 )
@@ -69,10 +73,12 @@ def stages(tiny: bool, seed: int) -> dict[str, ml_collections.ConfigDict]:
     pref.init.checkpoint = "multi_domain_sft"
     s["preference_data"] = pref
     rm = _exp("reward_model")
-    s["rm_helpful"] = rm.get_config(f"{t}seed={seed},aspect=helpfulness")
-    s["rm_harmless"] = rm.get_config(f"{t}seed={seed},aspect=harmlessness")
-    for name in ("rm_helpful", "rm_harmless"):
+    s["rm_helpfulness"] = rm.get_config(f"{t}seed={seed},aspect=helpfulness")
+    s["rm_harmlessness"] = rm.get_config(f"{t}seed={seed},aspect=harmlessness")
+    for name in ("rm_helpfulness", "rm_harmlessness"):
         s[name].data.path = "preference_data"
+    s["all_scenario_rl"] = _exp("all_scenario_rl").get_config(f"{t}seed={seed}")
+    s["all_scenario_rl"].init.checkpoint = "multi_domain_sft"
     distill = _exp("distill_student")
     s["student_base"] = distill.student_pretrain(tiny)
     s["distill"] = distill.get_config(f"{t}seed={seed},mode=sft")
@@ -113,8 +119,9 @@ NEEDS = {
     "rejection_sampling": ("reasoning_rl",),
     "multi_domain_sft": ("base", "rejection_sampling"),
     "preference_data": ("multi_domain_sft",),
-    "rm_helpful": ("base", "preference_data"),
-    "rm_harmless": ("base", "preference_data"),
+    "rm_helpfulness": ("base", "preference_data"),
+    "rm_harmlessness": ("base", "preference_data"),
+    "all_scenario_rl": ("multi_domain_sft", "rm_helpfulness", "rm_harmlessness"),
     "distill": ("student_base", "rejection_sampling"),
     "distill_rl": ("student_base",),
     "report": MODELS,

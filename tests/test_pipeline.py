@@ -27,8 +27,9 @@ DOWNSTREAM_OF_REASONING_RL = {
     "rejection_sampling",
     "multi_domain_sft",
     "preference_data",
-    "rm_helpful",
-    "rm_harmless",
+    "rm_helpfulness",
+    "rm_harmlessness",
+    "all_scenario_rl",
     "distill",
     "report",
 }
@@ -129,7 +130,7 @@ def test_tiny_pipeline_end_to_end(tiny_run):
         assert 0 <= row["harmlessness (oracle)"] <= 1 and "helpfulness (oracle)" in row, name
     assert os.path.getsize(os.path.join(wd, "report", "report.png")) > 0
     assert "| reasoning_rl |" in open(os.path.join(wd, "report", "report.md")).read()
-    for stage in ("r1_zero", "reasoning_rl", "cold_start_sft", "rm_helpful"):
+    for stage in ("r1_zero", "reasoning_rl", "cold_start_sft", "rm_helpfulness", "all_scenario_rl"):
         assert os.listdir(os.path.join(wd, stage, "plots")), stage
     again = sft_runs.ok(sft_runs.run(EXP + ":tiny", wd))  # everything finished: all skipped
     assert again.stdout.count("already finished") == len(plan.order)

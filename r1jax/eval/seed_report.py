@@ -85,12 +85,9 @@ def table(runs: Sequence[str], base_eval: str | None) -> str:
 
 
 def figure(runs: Sequence[str], base_eval: str | None, path: str) -> None:
-    import matplotlib
+    from r1jax.train.figures import subplots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(_PANELS), figsize=(4.2 * len(_PANELS), 3.4))
+    fig, axes = subplots(1, len(_PANELS), figsize=(4.2 * len(_PANELS), 3.4))
     for i, run in enumerate(runs):
         color = f"C{i}"
         rows = metrics_lib.read_jsonl(os.path.join(run, "metrics.jsonl"))
@@ -116,7 +113,6 @@ def figure(runs: Sequence[str], base_eval: str | None, path: str) -> None:
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 _RUNS = flags.DEFINE_list("runs", None, "GRPO workdirs, one per seed.", required=True)

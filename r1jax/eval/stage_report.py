@@ -59,15 +59,16 @@ def figure(rows: Mapping[str, Mapping[str, float]], path: str, title: str) -> st
     """Bars per stage for each headline metric present in the rows; returns the PNG path."""
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from r1jax.train.figures import subplots
 
     names = list(rows)
     metrics: Sequence[str] = [m for m in FIGURE if any(m in r for r in rows.values())]
     cols = 3
     nrows = max(1, -(-len(metrics) // cols))
-    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.2 * nrows), squeeze=False)
-    colors = plt.get_cmap("viridis")([i / max(1, len(names) - 1) for i in range(len(names))])
+    fig, axes = subplots(nrows, cols, figsize=(4.2 * cols, 3.2 * nrows), squeeze=False)
+    colors = matplotlib.colormaps["viridis"](
+        [i / max(1, len(names) - 1) for i in range(len(names))]
+    )
     for ax, metric in zip(axes.flat, metrics, strict=False):
         values = [rows[n].get(metric, float("nan")) for n in names]
         ax.bar(range(len(names)), values, color=colors)
@@ -83,6 +84,5 @@ def figure(rows: Mapping[str, Mapping[str, float]], path: str, title: str) -> st
     fig.tight_layout()
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     fig.savefig(path + ".tmp.png", dpi=110)
-    plt.close(fig)
     os.replace(path + ".tmp.png", path)
     return path

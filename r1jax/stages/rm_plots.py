@@ -11,13 +11,10 @@ import numpy as np
 
 
 def _figure(n: int):
-    import matplotlib
+    from r1jax.train.figures import subplots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, n, figsize=(4.4 * n, 3.5), squeeze=False)
-    return plt, fig, axes[0]
+    fig, axes = subplots(1, n, figsize=(4.4 * n, 3.5), squeeze=False)
+    return None, fig, axes[0]  # (no pyplot: see train/figures.py)
 
 
 def _save(plt, fig, path: str, title: str) -> str:
@@ -25,7 +22,6 @@ def _save(plt, fig, path: str, title: str) -> str:
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 

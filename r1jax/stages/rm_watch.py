@@ -37,7 +37,7 @@ def agreement(rm_G: np.ndarray, oracle_G: np.ndarray) -> tuple[int, int]:
     for a in range(len(rm_G)):
         for b in range(a + 1, len(rm_G)):
             d = oracle_G[a] - oracle_G[b]
-            if d != 0:
+            if d != 0 and np.isfinite(rm_G[a]) and np.isfinite(rm_G[b]):  # NaN: unreadable
                 total += 1
                 agree += int((rm_G[a] - rm_G[b]) * d > 0)
     return agree, total
@@ -79,7 +79,7 @@ class Watch:
         for s in self.scorers:
             a = s.h.info.get("aspect", "helpfulness")
             raw = s.raw_scores(texts, exs)
-            m[f"eval_rm_score_{a}"] = float(raw.mean())
+            m[f"eval_rm_score_{a}"] = float(np.nanmean(raw)) if np.isfinite(raw).any() else np.nan
             pairs = [agreement(raw[k : k + g], orc[a][k : k + g]) for k in range(0, len(raw), g)]
             total = sum(t for _, t in pairs)
             if total:

@@ -61,12 +61,9 @@ def plot(stats: dict, kept_lengths: Sequence[int], path: str) -> str | None:
     """Acceptance by bucket, removals by filter, and the kept samples' token lengths."""
     if jax.process_index() != 0:
         return None
-    import matplotlib
+    from r1jax.train.figures import subplots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig, axes = subplots(1, 3, figsize=(13, 3.6))
     buckets = stats["by_difficulty"]
     names = list(buckets)
     axes[0].bar(names, [buckets[n]["correct_rate"] for n in names], label="correct", alpha=0.5)
@@ -83,5 +80,4 @@ def plot(stats: dict, kept_lengths: Sequence[int], path: str) -> str | None:
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

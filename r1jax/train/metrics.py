@@ -165,10 +165,7 @@ def plot(
     which exist only at some steps, are marked points joined by a line. Keys absent from the rows
     are skipped.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from r1jax.train.figures import subplots
 
     rows = list(rows)
     present = [k for k in keys if any(_finite(r.get(k)) for r in rows)]
@@ -176,7 +173,7 @@ def plot(
         return None
     ncols = min(ncols, len(present))
     nrows = -(-len(present) // ncols)
-    fig, axes = plt.subplots(
+    fig, axes = subplots(
         nrows, ncols, figsize=(3.6 * ncols, 2.7 * nrows), squeeze=False, sharex=True
     )
     for ax, k in zip(axes.flat, present):
@@ -202,7 +199,6 @@ def plot(
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
