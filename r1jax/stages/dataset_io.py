@@ -18,21 +18,13 @@ import ml_collections
 
 from r1jax import config_check
 from r1jax.data import sft_format
+from r1jax.stages.resume_guard import flat_keys
 
 CLAIM, STATS = "dataset_config.json", "stats.json"
 
 
 def _json(config: ml_collections.ConfigDict) -> dict:
     return json.loads(config.to_json_best_effort())
-
-
-def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(d, dict) or not d:
-        return {prefix[:-1]: d}
-    out = {}
-    for k, v in d.items():
-        out.update(_flat(v, f"{prefix}{k}."))
-    return out
 
 
 def write_json(path: str, obj: Any) -> None:
@@ -54,7 +46,7 @@ def claim(workdir: str, config: ml_collections.ConfigDict) -> dict | None:
         with open(claim_path, encoding="utf-8") as f:
             theirs = json.load(f)
         if theirs != mine:
-            a, b = _flat(theirs), _flat(mine)
+            a, b = flat_keys(theirs), flat_keys(mine)
             key = next((k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)), "?")
             raise config_check.ConfigError(
                 f"{workdir} holds the data set of a different run (config.{key}: "

@@ -24,13 +24,13 @@ import hashlib
 import json
 import os
 import time
-from typing import Any
 
 import jax
 import ml_collections
 
 from r1jax import config_base, config_check
 from r1jax.stages import common, inputs
+from r1jax.stages.resume_guard import flat_keys
 
 MARKER = "DONE.json"
 
@@ -40,15 +40,6 @@ def _defaults(stage: str) -> ml_collections.ConfigDict:
     if not hasattr(config_base, name):
         raise config_check.ConfigError(f"config.stages.*.stage={stage!r} is not a known stage.")
     return getattr(config_base, name)()
-
-
-def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(d, dict) and d:
-        out = {}
-        for k, v in d.items():
-            out.update(_flat(v, f"{prefix}{k}."))
-        return out
-    return {prefix[:-1]: d}
 
 
 def _json(config: ml_collections.ConfigDict) -> dict:
@@ -105,8 +96,8 @@ class Plan:
 
     def why_stale(self, name: str, marker: dict) -> str:
         """The changed key of a stale stage (its own), or which input changed."""
-        own = _flat(_json(self.configs[name]))
-        old = _flat(marker.get("config", {}))
+        own = flat_keys(_json(self.configs[name]))
+        old = flat_keys(marker.get("config", {}))
         changed = sorted(
             k for k in set(own) | set(old) if own.get(k, "<absent>") != old.get(k, "<absent>")
         )

@@ -39,11 +39,12 @@ HARMLESS = (
 )
 
 
-def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+def flat_keys(d: Any, prefix: str = "") -> dict[str, Any]:
+    """{"a.b.c": value} for a nested dict (an empty dict is one value), to compare configs."""
     if isinstance(d, dict) and d:
         out = {}
         for k, v in d.items():
-            out.update(_flat(v, f"{prefix}{k}."))
+            out.update(flat_keys(v, f"{prefix}{k}."))
         return out
     return {prefix[:-1]: d}
 
@@ -58,7 +59,7 @@ def differences(saved: dict, current: dict, defaults: dict) -> list[tuple[str, A
     A key the saved config lacks (added to the schema since) counts only if its current value is
     not the default, so upgrading r1jax does not block resuming an old run.
     """
-    a, b, d = _flat(saved), _flat(current), _flat(defaults)
+    a, b, d = flat_keys(saved), flat_keys(current), flat_keys(defaults)
     out = []
     for key in sorted(set(a) | set(b)):
         if _harmless(key):
