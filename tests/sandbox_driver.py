@@ -1,8 +1,7 @@
 """A supervisor in a process of its own, for the plain-mode tests: `python sandbox_driver.py SPEC`.
 
 The hostile programs of tests/test_sandbox_supervisor.py try to kill their supervisor, so the
-supervisor must not be pytest: this script imports the sandbox, then drops to the uid the spec
-names (if any) before anything else (and, if
+supervisor must not be pytest: this script drops to the uid the spec names (if any) FIRST (and, if
 asked, nests itself 16 Landlock domains deep, so that the kernel refuses the runs one more), starts a
 sentinel process of that uid (what `kill(-1, SIGKILL)` would also reach), runs the spec's jobs in a
 `Sandbox(isolation="plain")` one by one, then its "together" jobs at once, and prints one JSON line: its pid, the isolation report,
@@ -25,19 +24,16 @@ import types
 
 
 def main(spec: dict) -> None:
-    # imported before the uid drop: the checkout may sit in a folder that uid cannot enter (a
-    # 0700 temporary directory, as a CI clone made by `mktemp -d` is)
+    if spec["uid"] is not None:
+        os.setgroups([])
+        os.setresgid(spec["uid"], spec["uid"], spec["uid"])
+        os.setresuid(spec["uid"], spec["uid"], spec["uid"])
     for name, sub in (("r1jax", ""), ("r1jax.rewards", "rewards")):
         module = types.ModuleType(name)
         module.__path__ = [os.path.join(spec["repo"], "r1jax", sub)]
         sys.modules[name] = module
     from r1jax.rewards.sandbox import confine  # noqa: PLC0415
     from r1jax.rewards.sandbox.runner import Job, Limits, Sandbox  # noqa: PLC0415
-
-    if spec["uid"] is not None:
-        os.setgroups([])
-        os.setresgid(spec["uid"], spec["uid"], spec["uid"])
-        os.setresuid(spec["uid"], spec["uid"], spec["uid"])
 
     if spec["nest_landlock"]:  # a real refusal: the kernel allows 16 nested Landlock domains
         confine.no_new_privs()
