@@ -175,7 +175,7 @@ def _readable_copy(world: dict) -> str:
     if not os.path.isdir(dst):
         src = os.path.join(REPO, "r1jax", "rewards", "sandbox")
         shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
-        for base, dirs, files in os.walk(repo):
+        for base, _dirs, files in os.walk(repo):
             os.chmod(base, 0o755)
             for f in files:
                 os.chmod(os.path.join(base, f), 0o644)
