@@ -5,7 +5,7 @@ from setuptools import find_packages, setup
 setup(
     name="r1jax",
     version="0.1.0",
-    description="DeepSeek-R1 training recipe in JAX / Flax NNX: toy base model, R1-Zero GRPO, evaluation",
+    description="DeepSeek-R1 training recipe in JAX / Flax NNX: R1-Zero GRPO, SFT stages, reward models, one-config pipeline",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
