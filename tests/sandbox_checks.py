@@ -99,3 +99,18 @@ def platform_has_namespaces() -> bool:
     user = [] if os.geteuid() == 0 else ["--user", "--map-root-user"]
     cmd = ["unshare", *user, "--pid", "--net", "--mount", "--ipc", "--uts", "--fork", "true"]
     return subprocess.run(cmd, capture_output=True, timeout=30).returncode == 0
+
+
+def readable_copy(root: str, repo_root: str) -> str:
+    """The sandbox package (standard library only) where every uid can read it: the checkout may
+    sit in a folder the unprivileged supervisor cannot enter (a CI clone in a 0700 `mktemp -d`)."""
+    repo = os.path.join(root, "repo")
+    dst = os.path.join(repo, "r1jax", "rewards", "sandbox")
+    if not os.path.isdir(dst):
+        src = os.path.join(repo_root, "r1jax", "rewards", "sandbox")
+        shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
+        for base, _dirs, files in os.walk(repo):
+            os.chmod(base, 0o755)
+            for f in files:
+                os.chmod(os.path.join(base, f), 0o644)
+    return repo

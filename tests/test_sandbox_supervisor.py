@@ -167,21 +167,6 @@ def clean():
     sc.assert_clean()
 
 
-def _readable_copy(world: dict) -> str:
-    """The sandbox package (standard library only) where every uid can read it: the checkout may
-    sit in a folder the unprivileged supervisor cannot enter (a CI clone in a 0700 `mktemp -d`)."""
-    repo = os.path.join(world["root"], "repo")
-    dst = os.path.join(repo, "r1jax", "rewards", "sandbox")
-    if not os.path.isdir(dst):
-        src = os.path.join(REPO, "r1jax", "rewards", "sandbox")
-        shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
-        for base, _dirs, files in os.walk(repo):
-            os.chmod(base, 0o755)
-            for f in files:
-                os.chmod(os.path.join(base, f), 0o644)
-    return repo
-
-
 @pytest.fixture
 def world(tmp_path):
     """Sockets, a canary and world-writable folders (so that only the sandbox holds writes back)."""
@@ -254,7 +239,7 @@ def test_plain_mode_protects_its_supervisor(config, world):
         ),  # fmt: skip
         "escape": ESCAPE.format(marker=sc.MARKER),
     }
-    spec = dict(uid=uid, repo=_readable_copy(world), tmp_root=world["runs"])
+    spec = dict(uid=uid, repo=sc.readable_copy(world["root"], REPO), tmp_root=world["runs"])
     spec["landlock_max"] = landlock_max
     spec["nest_landlock"] = nest
     spec_path = os.path.join(world["root"], "spec.json")
