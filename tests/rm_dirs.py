@@ -20,12 +20,15 @@ def tiny_tokenizer(vocab: int = 400):
     return tok_lib.train(texts, vocab)
 
 
-def tiny_rm_dir(d: str, model_cfg, max_len: int = 256, on: str = "all", tok=None) -> str:
+def tiny_rm_dir(
+    d: str, model_cfg, max_len: int = 256, on: str = "all", tok=None, seed: int = 11,
+    template: str = "r1_zero",
+) -> str:  # fmt: skip
     """Writes what the reward_model stage publishes (checkpoint, tokenizer, configs) into `d`."""
     tok = tok or tiny_tokenizer()
     cfg = model_cfg.__class__(**dict(model_cfg.to_dict(), vocab_size=400, max_len=max_len))
     mesh = sharding.make_mesh((-1, 1, 1))
-    _, params, _ = reward_head.create(cfg, 11, mesh, sharding.DEFAULT_RULES)
+    _, params, _ = reward_head.create(cfg, seed, mesh, sharding.DEFAULT_RULES)
     ck = Checkpointer(os.path.join(d, "checkpoints"), ("params",), async_save=False)
     ck.save(1, {"params": params}, {"step": 1})
     ck.close()
@@ -33,5 +36,5 @@ def tiny_rm_dir(d: str, model_cfg, max_len: int = 256, on: str = "all", tok=None
     with open(os.path.join(d, "model_config.json"), "w", encoding="utf-8") as f:
         json.dump(cfg.to_dict(), f)
     with open(os.path.join(d, "rm_info.json"), "w", encoding="utf-8") as f:
-        json.dump({"aspect": "helpfulness", "on": on, "template": "r1_zero"}, f)
+        json.dump({"aspect": "helpfulness", "on": on, "template": template}, f)
     return d

@@ -12,21 +12,17 @@ update of both must give bit-identical parameters.
 from __future__ import annotations
 
 import json
-import os
 
 import jax
 import numpy as np
 import pytest
+import rm_dirs
 
 from r1jax import rewards
-from r1jax.data import corpus, general_task
-from r1jax.model import reward_head
-from r1jax.parallel import sharding
 from r1jax.rewards.registry import Reward
 from r1jax.rl import replay as replay_lib
 from r1jax.rl import routing
 from r1jax.stages import mixture_config, rm_replay
-from r1jax.tokenizers import sentencepiece as tok_lib
 from r1jax.train.checkpoint import Checkpointer
 
 
@@ -57,23 +53,10 @@ def test_buffer_keeps_the_newest_pairs():
 
 @pytest.fixture(scope="module")
 def rm_dir(tmp_path_factory, tiny_model_cfg):
-    texts = corpus.texts(0, 0, 200, corpus.CorpusConfig())
-    texts += [e["question"] + " " + e["answer"] for e in general_task.generate_splits(0, 100, 0, kinds=general_task.ALL_KINDS)["train"]]  # fmt: skip
-    tok = tok_lib.train(texts, 400)
-    cfg = tiny_model_cfg.__class__(**dict(tiny_model_cfg.to_dict(), vocab_size=400, max_len=128))
     d = str(tmp_path_factory.mktemp("rm"))
-    _, params, _ = reward_head.create(
-        cfg, 5, sharding.make_mesh((-1, 1, 1)), sharding.DEFAULT_RULES
+    return rm_dirs.tiny_rm_dir(
+        d, tiny_model_cfg, max_len=128, on="summary", seed=5, template="plain"
     )
-    ck = Checkpointer(os.path.join(d, "checkpoints"), ("params",), async_save=False)
-    ck.save(1, {"params": params}, {"step": 1})
-    ck.close()
-    tok.save(os.path.join(d, "tokenizer.model"))
-    with open(os.path.join(d, "model_config.json"), "w") as f:
-        json.dump(cfg.to_dict(), f)
-    with open(os.path.join(d, "rm_info.json"), "w") as f:
-        json.dump({"aspect": "helpfulness", "on": "summary", "template": "plain"}, f)
-    return d
 
 
 GROUPS = [  # one prompt's responses each: the oracle's helpfulness tells them apart

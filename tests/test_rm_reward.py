@@ -10,21 +10,16 @@ match numpy's mean and variance over every score seen, and survive a state_dict 
 
 from __future__ import annotations
 
-import json
-import os
-
 import jax
 import numpy as np
 import pytest
+import rm_dirs
 
 from r1jax import rewards
 from r1jax.config_check import ConfigError
 from r1jax.data import corpus, general_task
-from r1jax.model import reward_head
-from r1jax.parallel import sharding
 from r1jax.rewards import reward_model, reward_model_jax
 from r1jax.tokenizers import sentencepiece as tok_lib
-from r1jax.train.checkpoint import Checkpointer
 
 TEXTS = [
     " <think>\nthe input is add so\n</think>\n<answer>so add</answer>",
@@ -45,19 +40,8 @@ def tok():
 
 @pytest.fixture(scope="module")
 def rm_dir(tmp_path_factory, tok, tiny_model_cfg):
-    cfg = tiny_model_cfg.__class__(**dict(tiny_model_cfg.to_dict(), vocab_size=400, max_len=256))
     d = str(tmp_path_factory.mktemp("rm"))
-    mesh = sharding.make_mesh((-1, 1, 1))
-    _, params, _ = reward_head.create(cfg, 11, mesh, sharding.DEFAULT_RULES)
-    ck = Checkpointer(os.path.join(d, "checkpoints"), ("params",), async_save=False)
-    ck.save(1, {"params": params}, {"step": 1})
-    ck.close()
-    tok.save(os.path.join(d, "tokenizer.model"))
-    with open(os.path.join(d, "model_config.json"), "w") as f:
-        json.dump(cfg.to_dict(), f)
-    with open(os.path.join(d, "rm_info.json"), "w") as f:
-        json.dump({"aspect": "helpfulness", "on": "summary", "template": "r1_zero"}, f)
-    return d
+    return rm_dirs.tiny_rm_dir(d, tiny_model_cfg, max_len=256, on="summary", tok=tok)
 
 
 @pytest.fixture(scope="module")
