@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import queue
 import re
 import signal
 import socket
@@ -112,14 +113,22 @@ def run(
         for s in (signal.SIGINT, signal.SIGTERM)
     }
     t0 = time.monotonic()
+    # One waiter per process: exits are seen in the order they happened (to the millisecond), so
+    # a SIGKILLed process is reported before the peer that stopped because it lost it, even when
+    # both end within one polling interval.
+    exits: queue.Queue = queue.Queue()
+    for i, p in enumerate(procs):
+        threading.Thread(target=lambda i=i, p=p: exits.put((i, p.wait())), daemon=True).start()
     try:
-        done: set[int] = set()
-        while len(done) < processes:
-            for i, p in enumerate(procs):
-                if i in done or p.poll() is None:
-                    continue
-                done.add(i)
-                code = _code(p.returncode)
+        done = 0
+        while done < processes:
+            try:
+                i, rc = exits.get(timeout=0.2)
+            except queue.Empty:
+                i = None
+            if i is not None:
+                done += 1
+                code = _code(rc)
                 out.write(
                     f"[launch] process {i} exited with {code} after {time.monotonic() - t0:.1f} s\n"
                 )
@@ -131,7 +140,6 @@ def run(
                 time.sleep(5)
                 stop(signal.SIGKILL)
                 failed_at = float("inf")
-            time.sleep(0.2)
     finally:
         for s, h in old.items():
             signal.signal(s, h)
