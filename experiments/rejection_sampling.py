@@ -4,9 +4,9 @@
 Command (needs the sibling "reasoning_rl" model; experiments/reasoning_rl.py makes it):
     python -m r1jax.main --config=experiments/rejection_sampling.py --workdir=/tmp/r1jax/rejection_sampling
 
-256 train prompts each of Countdown and arithmetic, k = 8 samples each at temperature 0.6 / top-p
+1024 train prompts each of Countdown and arithmetic, k = 8 samples each at temperature 0.6 / top-p
 0.95; kept: correct by the rule verifier, not truncated, no mixed languages, no repeated attempt,
-in the readable pattern, deduplicated, at most m = 2 per prompt; then one general-task example (its
+in the readable pattern, deduplicated, at most m = 4 per prompt; then one general-task example (its
 reference response) per 3 kept reasoning samples. stats.json and plots/rejection_sampling.png hold
 the acceptance rate by task and difficulty and what each filter removed. The model's top-8
 next-token log-probs of every kept sample are recorded too (`:topk=0` skips them), so the same
@@ -25,10 +25,10 @@ def get_config(arg=None):
     c.seed = a.seed
     c.source.checkpoint = a.source
     c.tasks = ("countdown", "arithmetic")
-    c.num_prompts = 256
+    c.num_prompts = 1024
     c.sampling.samples = 8
     c.sampling.max_new_tokens = 192
-    c.keep_per_prompt = 2
+    c.keep_per_prompt = 4
     c.general.ratio = 3.0
     c.record_topk = a.topk
     if a.tiny:

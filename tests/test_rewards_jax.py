@@ -48,7 +48,7 @@ def scorer(tok):
     def jax_scores(tokens, mask, targets):
         z = jnp.zeros(tokens.shape)
         out = SampleOutput(tokens, mask, z, mask.all(1), mask.sum(1))
-        return rollout.jax_rewards(fns, out, targets, vt)
+        return rollout.jax_rewards(fns, out, targets, vt)[0]
 
     def score(rows, truths):
         n = 256 * -(-len(rows) // 256)  # few distinct shapes: few compilations

@@ -8,7 +8,9 @@ literals only (never evaluated), and `weight` is taken by the registry, not pass
 A reward is a host function over decoded completions and their examples, returning one float per
 completion in its declared range, or NaN where the completion cannot be scored (the advantage code
 gives NaN rewards advantage 0 and counts them). A reward that can be written in `jax.numpy` over token
-ids also carries `jax_fn`, which lets the GRPO step fuse sampling, reward and update in one program.
+ids also carries `jax_fn`, which lets the GRPO step fuse sampling, reward and update in one program;
+a reward with state (a reward model) carries `jax_stateful` instead, whose state travels through the
+fused program as an argument and comes back updated.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -25,6 +27,27 @@ from r1jax.config_check import ConfigError
 # host form: (completions, examples) -> float32 [N]; examples are dicts with at least
 # "task", "question", "answer" and "ground_truth" (a dict, already decoded from JSON).
 HostFn = Callable[[Sequence[str], Sequence[Mapping[str, Any]]], np.ndarray]
+
+
+class StatefulJax(Protocol):
+    """A jittable reward that carries state across steps (a reward model's parameters and the
+    running statistics that normalise its scores). The state is an argument of the fused program,
+    not a constant of it, so that updated parameters (replay) need no recompilation."""
+
+    def place(self, mesh: Any, rules: Any) -> None:
+        """Lays the state out on the policy's mesh (once, before the fused step is built)."""
+
+    def state(self) -> dict:
+        """The current state, as device arrays (passed into the fused step)."""
+
+    def jax_call(self, state: dict, tokens_NxT, mask_NxT, targets: dict, vt: Any) -> tuple:
+        """Traceable: (reward [N] float32, new state)."""
+
+    def absorb(self, state: dict) -> None:
+        """Takes the new state the fused step returned (host side)."""
+
+    def fuse_problem(self, policy_tokenizer: Any) -> str | None:
+        """One line saying why this reward cannot run on the policy's token ids, or None."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +63,15 @@ class Reward:
     jax_fn: Callable[..., Any] | None = None
     # names of the per-example target arrays jax_fn needs (built on the host by `targets_fn`)
     targets_fn: Callable[[Sequence[Mapping[str, Any]], Any], dict] | None = None
+    # a jittable form with state (a reward model: its parameters and running statistics), see
+    # `StatefulJax`; the fused step passes the state in and hands the new state back
+    jax_stateful: StatefulJax | None = None
+
+    def fuse_problem(self, tokenizer: Any = None) -> str | None:
+        """Why this reward cannot run inside the fused step on `tokenizer`'s ids, or None."""
+        if self.jax_stateful is not None:
+            return None if tokenizer is None else self.jax_stateful.fuse_problem(tokenizer)
+        return None if self.jax_fn is not None else f"reward {self.name} has no jittable form"
 
     def __call__(
         self, completions: Sequence[str], examples: Sequence[Mapping[str, Any]]

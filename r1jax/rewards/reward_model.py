@@ -212,7 +212,7 @@ class RewardModelScorer:
             return None
         return (
             f"reward model {self.h.path} cannot be fused into the GRPO step: its tokenizer and the "
-            f"policy's differ ({why}); it is scored on the host (split path) instead"
+            f"policy's differ ({why})"
         )
 
     def targets_fn(self, examples: Sequence[Mapping[str, Any]], tokenizer: Any = None) -> dict:
@@ -223,11 +223,37 @@ class RewardModelScorer:
         ids, valid = pad_prompts(rows, self.h.tokenizer.pad_id, multiple=16)
         return {"rm_prompt": ids, "rm_prompt_valid": valid}
 
+    def place(self, mesh: Any, rules: sharding.Rules) -> None:
+        """Lays the parameters out on the policy's mesh with the policy's rules: the fused step
+        runs on that mesh, and the replay updates and the host form follow them there."""
+        _, _, shardings = reward_head.abstract(self.h.mcfg, mesh, rules)
+        self.h.params = jax.device_put(self.h.params, shardings)
+        self.h.mesh, self.h.rules = mesh, tuple(rules)
+        self._score = rm_step.make_score_fn(self.h.graphdef, shardings, mesh, self.h.rules)
+
+    def state(self) -> dict:
+        """The fused step's input: the parameters (on device already) and the statistics."""
+        return {"params": self.h.params, "stats": jax.tree.map(jnp.asarray, self.stats)}
+
+    def jax_call(self, state: dict, completion, mask, targets: Mapping[str, Any], vt: Any = None):
+        """Traceable, inside the fused step: (reward [N], new state with the updated statistics)."""
+        del vt  # the reward model reads token ids directly
+        reward, _, stats = self.jax_score(
+            state["params"], state["stats"], targets, completion, mask
+        )
+        return reward, {"params": state["params"], "stats": stats}
+
+    def absorb(self, state: dict) -> None:
+        """Keeps the statistics the fused step computed (the parameters are this handle's own)."""
+        self.stats = {
+            k: np.asarray(v, np.float32) for k, v in jax.device_get(state["stats"]).items()
+        }
+
     def jax_score(self, params: dict, stats: dict, targets: Mapping[str, Any], completion, mask):
         """The jittable form with this reward's constants: (reward [N], raw [N], new stats)."""
         return rmj.score_rollouts(
             self.h.graphdef, params, stats, targets["rm_prompt"], targets["rm_prompt_valid"],
-            completion, mask, self.ids, self.on, self.normalize, self.clip,
+            completion, mask, self.ids, self.on, self.normalize, self.clip, self.h.mcfg.max_len,
         )  # fmt: skip
 
 
@@ -257,4 +283,7 @@ def reward_model(
         )
     scorer = RewardModelScorer(handle, on, template, batch, normalize=normalize, clip=clip)
     low, high = (-clip, clip) if normalize and clip > 0 else (-np.inf, np.inf)
-    return Reward(f"reward_model_{on}", scorer, float(low), float(high))
+    return Reward(
+        f"reward_model_{on}", scorer, float(low), float(high),
+        targets_fn=scorer.targets_fn, jax_stateful=scorer,
+    )  # fmt: skip

@@ -141,11 +141,15 @@ def score_rollouts(
     on: str,
     normalize: bool = True,
     clip: float = 5.0,
+    max_len: int = 0,
 ) -> tuple[jax.Array, jax.Array, dict]:
-    """(reward [N], raw RM score [N], new statistics); pure and traceable."""
+    """(reward [N], raw RM score [N], new statistics); pure and traceable. A row longer than
+    `max_len` real tokens (0: no limit) scores NaN, as the host form scores it."""
     keep = completion_keep(completion_NxT, mask_NxT, ids, on)
     tokens, valid = rm_inputs(prompt_NxP, prompt_valid_NxP, completion_NxT, keep)
     raw = reward_head.score(graphdef, params, tokens, valid)
+    if max_len > 0:
+        raw = jnp.where(jnp.sum(valid, axis=1) > max_len, jnp.nan, raw)
     if not normalize:
         return raw, raw, stats
     reward, new = update_and_normalise(stats, raw, clip)

@@ -4,8 +4,10 @@ Letters: B prompts, G samples each, N = B * G, P prompt length, T max new tokens
 
 Two ways to run a GRPO step, giving the same numbers for the same key:
 - split: `sample` (one jit) -> host rewards over decoded text -> `update` (one jit);
-- fused: when every reward has a `jax_fn`, sampling, rewards, advantages and the update are ONE
-  jitted program (no host round trip); the decoded text is only produced for logging.
+- fused: when every reward has a jittable form, sampling, rewards, advantages and the update are
+  ONE jitted program (no host round trip); the decoded text is only produced for logging. A reward
+  model runs there too (its forward on the sampled ids): its parameters and running statistics
+  enter as an argument and the new statistics come back (`reward_states`, `absorb_reward_states`).
 """
 
 from __future__ import annotations
@@ -59,11 +61,43 @@ def jax_targets(rewards: Sequence[Reward], examples: Sequence[dict], tokenizer: 
 
 
 def jax_rewards(
-    rewards: Sequence[Reward], out: sampling.SampleOutput, targets: Sequence[dict], vt: VocabTables
-) -> jax.Array:
-    """[N, R] float32 from the jittable forms (inside jit)."""
-    cols = [r.jax_fn(out.tokens_NxT, out.mask_NxT, t, vt) for r, t in zip(rewards, targets)]
-    return jnp.stack(cols, axis=1).astype(jnp.float32)
+    rewards: Sequence[Reward],
+    out: sampling.SampleOutput,
+    targets: Sequence[dict],
+    vt: VocabTables | None,
+    states: Sequence[dict | None] | None = None,
+) -> tuple[jax.Array, list[dict | None]]:
+    """([N, R] float32, new reward states) from the jittable forms (inside jit). `states[i]` is
+    reward i's state (`Reward.jax_stateful.state()`), None for a reward without state."""
+    states = list(states) if states is not None else [None] * len(rewards)
+    cols, new_states = [], []
+    for r, t, st in zip(rewards, targets, states, strict=True):
+        if r.jax_stateful is not None:
+            col, st = r.jax_stateful.jax_call(st, out.tokens_NxT, out.mask_NxT, t, vt)
+        else:
+            col = r.jax_fn(out.tokens_NxT, out.mask_NxT, t, vt)
+        cols.append(col)
+        new_states.append(st)
+    return jnp.stack(cols, axis=1).astype(jnp.float32), new_states
+
+
+def place_reward_states(rewards: Sequence[Reward], mesh: Any, rules: Any) -> None:
+    """Puts every stateful reward's state on the policy's mesh (before building the fused step)."""
+    for r in rewards:
+        if r.jax_stateful is not None:
+            r.jax_stateful.place(mesh, rules)
+
+
+def reward_states(rewards: Sequence[Reward]) -> list[dict | None]:
+    """The fused step's reward-state argument: each stateful reward's current state."""
+    return [r.jax_stateful.state() if r.jax_stateful is not None else None for r in rewards]
+
+
+def absorb_reward_states(rewards: Sequence[Reward], states: Sequence[dict | None]) -> None:
+    """Hands each stateful reward the state the fused step returned."""
+    for r, st in zip(rewards, states, strict=True):
+        if r.jax_stateful is not None:
+            r.jax_stateful.absorb(st)
 
 
 @dataclasses.dataclass
@@ -72,9 +106,9 @@ class StepFns:
 
     sample: Callable  # (params, prompt, valid, key) -> SampleOutput
     update: Callable  # (state, rollouts) -> (state, metrics)
-    fused: (
-        Callable | None
-    )  # (state, prompt, valid, key, targets) -> (state, metrics, SampleOutput, rewards)
+    # (state, prompt, valid, key, targets, reward_states)
+    #   -> (state, metrics, SampleOutput, rewards, new reward_states)
+    fused: Callable | None
 
 
 def build(
@@ -108,13 +142,13 @@ def build(
     fused_jit = None
     if fused:
 
-        def fused_fn(state, prompt, valid, key, targets):
+        def fused_fn(state, prompt, valid, key, targets, r_states):
             out = sample_fn(state["params"], prompt, valid, key)
-            r = jax_rewards(rewards, out, targets, vt)
+            r, new_r_states = jax_rewards(rewards, out, targets, vt, r_states)
             new_state, m = update_fn(state, rollout_batch(prompt, valid, out, r))
-            return new_state, m, out, r
+            return new_state, m, out, r, new_r_states
 
         fused_jit = jax.jit(
-            fused_fn, out_shardings=(state_shardings, None, None, None), donate_argnums=(0,)
+            fused_fn, out_shardings=(state_shardings, None, None, None, None), donate_argnums=(0,)
         )
     return StepFns(sample_jit, update_jit, fused_jit)

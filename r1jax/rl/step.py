@@ -140,7 +140,11 @@ def fused(ctx: StepContext, state: dict, prompts: Prompts, key: jax.Array) -> St
     targets = rollout.jax_targets(ctx.rewards, prompts.grouped(ctx.group_size), ctx.tokenizer)
     targets = jax.tree.map(lambda a: rows_lib.global_from_host(a, ctx.mesh, ctx.rules), targets)
     with jax.set_mesh(ctx.mesh):
-        state, m, out, r = ctx.fns.fused(state, prompts.ids_BxP, prompts.valid_BxP, key, targets)
+        r_states = rollout.reward_states(ctx.rewards)
+        state, m, out, r, r_states = ctx.fns.fused(
+            state, prompts.ids_BxP, prompts.valid_BxP, key, targets, r_states
+        )
+    rollout.absorb_reward_states(ctx.rewards, r_states)
     m = dict(jax.device_get(m), fused=1)
     r, lengths, trunc = (rows_lib.gather_rows(x) for x in (r, out.lengths_N, out.truncated_N))
     rollouts = Rollouts({}, prompts.examples, r, out.tokens_NxT, out.mask_NxT, lengths, trunc)

@@ -130,6 +130,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     init_model.publish_layout(workdir, source, mcfg, tok)
     s = grpo_config.settings(config, mcfg)
     fused = grpo_config.use_fused(config, reward_fns, tok) and mix is None
+    if fused:  # a reward model's forward runs in the step's program, on the policy's mesh
+        rollout.place_reward_states(reward_fns, mesh, rules)
     ucfg = grpo_config.update_config(config, reward_fns)
     ocfg = optim.OptimizerConfig.from_dict(config.optimizer.to_dict())
     tx, lr_fn = optim.make(ocfg, config.steps * s.updates_per_step)

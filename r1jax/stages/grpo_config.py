@@ -99,8 +99,8 @@ def validate(
         raise config_check.ConfigError(
             f"config.rl.fused={r.fused!r} must be 'auto', 'on' or 'off'."
         )
-    if r.fused == "on" and (r.dynamic_sampling or any(f.jax_fn is None for f in reward_fns)):
-        host_only = [f.name for f in reward_fns if f.jax_fn is None]
+    host_only = [f.name for f in reward_fns if f.jax_fn is None and f.jax_stateful is None]
+    if r.fused == "on" and (r.dynamic_sampling or host_only):
         raise config_check.ConfigError(
             f"config.rl.fused='on' needs jittable rewards and no dynamic sampling; host-only rewards: "
             f"{host_only}. Use fused='auto'."
@@ -184,12 +184,18 @@ def use_fused(
     Qwen2.5 / Llama-3 vocabularies, where "auto" falls back to the split step.
     """
     tags_single = tok is None or all(tok.tag_id(t) is not None for t in R1_TAGS)
-    jittable = all(f.jax_fn is not None for f in reward_fns) and not config.rl.dynamic_sampling
+    problems = [p for p in (f.fuse_problem(tok) for f in reward_fns) if p]
+    jittable = not problems and not config.rl.dynamic_sampling
     if config.rl.fused == "on" and not tags_single:
         raise config_check.ConfigError(
             "config.rl.fused='on' needs the R1 tags as single tokens, which this tokenizer lacks; "
             "use fused='auto' (the split step)."
         )
+    if config.rl.fused == "on" and problems:  # a reward model on another tokenizer: refused
+        raise config_check.ConfigError(f"config.rl.fused='on': {problems[0]}. Use fused='auto'.")
+    if config.rl.fused == "auto" and problems and all(f.fuse_problem() is None for f in reward_fns):
+        # jittable, but not on this tokenizer's ids: said once, then the split step
+        print(f"r1jax: {problems[0]}; the step runs split (rewards on the host)", flush=True)
     return config.rl.fused == "on" or (config.rl.fused == "auto" and jittable and tags_single)
 
 
