@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import os
-
-from r1jax.data import corpus, general_task
-from r1jax.model import reward_head
-from r1jax.parallel import sharding
-from r1jax.tokenizers import sentencepiece as tok_lib
-from r1jax.train.checkpoint import Checkpointer
+from r1jax.lab import rm_dir
 
 
 def tiny_tokenizer(vocab: int = 400):
-    texts = corpus.texts(0, 0, 200, corpus.CorpusConfig())
-    kinds = general_task.ALL_KINDS
-    examples = general_task.generate_splits(0, 100, 0, kinds=kinds)["train"]
-    texts += [e["question"] + " " + e["answer"] for e in examples]
-    return tok_lib.train(texts, vocab)
+    return rm_dir.toy_tokenizer(vocab)
 
 
 def tiny_rm_dir(
@@ -26,15 +15,4 @@ def tiny_rm_dir(
 ) -> str:  # fmt: skip
     """Writes what the reward_model stage publishes (checkpoint, tokenizer, configs) into `d`."""
     tok = tok or tiny_tokenizer()
-    cfg = model_cfg.__class__(**dict(model_cfg.to_dict(), vocab_size=400, max_len=max_len))
-    mesh = sharding.make_mesh((-1, 1, 1))
-    _, params, _ = reward_head.create(cfg, seed, mesh, sharding.DEFAULT_RULES)
-    ck = Checkpointer(os.path.join(d, "checkpoints"), ("params",), async_save=False)
-    ck.save(1, {"params": params}, {"step": 1})
-    ck.close()
-    tok.save(os.path.join(d, "tokenizer.model"))
-    with open(os.path.join(d, "model_config.json"), "w", encoding="utf-8") as f:
-        json.dump(cfg.to_dict(), f)
-    with open(os.path.join(d, "rm_info.json"), "w", encoding="utf-8") as f:
-        json.dump({"aspect": "helpfulness", "on": on, "template": template}, f)
-    return d
+    return rm_dir.random_rm_dir(d, model_cfg, tok, max_len, on, seed, template)

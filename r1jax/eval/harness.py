@@ -26,6 +26,7 @@ from r1jax.rewards.registry import Reward
 from r1jax.sampling import sample as sampling
 from r1jax.sampling.sampler import Sampler
 from r1jax.text.parsing import extract_answer
+from r1jax.train import metrics
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,10 +49,13 @@ def sample_texts(
     examples: Sequence[dict],
     cfg: EvalConfig,
     key: jax.Array,
+    desc: str = "",
 ) -> tuple[list[list[str]], list[list[int]], list[list[bool]]]:
-    """(texts, lengths, truncated), each [problem][sample]."""
+    """(texts, lengths, truncated), each [problem][sample]; `desc`: a progress bar over the prompt
+    batches under that name (data stages that sample for minutes)."""
     texts, lengths, truncs = [], [], []
     bp = cfg.batch_prompts
+    bar = metrics.Progress(-(-len(examples) // bp), 0, ("prompts",), desc) if desc else None
     for start in range(0, len(examples), bp):
         chunk = list(examples[start : start + bp])
         real = len(chunk)
@@ -67,6 +71,10 @@ def sample_texts(
             texts.append([tokenizer.decode(toks[r][mask[r]]) for r in rows])
             lengths.append([int(mask[r].sum()) for r in rows])
             truncs.append([bool(trunc[r]) for r in rows])
+        if bar:
+            bar.update({"prompts": start + real})
+    if bar:
+        bar.close()
     return texts, lengths, truncs
 
 

@@ -48,7 +48,9 @@ def sample(
         graphdef, ecfg, tok.eos_id, tok.pad_id, params, mesh, rules, stop_ids(tok)
     )
     t0 = time.perf_counter()
-    texts, lengths, truncs = evaluation.sample_texts(fn, params, tok, examples, ecfg, key)
+    texts, lengths, truncs = evaluation.sample_texts(
+        fn, params, tok, examples, ecfg, key, desc="sampling"
+    )
     return texts, lengths, truncs, time.perf_counter() - t0
 
 
