@@ -6,7 +6,7 @@ Data: the cold-start data set and the 3:1 rejection-sampling mix of /tmp/r1jax (
 workdirs) when they exist, otherwise stand-ins of the same kinds made by the generators (hand-designed
 Countdown + arithmetic in the readable pattern; the same plus general-task references at 3:1).
 Model: the toy base (0.92M parameters) from --base when it exists, else the toy shape at random init;
-the production SFT step (stages/sft.py: sft_step.make_sft_step, AdamW) on 16 rows of 256 tokens,
+the production SFT step (stages/sft.py: sft_step.make_sft_step, AdamW) on 16 rows of 384 tokens,
 one device. For each data set and packing on/off: the median step time over --steps steps after
 two warm-up steps (the bucketed path compiles one program per bucket length, warmed up first),
 example tokens per second (padding excluded) and the share of padding in the rows.
@@ -24,6 +24,7 @@ import sys
 import time
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -69,13 +70,16 @@ def load_data(name: str, mix: bool) -> tuple[list[dict], str]:
     return stand_in(mix), "generated stand-in"
 
 
-def time_sft(graphdef, params, pshard, tok, records, packing: bool, steps: int, mesh) -> dict:
-    bcfg = sft_batches.BatchConfig(seq_len=256, batch_size=16, packing=packing, bucket=32)
+def time_sft(
+    graphdef, params, pshard, tok, records, packing: bool, steps: int, mesh, seq_len: int
+) -> dict:
+    bcfg = sft_batches.BatchConfig(seq_len=seq_len, batch_size=16, packing=packing, bucket=32)
     encoded = [sft_batches.encode(tok, "r1_zero", r) for r in records]
     lengths = [len(e[0]) for e in encoded]
     plan = sft_batches.epoch_plan(lengths, 0, bcfg)
     ocfg = optim.OptimizerConfig(lr=1e-4, warmup_steps=0)
     tx, lr_fn = optim.make(ocfg, 100)
+    params = jax.tree.map(jnp.copy, params)  # the step donates its state: keep the caller's
     state, sshard = lm_step.init_state(graphdef, params, pshard, tx, mesh)
     with jax.set_mesh(mesh):
         step = sft_step.make_sft_step(graphdef, tx, lr_fn, 1, sshard, None)
@@ -123,6 +127,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--base", default="/tmp/r1jax/base")
     ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--seq_len", type=int, default=384)  # the SFT stage's default row length
     ap.add_argument("--out", default="")
     a = ap.parse_args()
     rules = tuple(sharding.DEFAULT_RULES)
@@ -147,7 +152,7 @@ def main() -> None:
         for packing in (True, False):
             key = "packed" if packing else "buckets"
             out[name][key] = time_sft(
-                graphdef, params, pshard, tok, records, packing, a.steps, mesh
+                graphdef, params, pshard, tok, records, packing, a.steps, mesh, a.seq_len
             )
     out["rejection_sampling_speed"] = time_rejection(graphdef, params, tok, mesh, rules)
     text = json.dumps(out, indent=1)

@@ -17,6 +17,7 @@ rides along with weight 0 as their accuracy). Expected cost and results: not mea
 """
 
 from r1jax import config_base
+from r1jax.data import harm_prompts
 from r1jax.data.general_task import KINDS
 
 
@@ -29,10 +30,17 @@ def get_config(arg=None):
     prefs = config_base.sibling(__file__, "preference_data").get_config(tiny)
     rm = config_base.sibling(__file__, "reward_model")
     general = prefs.task.options.to_dict()  # the preference data's prompts (held-out split too)
+    # harm-only splits: at most the 288 distinct harm questions (the tiny sizes are smaller already)
+    harm_sizes = {} if a.tiny else harm_prompts.HARM_ONLY_SIZES
     c.task.mixture = (
         dict(source="reasoning", name="countdown", options=c.task.options.to_dict(), weight=0.5),
         dict(source="general", name="general", options=dict(general, kinds=KINDS), weight=0.3),
-        dict(source="harm", name="general", options=dict(general, kinds=("harm",)), weight=0.2),
+        dict(
+            source="harm",
+            name="general",
+            options=dict(general, kinds=("harm",), **harm_sizes),
+            weight=0.2,
+        ),  # fmt: skip
     )
     c.rewards = ("countdown_accuracy", "format(weight=0.5)")
     judged = (

@@ -37,6 +37,7 @@ and a changed stage config stops the run naming the stale stage (stages/pipeline
 import ml_collections
 
 from r1jax import config_base
+from r1jax.data import harm_prompts
 from r1jax.stages import pipeline_config
 
 MODELS = (
@@ -95,7 +96,8 @@ def report(tiny: bool, seed: int) -> ml_collections.ConfigDict:
     c.seed = seed
     c.models = MODELS
     suites = dict(pipeline_config.DEFAULT_SUITES)
-    suites["harm"] = {"task": "general", "options": {"kinds": ("harm",)}}
+    harm = dict(harm_prompts.HARM_ONLY_SIZES, kinds=("harm",))  # 288 distinct questions exist
+    suites["harm"] = {"task": "general", "options": harm}
     if tiny:
         plain = ("cold_start_sft", "reasoning_rl", "multi_domain_sft", "distill")
         c.templates = {n: "plain" for n in plain}  # as the tiny supervised stages were trained
