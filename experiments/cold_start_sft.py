@@ -11,8 +11,9 @@ hand-designed Countdown searches and 500 arithmetic scratchpads in the same patt
 base model (not from R1-Zero, as in the paper): completion-only loss, packed rows of 256 tokens,
 3 epochs, AdamW 1e-3; held-out Countdown and arithmetic evaluated before and after.
 
-Expected on a 2-core CPU: not measured yet (README.md will report the readable-pattern rate, the
-language-mixing rate and pass@1 before and after). `:tiny` is its own test (tests/test_sft_experiments.py).
+Measured on the 2-core CPU (2026-12-01, README.md): Countdown pass@1 0.309 -> 0.578 and readable
+0 -> 0.49 (64 x 4 held out); 0.561 / cons@8 0.806 on the whole test split. `:tiny` is its own
+test (tests/test_sft_experiments.py).
 """
 
 from r1jax import config_base

@@ -8,7 +8,8 @@ From the toy base model (as the paper restarts from DeepSeek-V3-Base), completio
 rows, 2 epochs; held-out Countdown, arithmetic and the general task before and after, to compare
 with the reasoning-RL model the data came from.
 
-Expected on a 2-core CPU: not measured yet. `:tiny` is its own test.
+Measured on the 2-core CPU (2026-12-01, README.md): 242 steps, 6 minutes with evaluations; held-out
+Countdown pass@1 0.500 (the reasoning-RL model it came from: 0.531). `:tiny` is its own test.
 """
 
 from r1jax import config_base
