@@ -41,7 +41,7 @@ class StatefulJax(Protocol):
         """The current state, as device arrays (passed into the fused step)."""
 
     def jax_call(self, state: dict, tokens_NxT, mask_NxT, targets: dict, vt: Any) -> tuple:
-        """Traceable: (reward [N] float32, new state)."""
+        """Traceable: (reward [N] float32, what changed: the part of the state `absorb` takes)."""
 
     def absorb(self, state: dict) -> None:
         """Takes the new state the fused step returned (host side)."""

@@ -236,12 +236,13 @@ class RewardModelScorer:
         return {"params": self.h.params, "stats": jax.tree.map(jnp.asarray, self.stats)}
 
     def jax_call(self, state: dict, completion, mask, targets: Mapping[str, Any], vt: Any = None):
-        """Traceable, inside the fused step: (reward [N], new state with the updated statistics)."""
+        """Traceable, inside the fused step: (reward [N], {"stats": the updated statistics}). The
+        parameters do not change in the step, so they are not outputs (no copy of them per step)."""
         del vt  # the reward model reads token ids directly
         reward, _, stats = self.jax_score(
             state["params"], state["stats"], targets, completion, mask
         )
-        return reward, {"params": state["params"], "stats": stats}
+        return reward, {"stats": stats}
 
     def absorb(self, state: dict) -> None:
         """Keeps the statistics the fused step computed (the parameters are this handle's own)."""
