@@ -1,6 +1,6 @@
 """Packed rows: several examples in one row, separated by segment ids, that never see each other.
 
-Letters: B rows, T tokens, S key slots (= T without a cache), m a query split point.
+Letters: B rows, T tokens, S key slots (= T without a cache).
 
 A packed row holds whole examples one after another; `segment_ids_BxT` numbers them (any values,
 equal within an example and different between neighbours). Each token attends only to earlier
@@ -33,11 +33,11 @@ def positions_and_mask(
     return pos, valid_BxT[:, None, :] & same
 
 
-def split_queries(key_valid: jax.Array, m: int) -> tuple[jax.Array, jax.Array]:
-    """Key validity of queries [0, m) over keys [0, m), and of queries [m, T) over all keys.
+def query_block(key_valid: jax.Array, s: int, e: int) -> jax.Array:
+    """Key validity of queries [s, e) over keys [0, e) (causal: later keys are never seen).
 
     `key_valid` is [B, S] (one validity per key, the unpacked case) or [B, T, S] (packed).
     """
     if key_valid.ndim == 3:
-        return key_valid[:, :m, :m], key_valid[:, m:]
-    return key_valid[:, :m], key_valid
+        return key_valid[:, s:e, :e]
+    return key_valid[:, :e]

@@ -25,7 +25,7 @@ from r1jax.model.rope import apply_rope, rope_inv_freq
 from r1jax.parallel.sharding import constrain, embed_lookup
 
 _NEG = -1e30  # finite "minus infinity": a fully masked (padding) query gets a uniform, finite row
-_CAUSAL_HALVES_MIN_T = 128  # uncached calls this long split the queries in two causal halves
+_CAUSAL_BLOCK = 64  # uncached calls of >= 2 blocks attend block by block (causal_blocks)
 
 
 def _matmul(x: jax.Array, w: jax.Array, n_in: int = 1) -> jax.Array:
@@ -44,6 +44,13 @@ def _matmul(x: jax.Array, w: jax.Array, n_in: int = 1) -> jax.Array:
 def _param(rngs: nnx.Rngs, shape, names, dtype, fan_in: int) -> nnx.Param:
     init = jax.nn.initializers.normal(stddev=1.0 / math.sqrt(fan_in))
     return nnx.Param(init(rngs.params(), shape, dtype), out_sharding=names)
+
+
+def causal_blocks(t: int) -> list[tuple[int, int]]:
+    """[start, end) of the query blocks of an uncached call of t tokens: about _CAUSAL_BLOCK each."""
+    n = max(t // _CAUSAL_BLOCK, 1)
+    bounds = [i * t // n for i in range(n + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 class RMSNorm(nnx.Module):
@@ -103,16 +110,17 @@ class Attention(nnx.Module):
             new_kv = (k, v)
         else:
             new_kv = None
-        b, t, n, h = q.shape
-        if layer_kv is None and t % 2 == 0 and t >= _CAUSAL_HALVES_MIN_T:
-            # Without a cache, queries [0, t/2) see only keys [0, t/2): computing that half
-            # against half the keys skips a quarter of the score/softmax work (~4 % of a training
-            # step at T=256). Valid rows get the same sums (the skipped keys had weight exactly 0).
-            m = t // 2
-            kv1, kv2 = packing.split_queries(key_valid_BxS, m)
-            first = self._core(q[:, :m], k[:, :m], v[:, :m], q_slot_T[:m], kv1)
-            second = self._core(q[:, m:], k, v, q_slot_T[m:], kv2)
-            out = jnp.concatenate([first, second], axis=1)
+        t = q.shape[1]
+        if layer_kv is None and t >= 2 * _CAUSAL_BLOCK:
+            # Without a cache, queries [s, e) see only keys [0, e): each block of queries is
+            # computed against the keys up to its own end, which skips about half of the
+            # score/softmax work (and its saved probabilities) at long T. Valid rows get the same
+            # sums (the skipped keys had weight exactly 0).
+            blocks = []
+            for s, e in causal_blocks(t):
+                kv_block = packing.query_block(key_valid_BxS, s, e)
+                blocks.append(self._core(q[:, s:e], k[:, :e], v[:, :e], q_slot_T[s:e], kv_block))
+            out = jnp.concatenate(blocks, axis=1)
         else:
             out = self._core(q, k, v, q_slot_T, key_valid_BxS)
         y = _matmul(out, self.o_proj[...].astype(cfg.compute_dtype), n_in=2)
