@@ -139,7 +139,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     if jax.process_index() == 0:
         os.makedirs(workdir, exist_ok=True)
         common.write_json(workdir, "report.json", {"rows": rows, "summaries": results})
-        title = f"Stage comparison (seed {config.seed}, {config.samples} samples per problem)"
+        title = f"Stage comparison ({config.samples} samples per problem, evaluation seed {config.seed})"
         text = stage_report.markdown(rows, title)
         text += "\nTraining curves: " + ", ".join(
             f"[{n}]({os.path.relpath(os.path.join(paths[n], 'plots'), workdir)})"
