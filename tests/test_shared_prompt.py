@@ -18,6 +18,7 @@ import pytest
 from sampling_reference import abstract_state, numpy_model
 
 from r1jax.data.prompts import pad_prompts
+from r1jax.model import transformer
 from r1jax.model.layers import stack_layers
 from r1jax.rl.logprobs import completion_logprobs
 from r1jax.sampling.sample import SamplingConfig, decode
@@ -128,5 +129,34 @@ def test_shared_prefix_training_forward_with_remat_and_scan(model, tiny_model_cf
     (_, lp_s), g_s = run(graphdef_s, stack_layers(params), True)
     np.testing.assert_allclose(np.asarray(lp_s), np.asarray(lp), rtol=1e-5, atol=2e-5)
     for a, b in zip(jax.tree.leaves(g_s), jax.tree.leaves(stack_layers(g)), strict=True):
+        scale = float(np.abs(np.asarray(b)).max())
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=1e-5 * scale)
+
+
+def test_shared_prefix_forward_blocks_long_completions(model, tiny_model_cfg, monkeypatch):
+    """Completions of >= 2 attention blocks run block by block (queries [s, e) against the prompt
+    and their own keys [0, e)); with blocks of 4 and 13 tokens (3 uneven blocks) the log-probs and
+    gradients equal the full sequences under whole (unblocked) attention."""
+    graphdef, params, _ = model
+    rng = np.random.default_rng(5)
+    prompt_BxP, valid_BxP = (jnp.asarray(x) for x in pad_prompts([[5, 6, 7, 8, 9], [9, 10]]))
+    completion = jnp.asarray(rng.integers(4, tiny_model_cfg.vocab_size, (2 * G, 13)), jnp.int32)
+    w = jnp.asarray(rng.standard_normal(completion.shape), jnp.float32)
+
+    def run(share):  # a fresh jit: the blocks are chosen at trace time
+        def f(p):
+            lp, _ = completion_logprobs(
+                graphdef, p, prompt_BxP, valid_BxP, completion, 0.9, False, share
+            )
+            return (w * lp).sum(), lp
+
+        return jax.jit(jax.value_and_grad(f, has_aux=True))(params)
+
+    (_, lp_whole), g_whole = run(False)  # block 64 > 2 x 13 + 5: the unblocked reference
+    monkeypatch.setattr(transformer, "_CAUSAL_BLOCK", 4)
+    assert len(transformer.causal_blocks(13)) == 3
+    (_, lp_blocked), g_blocked = run(True)
+    np.testing.assert_allclose(np.asarray(lp_blocked), np.asarray(lp_whole), rtol=1e-5, atol=2e-5)
+    for a, b in zip(jax.tree.leaves(g_blocked), jax.tree.leaves(g_whole), strict=True):
         scale = float(np.abs(np.asarray(b)).max())
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=1e-5 * scale)

@@ -22,24 +22,45 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from r1jax.model import transformer
 from r1jax.model.layers import scan_layers
 from r1jax.model.rope import apply_rope, rope_inv_freq
-from r1jax.model.transformer import _NEG, Attention, Block, _matmul
+from r1jax.model.transformer import _NEG, Attention, Block, _matmul, causal_blocks
 from r1jax.parallel.sharding import constrain
 
 
 def _completion_attention(attn: Attention, q_c, k_c, v_c, k_p, v_p, prompt_valid_BxP, g: int):
-    """Completion queries over [their prompt's keys ; their own earlier keys]: [N, T, K*Q, H]."""
+    """Completion queries over [their prompt's keys ; their own earlier keys]: [N, T, K*Q, H].
+
+    Long completions run block by block (`transformer.causal_blocks`): queries [s, e) against the
+    prompt and their own keys [0, e), which skips about half of the [T, T] score work and memory.
+    """
     cfg = attn.cfg
     n, t, _, h = q_c.shape
     b, k_heads = n // g, cfg.n_kv_heads
     q = q_c.reshape(b, g, t, k_heads, -1, h)  # [B, G, T, K, Q, H]
     k_own = k_c.reshape(b, g, t, k_heads, h).astype(q.dtype)
+    v_own = v_c.reshape(b, g, t, k_heads, h)
+    blocks = causal_blocks(t) if t >= 2 * transformer._CAUSAL_BLOCK else [(0, t)]
+    outs = [
+        _completion_block(
+            cfg, q[:, :, s:e], k_own[:, :, :e], v_own[:, :, :e], k_p, v_p, prompt_valid_BxP, s
+        )
+        for s, e in blocks
+    ]
+    out = outs[0] if len(outs) == 1 else jnp.concatenate(outs, axis=2)
+    return out.reshape(n, t, -1, h)
+
+
+def _completion_block(cfg, q, k_own, v_own, k_p, v_p, prompt_valid_BxP, s: int) -> jax.Array:
+    """Queries s.. of q [B, G, Tq, K, Q, H] over the prompt and own keys [0, S): [B, G, Tq, K, Q, H]."""
+    h = q.shape[-1]
+    tq, sk = q.shape[2], k_own.shape[2]
     s_p = jnp.einsum("bgtkqh,bpkh->bgkqtp", q, k_p.astype(q.dtype)).astype(jnp.float32)
     s_c = jnp.einsum("bgtkqh,bgskh->bgkqts", q, k_own).astype(jnp.float32)
     s_p = jnp.where(prompt_valid_BxP[:, None, None, None, None, :], s_p / math.sqrt(h), _NEG)
-    causal_TxT = jnp.arange(t)[None, :] <= jnp.arange(t)[:, None]
-    s_c = jnp.where(causal_TxT, s_c / math.sqrt(h), _NEG)
+    causal = jnp.arange(sk)[None, :] <= s + jnp.arange(tq)[:, None]
+    s_c = jnp.where(causal, s_c / math.sqrt(h), _NEG)
     # one softmax over both parts (the max only shifts: it carries no gradient)
     top = jax.lax.stop_gradient(jnp.maximum(jnp.max(s_p, axis=-1), jnp.max(s_c, axis=-1)))
     e_p, e_c = jnp.exp(s_p - top[..., None]), jnp.exp(s_c - top[..., None])
@@ -47,8 +68,7 @@ def _completion_attention(attn: Attention, q_c, k_c, v_c, k_p, v_p, prompt_valid
     dt = cfg.compute_dtype
     p_p, p_c = (e_p * inv[..., None]).astype(dt), (e_c * inv[..., None]).astype(dt)
     out = jnp.einsum("bgkqtp,bpkh->bgtkqh", p_p, v_p.astype(dt))
-    out = out + jnp.einsum("bgkqts,bgskh->bgtkqh", p_c, v_c.reshape(b, g, t, k_heads, h).astype(dt))
-    return out.reshape(n, t, -1, h)
+    return out + jnp.einsum("bgkqts,bgskh->bgtkqh", p_c, v_own.astype(dt))
 
 
 def _block(layer: Block, x_1xRxD: jax.Array, ctx: tuple) -> jax.Array:
