@@ -1,6 +1,7 @@
 """Causal attention block by block against whole and two-half attention: forward + backward time.
 
-    python benchmarks/attention_blocks.py [--rounds 5] [--lengths 256,448,1024]
+    python benchmarks/attention_blocks.py [--rounds 5] [--lengths 256,448,1024] \
+        [--update-lengths 256,512,1024]
 
 Why: without a KV cache (the GRPO update, SFT, the reference forward) queries [s, e) only see keys
 [0, e), so `Transformer` attends block by block (`transformer.causal_blocks`, ~64 queries a block)
@@ -8,7 +9,10 @@ and skips about half of the score / softmax work and of the probabilities kept f
 pass. This times the gradient of a next-token loss of the toy model (d_model 128, 4 layers, 4 heads,
 2 kv heads, vocab 512, float32) on [B, T] tokens with the block size set to: the whole call in one
 block (`whole`), two halves (`halves`, the layout before blocks), and 32, 64 (the default) and 128
-queries. Variants are compiled first and then timed in interleaved rounds (the machine is shared:
+queries. `--update-lengths`: the production GRPO update (`train_step.update`: reference forward,
+shared-prefix policy forward + backward, AdamW; 2 prompts x G 8, prompt 64, beta 0.04, as
+benchmarks/scaling.py) on that many new tokens, whole attention against 64-query blocks, with XLA's
+memory accounting of each program. Variants are compiled first and then timed in interleaved rounds (the machine is shared:
 only same-round ratios count); each figure is the median over rounds. Prints one JSON object.
 """
 
@@ -80,12 +84,82 @@ def run(lengths: list[int], rounds: int) -> dict:
     return out
 
 
+def update_run(lengths: list[int], rounds: int) -> dict:
+    """The GRPO update with whole attention vs 64-query blocks (the completions' path included)."""
+    mesh = sharding.make_mesh((1, 1, 1))
+    out: dict = {}
+    for t in lengths:
+        out[f"new_tokens{t}"] = _update_point(t, rounds, mesh)
+        print(json.dumps({f"new_tokens{t}": out[f"new_tokens{t}"]}), file=sys.stderr, flush=True)
+    return out
+
+
+def _update_point(t: int, rounds: int, mesh) -> dict:
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import scaling  # noqa: PLC0415 - the scaling benchmark's model and update
+
+    cfg = scaling.model_cfg(128)
+    graphdef, params, pshard = api.create(cfg, 0, mesh, sharding.DEFAULT_RULES)
+    b, g, p = scaling.PROMPTS, 8, 64
+    rng = np.random.default_rng(0)
+    prompt = jnp.asarray(rng.integers(4, cfg.vocab_size, (b, p)), jnp.int32)
+    valid = jnp.ones((b, p), bool)
+    scfg = scaling.sampling.SamplingConfig(max_new_tokens=t, eos_id=-1)
+    sample = jax.jit(lambda pr, x, v, k: scaling.sampling.sample(graphdef, pr, x, v, k, g, scfg))
+    o = sample(params, prompt, valid, jax.random.key(1))
+    ocfg = scaling.optim.OptimizerConfig(lr=1e-5, warmup_steps=0, schedule="constant")
+    tx, _ = scaling.optim.make(ocfg, 10)
+    state, _ = scaling.lm_step.init_state(graphdef, params, pshard, tx, mesh)
+    state = scaling.train_step.state_with_ref(state, 0.04)
+    ucfg = scaling.train_step.UpdateConfig(
+        group_size=g, loss=scaling.grpo_loss.LossOptions(beta=0.04)
+    )
+    roll = {
+        "prompt": prompt,
+        "prompt_valid": valid,
+        "completion": o.tokens_NxT,
+        "mask_NxT": o.mask_NxT,
+        "old_logp_NxT": o.logp_NxT,
+        "rewards_NxR": jnp.asarray(rng.random((b * g, 1)), jnp.float32),
+        "truncated_N": o.truncated_N,
+    }
+    fns, mem = {}, {}
+    for name, block in (("whole", 10**9), ("blocks64", 64)):
+        saved = transformer._CAUSAL_BLOCK
+        transformer._CAUSAL_BLOCK = block  # read at trace time
+        try:
+            upd = jax.jit(lambda s, r: scaling.train_step.update(graphdef, tx, s, r, ucfg))
+            fns[name] = upd.lower(state, roll).compile()
+        finally:
+            transformer._CAUSAL_BLOCK = saved
+        m = fns[name].memory_analysis()
+        mem[name] = round((m.argument_size_in_bytes + m.temp_size_in_bytes) / 2**20, 1)
+        jax.block_until_ready(fns[name](state, roll)[1]["loss"])
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            jax.block_until_ready(fn(state, roll)[1]["loss"])
+            times[name].append(time.perf_counter() - t0)
+    med = {name: statistics.median(v) for name, v in times.items()}
+    return {
+        "update_s": {k: round(v, 4) for k, v in med.items()},
+        "blocks_vs_whole": round(med["blocks64"] / med["whole"], 3),
+        "memory_mib": mem,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--lengths", default="256,448,1024", help="comma-separated sequence lengths")
+    ap.add_argument("--lengths", default="256,448,1024", help="comma-separated; '' skips")
+    ap.add_argument("--update-lengths", default="", help="GRPO update new tokens, comma-separated")
     a = ap.parse_args()
-    print(json.dumps(run([int(x) for x in a.lengths.split(",")], a.rounds), indent=1))
+    ints = lambda text: [int(x) for x in text.split(",") if x]  # noqa: E731
+    out = run(ints(a.lengths), a.rounds) if ints(a.lengths) else {}
+    if ints(a.update_lengths):
+        out["grpo_update"] = update_run(ints(a.update_lengths), a.rounds)
+    print(json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":
