@@ -22,7 +22,6 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from r1jax.model import transformer
 from r1jax.model.layers import scan_layers
 from r1jax.model.rope import apply_rope, rope_inv_freq
 from r1jax.model.transformer import _NEG, Attention, Block, _matmul, causal_blocks
@@ -41,12 +40,11 @@ def _completion_attention(attn: Attention, q_c, k_c, v_c, k_p, v_p, prompt_valid
     q = q_c.reshape(b, g, t, k_heads, -1, h)  # [B, G, T, K, Q, H]
     k_own = k_c.reshape(b, g, t, k_heads, h).astype(q.dtype)
     v_own = v_c.reshape(b, g, t, k_heads, h)
-    blocks = causal_blocks(t) if t >= 2 * transformer._CAUSAL_BLOCK else [(0, t)]
     outs = [
         _completion_block(
             cfg, q[:, :, s:e], k_own[:, :, :e], v_own[:, :, :e], k_p, v_p, prompt_valid_BxP, s
         )
-        for s, e in blocks
+        for s, e in causal_blocks(t)  # one block below 2 x _CAUSAL_BLOCK
     ]
     out = outs[0] if len(outs) == 1 else jnp.concatenate(outs, axis=2)
     return out.reshape(n, t, -1, h)

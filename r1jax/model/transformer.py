@@ -110,17 +110,17 @@ class Attention(nnx.Module):
             new_kv = (k, v)
         else:
             new_kv = None
-        t = q.shape[1]
-        if layer_kv is None and t >= 2 * _CAUSAL_BLOCK:
+        blocks = causal_blocks(q.shape[1])  # one block below 2 x _CAUSAL_BLOCK
+        if layer_kv is None and len(blocks) > 1:
             # Without a cache, queries [s, e) see only keys [0, e): each block of queries is
             # computed against the keys up to its own end, which skips about half of the
             # score/softmax work (and its saved probabilities) at long T. Valid rows get the same
             # sums (the skipped keys had weight exactly 0).
-            blocks = []
-            for s, e in causal_blocks(t):
+            outs = []
+            for s, e in blocks:
                 kv_block = packing.query_block(key_valid_BxS, s, e)
-                blocks.append(self._core(q[:, s:e], k[:, :e], v[:, :e], q_slot_T[s:e], kv_block))
-            out = jnp.concatenate(blocks, axis=1)
+                outs.append(self._core(q[:, s:e], k[:, :e], v[:, :e], q_slot_T[s:e], kv_block))
+            out = jnp.concatenate(outs, axis=1)
         else:
             out = self._core(q, k, v, q_slot_T, key_valid_BxS)
         y = _matmul(out, self.o_proj[...].astype(cfg.compute_dtype), n_in=2)
