@@ -98,38 +98,18 @@ def _update_point(t: int, rounds: int, mesh) -> dict:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import scaling  # noqa: PLC0415 - the scaling benchmark's model and update
 
-    cfg = scaling.model_cfg(128)
-    graphdef, params, pshard = api.create(cfg, 0, mesh, sharding.DEFAULT_RULES)
-    b, g, p = scaling.PROMPTS, 8, 64
-    rng = np.random.default_rng(0)
-    prompt = jnp.asarray(rng.integers(4, cfg.vocab_size, (b, p)), jnp.int32)
-    valid = jnp.ones((b, p), bool)
-    scfg = scaling.sampling.SamplingConfig(max_new_tokens=t, eos_id=-1)
-    sample = jax.jit(lambda pr, x, v, k: scaling.sampling.sample(graphdef, pr, x, v, k, g, scfg))
-    o = sample(params, prompt, valid, jax.random.key(1))
-    ocfg = scaling.optim.OptimizerConfig(lr=1e-5, warmup_steps=0, schedule="constant")
-    tx, _ = scaling.optim.make(ocfg, 10)
-    state, _ = scaling.lm_step.init_state(graphdef, params, pshard, tx, mesh)
-    state = scaling.train_step.state_with_ref(state, 0.04)
-    ucfg = scaling.train_step.UpdateConfig(
-        group_size=g, loss=scaling.grpo_loss.LossOptions(beta=0.04)
+    point = dict(scaling.BASE, new_tokens=t)
+    graphdef, params, pshard = api.create(
+        scaling.model_cfg(point["d_model"]), 0, mesh, sharding.DEFAULT_RULES
     )
-    roll = {
-        "prompt": prompt,
-        "prompt_valid": valid,
-        "completion": o.tokens_NxT,
-        "mask_NxT": o.mask_NxT,
-        "old_logp_NxT": o.logp_NxT,
-        "rewards_NxR": jnp.asarray(rng.random((b * g, 1)), jnp.float32),
-        "truncated_N": o.truncated_N,
-    }
+    *_, update, state, roll = scaling.update_inputs(graphdef, params, pshard, mesh, point)
     fns, mem = {}, {}
     for name, block in (("whole", 10**9), ("blocks64", 64)):
         saved = transformer._CAUSAL_BLOCK
         transformer._CAUSAL_BLOCK = block  # read at trace time
         try:
-            upd = jax.jit(lambda s, r: scaling.train_step.update(graphdef, tx, s, r, ucfg))
-            fns[name] = upd.lower(state, roll).compile()
+            fresh = lambda s, r: update.__wrapped__(s, r)  # noqa: E731 - a new trace per size
+            fns[name] = jax.jit(fresh).lower(state, roll).compile()
         finally:
             transformer._CAUSAL_BLOCK = saved
         m = fns[name].memory_analysis()

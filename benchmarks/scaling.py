@@ -89,9 +89,10 @@ def cache_bytes(graphdef, params, prompt, valid, g: int, scfg, fast: bool) -> in
     return sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(kv))
 
 
-def measure(point: dict, params_for, reps: int) -> dict:
+def update_inputs(graphdef, params, pshard, mesh, point: dict) -> tuple:
+    """(sample fn, prompt, valid, key, update fn, train state, rollouts) for one sweep point: the
+    production sampler and `train_step.update` (mu = 1, beta 0.04) on its sampled completions."""
     cfg = model_cfg(point["d_model"])
-    graphdef, params, pshard, mesh = params_for(point["d_model"])
     b, g, p, t = PROMPTS, point["group"], point["prompt"], point["new_tokens"]
     rng = np.random.default_rng(0)
     prompt = jnp.asarray(rng.integers(4, cfg.vocab_size, (b, p)), jnp.int32)
@@ -105,16 +106,27 @@ def measure(point: dict, params_for, reps: int) -> dict:
     update = jax.jit(lambda s, r: train_step.update(graphdef, tx, s, r, ucfg))
     key = jax.random.key(1)
     out = sample(params, prompt, valid, key)
-    n = b * g
     roll = {
         "prompt": prompt,
         "prompt_valid": valid,
         "completion": out.tokens_NxT,
         "mask_NxT": out.mask_NxT,
         "old_logp_NxT": out.logp_NxT,
-        "rewards_NxR": jnp.asarray(rng.random((n, 1)), jnp.float32),
+        "rewards_NxR": jnp.asarray(rng.random((b * g, 1)), jnp.float32),
         "truncated_N": out.truncated_N,
     }
+    return sample, prompt, valid, key, update, state, roll
+
+
+def measure(point: dict, params_for, reps: int) -> dict:
+    cfg = model_cfg(point["d_model"])
+    graphdef, params, pshard, mesh = params_for(point["d_model"])
+    b, g, p, t = PROMPTS, point["group"], point["prompt"], point["new_tokens"]
+    n = b * g
+    scfg = sampling.SamplingConfig(max_new_tokens=t, eos_id=-1)
+    sample, prompt, valid, key, update, state, roll = update_inputs(
+        graphdef, params, pshard, mesh, point
+    )
     sample_first, sample_s = _time(lambda: sample(params, prompt, valid, key).tokens_NxT, reps)
     update_first, update_s = _time(lambda: update(state, roll)[1]["loss"], reps)
     flops = grpo_step_flops(cfg, b, g, p, t)
