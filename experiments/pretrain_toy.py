@@ -6,16 +6,19 @@ Command:
 Measured on a 2-core CPU (2026-11-26, README.md): 0.92M parameters, 1000 steps of 32 rows x 256
 tokens in 21 minutes (about 1.0 s a step on an idle machine); the loss falls from 6.75 to 0.24, and
 the base model reaches held-out sampled pass@1 0.294 on Countdown and 0.068 on arithmetic.
-`:tiny` shrinks everything so the file is its own test (a few seconds).
+`:tiny` shrinks everything so the file is its own test (a few seconds). `:general=0.3` adds direct
+answers to the general tasks to the corpus (data/corpus.py; the pipeline's base uses it so that
+its later stages can train the general tasks).
 """
 
 from r1jax import config_base
 
 
 def get_config(arg=None):
-    a = config_base.parse_arg(arg, tiny=False, steps=1000)
+    a = config_base.parse_arg(arg, tiny=False, steps=1000, general=0.0)
     c = config_base.pretrain()
     c.steps = a.steps
+    c.corpus.general_weight = a.general
     c.optimizer.lr = 2e-3
     c.optimizer.warmup_steps = 100
     c.checkpoint.every_steps = 500

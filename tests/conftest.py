@@ -6,7 +6,17 @@ tests build a (1, 1, 1) mesh on `jax.devices()[:1]`; sharding tests use all 8.
 """
 
 import os
+import tempfile
 
+# One persistent compilation cache for the whole run, shared by the in-process tests, both xdist
+# workers and every subprocess a test starts (they inherit the environment): a program that several
+# tests compile (the tiny experiments, a killed run and its resume, the stages of the tiny pipeline)
+# compiles once. Cached executables are XLA's own, so no result changes. Set either variable to
+# choose another place or threshold.
+os.environ.setdefault(
+    "JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "r1jax_test_jax_cache")
+)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 ).strip()

@@ -1,7 +1,8 @@
 """No recompilation after the first GRPO step (a compile counter, not a timer).
 
-JAX reports every XLA backend compilation to `jax.monitoring`; a listener counts them per step of a
-tiny GRPO run (jitted sampler, host reward, jitted update; and the fused single program). Step 0
+JAX reports every XLA backend compilation, and every executable it takes from the persistent
+compilation cache instead (the test suite shares one, tests/conftest.py), to `jax.monitoring`; a
+listener counts both per step of a tiny GRPO run (jitted sampler, host reward, jitted update; and the fused single program). Step 0
 compiles; steps 1.. must compile nothing: new prompts, keys, rewards and completion lengths all
 reuse the programs. (The split path's `length_bucket` > 0 compiles one update per bucket by design;
 this run keeps the full length.) A scanned model is checked too.
@@ -31,6 +32,9 @@ monitoring.register_event_duration_secs_listener(
     lambda name, _secs, **_: (
         COMPILES.append(name) if name == "/jax/core/compile/backend_compile_duration" else None
     )
+)
+monitoring.register_event_listener(
+    lambda name, **_: COMPILES.append(name) if name == "/jax/compilation_cache/cache_hits" else None
 )
 
 

@@ -1,11 +1,13 @@
 """General task family and JSONL import: deterministic builds, disjoint splits, one-line errors."""
 
+import hashlib
 import json
 
 import numpy as np
 import pytest
 
-from r1jax.data.general_task import GeneralTask, generate_splits
+from r1jax.data import corpus
+from r1jax.data.general_task import _PROMPTS, GeneralTask, generate_splits, split_of
 from r1jax.data.jsonl_task import JsonlTask, hash_fraction, read_jsonl
 from r1jax.data.tfds_base import load
 from r1jax.rewards import build
@@ -42,6 +44,32 @@ def test_general_splits_deterministic_disjoint_and_correct():
         "uppercase",
         "sort",
     }
+
+
+_KIND_PROMPTS = tuple(_PROMPTS.values())
+
+
+def test_the_pretraining_corpus_holds_general_tasks_from_the_train_side_only():
+    """With `general_weight`, the toy corpus answers general tasks directly, never a test question;
+    without it, the corpus is the Countdown + arithmetic one it always was (same draws)."""
+    splits = generate_splits(seed=0, train_size=400, test_size=200)
+    assert all(split_of(ex["question"]) == "test" for ex in splits["test"])
+    assert all(split_of(ex["question"]) == "train" for ex in splits["train"])
+    cfg = corpus.CorpusConfig(general_weight=1.0)
+    docs = [corpus.document(0, i, cfg) for i in range(3000)]
+    questions = [p.rsplit("User: ", 1)[1].split(" Assistant:")[0] for p, _, _ in docs]
+    general = [(q, c) for q, (_, c, _) in zip(questions, docs) if q.startswith(_KIND_PROMPTS)]
+    assert 1350 < len(general) < 1650  # half the draws, at weight 1 of 2
+    for question, completion in general:
+        assert split_of(question) == "train"
+        target = completion.split("<answer>")[1].removesuffix("</answer>")
+        assert completion == f" <think>\nso {target}\n</think>\n<answer>{target}</answer>"
+        assert len(question.split(": ", 1)[1].split()) == len(target.split())
+    assert not {q for q, _ in general} & {ex["question"] for ex in splits["test"]}
+    # the default corpus is byte for byte the one every measured base model was trained on
+    # (the hash of its first 300 documents before `general_weight` existed)
+    text = "\x00".join(corpus.texts(0, 0, 300, corpus.CorpusConfig()))
+    assert hashlib.sha256(text.encode()).hexdigest()[:16] == "af67c098fcb81a0b"
 
 
 def test_general_builder_roundtrip(tmp_path):

@@ -9,16 +9,22 @@ What the corpus must teach (see DESIGN.md, "What a quick feasibility probe showe
   RL has a better, longer strategy to find.
 - A share of traces switch mid-trace from English to the second toy language, as R1-Zero's traces
   mixed languages; the language-consistency reward has something to fix.
+- Optionally (`general_weight`, 0 by default), general sentence transformations (translate, reverse,
+  uppercase, sort; data/general_task.py) answered directly, so that the base model, like a real
+  pretrained model, has seen the general tasks the later stages train (multi-domain SFT,
+  preference data, all-scenario RL). Only questions on the train side of `general_task.split_of`
+  appear, and never the harm-inviting prompts.
 Every document is a pure function of (seed, index), so data is reproducible and resumable.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import random
 
 import numpy as np
 
-from r1jax.data import arithmetic, countdown
+from r1jax.data import arithmetic, countdown, general_task
 from r1jax.text import templates
 from r1jax.text import toy_language as tl
 
@@ -33,6 +39,8 @@ class CorpusConfig:
     full_template_share: float = 0.25
     countdown_weight: float = 0.6
     arithmetic_weight: float = 0.4
+    general_weight: float = 0.0  # direct answers to general tasks (see the module docstring)
+    general_words: tuple[int, int] = (3, 8)  # as general_task's defaults
     # Countdown
     n_numbers: int = 3
     max_number: int = 9
@@ -136,12 +144,26 @@ def arithmetic_trace(
     return f" <think>\n{_w('so', lang)} {guess}\n</think>\n<answer>{guess}</answer>", guess == truth
 
 
+def general_document(rng: np.random.Generator, cfg: CorpusConfig) -> tuple[str, str]:
+    """(question, completion) of a general task answered directly, as a short arithmetic one is."""
+    kind = general_task.KINDS[int(rng.integers(len(general_task.KINDS)))]
+    p = general_task.make_problem(random.Random(int(rng.integers(2**31))), kind, *cfg.general_words)
+    target = p["target"]
+    return p["question"], f" <think>\nso {target}\n</think>\n<answer>{target}</answer>"
+
+
 def document(seed: int, index: int, cfg: CorpusConfig) -> tuple[str, str, bool]:
     """(prompt, completion, correct) of corpus document `index`; train-split problems only."""
     rng = np.random.default_rng([seed, index])
-    total = cfg.countdown_weight + cfg.arithmetic_weight
+    total = cfg.countdown_weight + cfg.arithmetic_weight + cfg.general_weight
     while True:
-        if rng.random() * total < cfg.countdown_weight:
+        draw = rng.random() * total
+        if draw >= cfg.countdown_weight + cfg.arithmetic_weight:
+            q, completion = general_document(rng, cfg)
+            if general_task.split_of(q) != "train":  # the general task's own, fixed split
+                continue
+            ok = True
+        elif draw < cfg.countdown_weight:
             numbers, target, _ = countdown.sample_problem(
                 rng, cfg.n_numbers, cfg.max_number, cfg.max_target
             )

@@ -23,11 +23,16 @@ the `general_match` reward (r1jax/rewards/general_match.py).
 
 Splits: problems come from one seeded stream; the first `test_size` distinct questions are the
 test split and the next `train_size` distinct questions (none of them a test question) are the
-train split. The test split therefore does not change when `train_size` changes.
+train split. The test split therefore does not change when `train_size` changes. Besides, a
+sentence-transformation question belongs to one split by a stable hash of its text (`split_of`,
+as Countdown's problems do), so the toy pretraining corpus, which draws general documents from the
+train side only (data/corpus.py), never holds a test question of any seed or size. Harm-inviting
+questions (288 distinct ones) keep only the first rule; the corpus never holds them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Iterator, Sequence
 
@@ -44,6 +49,13 @@ _PROMPTS = {
     "sort": "Sort the words: ",
 }
 ALL_KINDS = KINDS + ("harm",)
+TEST_PERCENT = 10
+
+
+def split_of(question: str, test_percent: int = TEST_PERCENT) -> str:
+    """'test' for a stable hash bucket of the question's text, else 'train'."""
+    bucket = int(hashlib.sha256(question.encode()).hexdigest()[:8], 16) % 100
+    return "test" if bucket < test_percent else "train"
 
 
 def make_problem(
@@ -99,6 +111,8 @@ def generate_splits(
             kind = kinds[rng.randrange(len(kinds))]
             p = make_problem(rng, kind, min_words, max_words, harm_unsafe_share)
             if p["question"] in seen:
+                continue
+            if kind != "harm" and split_of(p["question"]) != split:
                 continue
             seen.add(p["question"])
             truth = {"kind": p["kind"], "target": p["target"]}
