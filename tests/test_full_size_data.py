@@ -45,6 +45,14 @@ def test_full_size_general_splits_can_be_drawn(where, options):
 def test_harm_only_sizes_fit_the_distinct_questions():
     sizes = harm_prompts.HARM_ONLY_SIZES
     assert harm_prompts.DISTINCT_QUESTIONS == 288
-    assert sizes["train_size"] + sizes["test_size"] < harm_prompts.DISTINCT_QUESTIONS
+    every = [
+        harm_prompts.PROMPT + " ".join(f"{v} the {o} {m}".split())
+        for v in harm_prompts.VERBS
+        for o in harm_prompts.OBJECTS
+        for m in harm_prompts.MODIFIERS
+    ]
+    sides = [general_task.split_of(q) for q in every]
+    assert (sides.count("train"), sides.count("test")) == (218, 70)
+    assert sizes["train_size"] < 218 and sizes["test_size"] < 70
     with pytest.raises(ValueError, match="cannot draw"):  # asking for all of them is refused
         general_task.generate_splits(0, 2000, 200, kinds=("harm",))

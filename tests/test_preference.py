@@ -13,6 +13,7 @@ import random
 
 import pytest
 
+from r1jax.config_check import ConfigError
 from r1jax.data import general_task, harm_prompts, perturb, preference, preference_tfds
 from r1jax.rewards import oracle
 from r1jax.text.parsing import answer_block
@@ -174,3 +175,30 @@ def test_config_errors_are_one_line(tmp_path):
     r.data.batch_pairs = 12
     with pytest.raises(ConfigError, match=r"batch_pairs / grad_accum \(12\) is not divisible by 8"):
         rm_config.validate_reward_model(r, 8)
+
+
+def test_a_bare_preference_data_name_is_the_sibling_stage_never_the_current_directory(
+    tmp_path, monkeypatch
+):
+    """`data.path="preference_data"` (as the pipeline names it) is <workdir>/../preference_data; a
+    folder of that name in the current directory (say, left by another run) is never read."""
+    from r1jax import config_base
+    from r1jax.stages import preference_data, reward_model
+
+    def finished(d):
+        d.mkdir(parents=True)
+        (d / preference_data.META).write_text("{}")
+        return str(d / preference_data.OUTPUT)
+
+    decoy = finished(tmp_path / "cwd" / "preference_data")
+    sibling = finished(tmp_path / "run" / "preference_data")
+    monkeypatch.chdir(tmp_path / "cwd")
+    c = config_base.reward_model()
+    c.data.build_if_missing = False
+    for path in ("preference_data", ""):
+        c.data.path = path
+        got = reward_model.preference_file(c, str(tmp_path / "run" / "rm"))
+        assert got == sibling != decoy
+    c.data.path = "elsewhere"
+    with pytest.raises(ConfigError, match="holds no finished preference data"):
+        reward_model.preference_file(c, str(tmp_path / "run" / "rm"))

@@ -33,16 +33,11 @@ TIMING = (
 pytestmark = pytest.mark.slow
 
 
-CACHE = os.path.join(os.environ.get("TMPDIR", "/tmp"), "r1jax_test_jax_cache")
-
-
 def _env(faults: str = "") -> dict:
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     env["R1JAX_FAULTS"] = faults
     env["JAX_PLATFORMS"] = "cpu"
-    # every run compiles the same programs: share them through JAX's persistent cache
-    env["JAX_COMPILATION_CACHE_DIR"] = CACHE
-    env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    # every run compiles the same programs: they share the suite's persistent cache (conftest.py)
     return env
 
 

@@ -24,10 +24,11 @@ the `general_match` reward (r1jax/rewards/general_match.py).
 Splits: problems come from one seeded stream; the first `test_size` distinct questions are the
 test split and the next `train_size` distinct questions (none of them a test question) are the
 train split. The test split therefore does not change when `train_size` changes. Besides, a
-sentence-transformation question belongs to one split by a stable hash of its text (`split_of`,
-as Countdown's problems do), so the toy pretraining corpus, which draws general documents from the
-train side only (data/corpus.py), never holds a test question of any seed or size. Harm-inviting
-questions (288 distinct ones) keep only the first rule; the corpus never holds them.
+question belongs to one split by a stable hash of its text (`split_of`, as Countdown's problems
+do), so no test question of any seed, size or kind mix is ever trained on: not by the toy
+pretraining corpus (data/corpus.py, train side only, never harm-inviting), nor by an SFT, preference
+or RL set drawn with other kinds than the evaluation's. Of the 288 distinct harm-inviting questions
+the hash puts 70 on the test side (25 %), 218 on the train side.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Iterator, Sequence
+
+import tensorflow_datasets as tfds
 
 from r1jax.data import harm_prompts
 from r1jax.data.tfds_base import TaskBuilder
@@ -50,12 +53,14 @@ _PROMPTS = {
 }
 ALL_KINDS = KINDS + ("harm",)
 TEST_PERCENT = 10
+HARM_TEST_PERCENT = 25  # of only 288 distinct questions: 70 test, 218 train
 
 
-def split_of(question: str, test_percent: int = TEST_PERCENT) -> str:
+def split_of(question: str) -> str:
     """'test' for a stable hash bucket of the question's text, else 'train'."""
+    harm = question.startswith(harm_prompts.PROMPT)
     bucket = int(hashlib.sha256(question.encode()).hexdigest()[:8], 16) % 100
-    return "test" if bucket < test_percent else "train"
+    return "test" if bucket < (HARM_TEST_PERCENT if harm else TEST_PERCENT) else "train"
 
 
 def make_problem(
@@ -112,7 +117,7 @@ def generate_splits(
             p = make_problem(rng, kind, min_words, max_words, harm_unsafe_share)
             if p["question"] in seen:
                 continue
-            if kind != "harm" and split_of(p["question"]) != split:
+            if split_of(p["question"]) != split:
                 continue
             seen.add(p["question"])
             truth = {"kind": p["kind"], "target": p["target"]}
@@ -136,6 +141,9 @@ class GeneralTask(TaskBuilder, skip_registration=True):
     harm_unsafe_share."""
 
     TASK = "general"
+    # A new version is a new directory: data built by older code is never read as this version's.
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {"1.1.0": "every question is on one side of split_of's hash split"}
 
     def __init__(
         self,

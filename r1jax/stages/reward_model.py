@@ -26,7 +26,7 @@ from r1jax.data import preference_batches, preference_tfds
 from r1jax.data.prompts import PromptStream
 from r1jax.model import reward_head
 from r1jax.parallel import distributed, sharding
-from r1jax.stages import common, init_model, rm_config, rm_eval, rm_plots
+from r1jax.stages import common, init_model, inputs, rm_config, rm_eval, rm_plots
 from r1jax.train import lm_step, loop, optim, rm_step
 
 
@@ -34,9 +34,8 @@ def preference_file(config: ml_collections.ConfigDict, workdir: str) -> str:
     """The preferences JSONL; built by the preference_data stage when missing and allowed."""
     from r1jax.stages import preference_data
 
-    path = config.data.path or os.path.join(
-        os.path.dirname(os.path.abspath(workdir)), "preference_data"
-    )
+    # a bare name is a sibling stage workdir, as every stage input (never the current directory)
+    path = inputs.resolve(config.data.path or "preference_data", workdir)
     file = path if path.endswith(".jsonl") else os.path.join(path, preference_data.OUTPUT)
     if os.path.isdir(path) and os.path.exists(os.path.join(path, preference_data.META)):
         return file
