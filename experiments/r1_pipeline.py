@@ -10,7 +10,8 @@ Stages (each is the experiment file of the same name with its own defaults; any 
 overridden, e.g. `--config.stages.reasoning_rl.rl.beta=0.0`; `--config.only=report`,
 `--config.until=reasoning_rl` run a subset):
 
-    base               toy tokenizer + base model (pretrain_toy.py)
+    base               toy tokenizer + base model (pretrain_toy.py:general=0.3: the corpus
+                       also answers the general tasks)
     r1_zero            R1-Zero GRPO on Countdown from the base (accuracy + format)
     cold_start_data    a few thousand readable long-CoT examples: R1-Zero's correct samples
                        rewritten in the readable pattern + hand-designed traces
@@ -18,6 +19,7 @@ overridden, e.g. `--config.stages.reasoning_rl.rl.beta=0.0`; `--config.only=repo
     reasoning_rl       GRPO from the cold-start model: accuracy + readable format + language
                        consistency
     rejection_sampling the RL model's correct, readable, unmixed samples + general data at 3:1
+                       (all six kinds, harm-inviting prompts included)
     multi_domain_sft   SFT of the base on them (2 epochs)
     preference_data    the multi-domain model's own samples on general and harm-inviting prompts
                        (:tiny: perturbed references), labelled by the toy oracle with rater noise
@@ -42,9 +44,10 @@ and a changed stage config stops the run naming the stale stage (stages/pipeline
 import ml_collections
 
 from r1jax import config_base
-from r1jax.data import harm_prompts
+from r1jax.data import general_task, harm_prompts
 from r1jax.stages import pipeline_config
 
+GENERAL_CORPUS_WEIGHT = 0.3  # pretrain_toy.py:general=...
 MODELS = (
     "base",
     "r1_zero",
@@ -64,13 +67,18 @@ def _exp(name: str):
 def stages(tiny: bool, seed: int) -> dict[str, ml_collections.ConfigDict]:
     t = "tiny," if tiny else ""
     s = {}
-    s["base"] = _exp("pretrain_toy").get_config("tiny" if tiny else None)  # seed 0: shared
+    # seed 0: shared. The corpus also answers the general tasks directly (data/corpus.py), as a
+    # real base model has seen general text: without it no toy model of the chain learned them.
+    s["base"] = _exp("pretrain_toy").get_config(f"{t}general={GENERAL_CORPUS_WEIGHT}")
     s["r1_zero"] = _exp("r1_zero_countdown").get_config(f"{t}seed={seed}")
     cold = _exp("cold_start_sft")
     s["cold_start_data"] = cold.get_config(f"{t}seed={seed},data=True")
     s["cold_start_sft"] = cold.get_config(f"{t}seed={seed}")
     s["reasoning_rl"] = _exp("reasoning_rl").get_config(f"{t}seed={seed}")
     s["rejection_sampling"] = _exp("rejection_sampling").get_config(f"{t}seed={seed}")
+    # the general data holds harm-inviting prompts too (references unsafe half of the time), so
+    # the multi-domain model produces both unsafe answers and refusals for the preference data
+    s["rejection_sampling"].general.options = {"kinds": general_task.ALL_KINDS}
     s["multi_domain_sft"] = _exp("multi_domain_sft").get_config(f"{t}seed={seed}")
     # the multi-domain model's own samples; at tiny size its outputs are too alike to make pairs,
     # so the tiny chain labels perturbed references instead (stages/rm_config.py: source)
