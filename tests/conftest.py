@@ -17,12 +17,6 @@ os.environ.setdefault(
     "JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "r1jax_test_jax_cache")
 )
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
-# Compiling, not running, is most of the suite's time (tiny shapes): XLA's LLVM backend at -O0
-# compiles about a quarter faster. It changes no HLO pass (fusion, sharding, rematerialization),
-# only the machine code: the last bits of some results move (vectorised vs scalar math), which no
-# test compares across the setting except the bit-for-bit pin (test_pin_grpo.py), which runs with
-# the optimisations users get. `JAX_DISABLE_MOST_OPTIMIZATIONS=false` runs the whole suite so.
-os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "true")
 os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 ).strip()

@@ -33,7 +33,6 @@ def env(cache_dir: str, devices: int = 8) -> dict:
     e["JAX_COMPILATION_CACHE_DIR"] = cache_dir
     e["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     e["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
-    e["JAX_DISABLE_MOST_OPTIMIZATIONS"] = os.environ.get("JAX_DISABLE_MOST_OPTIMIZATIONS", "false")
     return e
 
 

@@ -45,7 +45,6 @@ def _fingerprint() -> str:
 def _run(workdir: str) -> list[dict]:
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "R1JAX_FAULTS")}
     env["JAX_PLATFORMS"] = "cpu"
-    env["JAX_DISABLE_MOST_OPTIMIZATIONS"] = "false"  # the numbers users get (conftest.py lowers it)
     cmd = [
         sys.executable,
         "-m",
