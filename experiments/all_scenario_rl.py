@@ -12,7 +12,7 @@ keeps the reward models frozen (the run to compare with: the RM-oracle gap, eval
 eval_rm_score_* beside eval_oracle_score_*, shows what replay buys). Groups are drawn half from
 Countdown (countdown_accuracy + format), 30 % from the general task's five benign kinds and 20 % from
 its harm-inviting prompts (both: reward_model on='summary' + reward_model on='all'; general_match
-rides along with weight 0 as their accuracy). Expected cost and results: not measured yet (README).
+rides along with weight 0 as their accuracy). Measured once for 30 steps (README, "All-scenario RL").
 `:tiny` is its own test.
 """
 

@@ -2,7 +2,6 @@
 
     python -m r1jax.main --config=experiments/r1_pipeline.py --workdir=/tmp/r1jax/pipeline
     python -m r1jax.main --config=experiments/r1_pipeline.py:tiny --workdir=/tmp/r1p_tiny  # CI size
-    python -m r1jax.main --config=experiments/r1_pipeline.py:quick --workdir=/tmp/r1jax/quick
     python -m r1jax.main --config=experiments/r1_pipeline.py:seed=1 --workdir=/tmp/r1jax/p1 \
         --config.reuse_from=/tmp/r1jax/pipeline --config.reuse="('base',)"  # shared base model
 
@@ -32,10 +31,6 @@ overridden, e.g. `--config.stages.reasoning_rl.rl.beta=0.0`; `--config.only=repo
     distill            SFT of the student on the reasoning model's rejection-sampled data
     distill_rl         the same student trained by R1-Zero GRPO directly (the comparison)
     report             every model above on one held-out suite: report.md / .json / .png
-
-`:quick` is the whole chain at the toy size (the toy model, tokenizer, templates and lengths of the
-full run) with every stage cut to a few steps (QUICK below): the check, in minutes, that the full
-configuration runs end to end on a machine before its long run. Its numbers mean nothing.
 
 A finished stage is skipped when rerun (DONE.json), an interrupted one resumes from its checkpoint,
 and a changed stage config stops the run naming the stale stage (stages/pipeline.py).
@@ -126,41 +121,6 @@ def report(tiny: bool, seed: int) -> ml_collections.ConfigDict:
     return c
 
 
-_RL = {"steps": 4, "rl.prompts_per_step": 8, "eval.every_steps": 0, "eval.final": False}
-_SFT = {"steps": 12, "eval.num_problems": 8, "eval.samples": 2}
-# `:quick`: per stage, dotted keys -> values (every other key as in the full run)
-QUICK = {
-    "base": {"steps": 150, "tokenizer.train_docs": 5000},
-    "r1_zero": _RL,
-    "cold_start_data": {"num_prompts": 32},
-    "cold_start_sft": _SFT,
-    "reasoning_rl": _RL,
-    "rejection_sampling": {"num_prompts": 32, "sampling.samples": 4},
-    "multi_domain_sft": _SFT,
-    "preference_data": {"prompts.train": 64, "prompts.test": 16},
-    "rm_helpfulness": {"steps": 12, "eval.every_steps": 6},
-    "rm_harmlessness": {"steps": 12, "eval.every_steps": 6},
-    "all_scenario_rl": {**_RL, "rm_eval.num_problems": 4, "replay.every_steps": 2},
-    "student_base": {"steps": 100, "tokenizer.train_docs": 5000},
-    "distill": _SFT,
-    "distill_rl": _RL,
-    "report": {"num_problems": 8, "samples": 2},
-}
-
-
-def shorten(stages_: dict[str, ml_collections.ConfigDict]) -> None:
-    """Applies QUICK in place; a key missing from a stage's config is an error, not a no-op."""
-    for name, overrides in QUICK.items():
-        for key, value in overrides.items():
-            *path, last = key.split(".")
-            node = stages_[name]
-            for part in path:
-                node = node[part]
-            if last not in node:
-                raise KeyError(f"QUICK: stage {name!r} has no key {key!r}")
-            node[last] = value
-
-
 NEEDS = {
     "r1_zero": ("base",),
     "cold_start_data": ("r1_zero",),
@@ -179,14 +139,10 @@ NEEDS = {
 
 
 def get_config(arg=None):
-    a = config_base.parse_arg(arg, tiny=False, quick=False, seed=0)
-    if a.tiny and a.quick:
-        raise ValueError("r1_pipeline: choose one of :tiny (CI size) and :quick (toy size, short)")
+    a = config_base.parse_arg(arg, tiny=False, seed=0)
     c = config_base.pipeline()
     c.seed = a.seed
     s = stages(a.tiny, a.seed)
-    if a.quick:
-        shorten(s)
     order = list(s)
     order.remove("student_base")
     order.insert(order.index("distill"), "student_base")

@@ -64,29 +64,6 @@ def test_a_changed_key_makes_exactly_the_downstream_stages_stale(tmp_path):
         pipeline.run(_with(changed, only="rejection_sampling"), wd)
 
 
-def test_quick_is_the_full_chain_with_only_its_listed_keys_shortened():
-    """`:quick` runs the full-size configuration (model, tokenizer, templates, lengths), so a key it
-    does not list must equal the full run's; every key it lists exists (shorten() checks)."""
-    full, quick = r1_pipeline.get_config(), r1_pipeline.get_config("quick")
-    assert full.order == quick.order and set(r1_pipeline.QUICK) == set(full.order)
-
-    def flat(d, pre=""):
-        for k, v in d.items():
-            yield from flat(v, f"{pre}{k}.") if hasattr(v, "items") else [(pre + k, v)]
-
-    diff = {
-        (name, key)
-        for name in full.order
-        for (key, a), (_, b) in zip(flat(full.stages[name]), flat(quick.stages[name]))
-        if a != b
-    }
-    assert diff == {(n, k) for n, keys in r1_pipeline.QUICK.items() for k in keys}
-    assert quick.stages.base.model == full.stages.base.model
-    pipeline.Plan(quick)  # every stage config is valid
-    with pytest.raises(ValueError, match="one of :tiny"):
-        r1_pipeline.get_config("tiny,quick")
-
-
 def test_finished_stages_are_skipped_without_running(tmp_path, capsys):
     wd = str(tmp_path)
     _finish_all(pipeline.Plan(_tiny()), wd)
