@@ -2,9 +2,9 @@
 
 JAX reports every XLA backend compilation, and every executable it takes from the persistent
 compilation cache instead (the test suite shares one, tests/conftest.py), to `jax.monitoring`; a
-listener counts both per step of a tiny GRPO run (jitted sampler, host reward, jitted update; and the fused single program). Step 0
-compiles; steps 1.. must compile nothing: new prompts, keys, rewards and completion lengths all
-reuse the programs. (The split path's `length_bucket` > 0 compiles one update per bucket by design;
+listener counts both per step of a tiny GRPO run (jitted sampler, host reward, jitted update; and
+the fused single program). Step 0 compiles; steps 1.. must compile nothing: new prompts, keys,
+rewards and completion lengths all reuse the programs. (The split path's `length_bucket` > 0 compiles one update per bucket by design;
 this run keeps the full length.) A scanned model is checked too.
 """
 

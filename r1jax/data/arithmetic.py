@@ -7,18 +7,18 @@ as in R1-Zero. Digit counts are configurable per operand.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator, Sequence
 
 import numpy as np
+
+from r1jax.data import hash_split
 
 OPS = ("+", "-", "*")
 
 
 def split_of(a: int, op: str, b: int, test_percent: int = 10) -> str:
     """'test' for a stable hash bucket of the problem, else 'train'."""
-    bucket = int(hashlib.sha256(f"{a}{op}{b}".encode()).hexdigest()[:8], 16) % 100
-    return "test" if bucket < test_percent else "train"
+    return hash_split.side(f"{a}{op}{b}", test_percent)
 
 
 def question(a: int, op: str, b: int) -> str:

@@ -141,15 +141,19 @@ def arithmetic_trace(
         return " <think>\n" + "\n".join(lines) + f"\n</think>\n<answer>{truth}</answer>", True
     guess = truth if rng.random() < cfg.direct_correct else _near_miss(truth, rng)
     lang = "zl" if rng.random() < cfg.switch_language * 0.5 else "en"
-    return f" <think>\n{_w('so', lang)} {guess}\n</think>\n<answer>{guess}</answer>", guess == truth
+    return _direct_answer(str(guess), lang), guess == truth
+
+
+def _direct_answer(answer: str, lang: str) -> str:
+    """A one-line answer: "so <answer>" as the whole reasoning, then the answer tag."""
+    return f" <think>\n{_w('so', lang)} {answer}\n</think>\n<answer>{answer}</answer>"
 
 
 def general_document(rng: np.random.Generator, cfg: CorpusConfig) -> tuple[str, str]:
     """(question, completion) of a general task answered directly, as a short arithmetic one is."""
     kind = general_task.KINDS[int(rng.integers(len(general_task.KINDS)))]
     p = general_task.make_problem(random.Random(int(rng.integers(2**31))), kind, *cfg.general_words)
-    target = p["target"]
-    return p["question"], f" <think>\nso {target}\n</think>\n<answer>{target}</answer>"
+    return p["question"], _direct_answer(p["target"], "en")
 
 
 def document(seed: int, index: int, cfg: CorpusConfig) -> tuple[str, str, bool]:

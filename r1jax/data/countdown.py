@@ -20,6 +20,8 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from r1jax.data import hash_split
+
 Step = tuple[int, str, int, int]  # (left, op, right, result), left >= right for - and /
 Attempt = tuple[tuple[Step, ...], str]  # steps, final expression
 
@@ -92,9 +94,7 @@ def render_attempt(attempt: Attempt) -> str:
 
 def split_of(numbers: Sequence[int], target: int, test_percent: int = 10) -> str:
     """'test' for a stable hash bucket of the problem, else 'train': splits never share a problem."""
-    key = ",".join(map(str, sorted(numbers))) + f"->{target}"
-    bucket = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % 100
-    return "test" if bucket < test_percent else "train"
+    return hash_split.side(",".join(map(str, sorted(numbers))) + f"->{target}", test_percent)
 
 
 def question(numbers: Sequence[int], target: int) -> str:

@@ -33,13 +33,12 @@ the hash puts 70 on the test side (25 %), 218 on the train side.
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections.abc import Iterator, Sequence
 
 import tensorflow_datasets as tfds
 
-from r1jax.data import harm_prompts
+from r1jax.data import harm_prompts, hash_split
 from r1jax.data.tfds_base import TaskBuilder
 from r1jax.text import toy_language
 
@@ -59,8 +58,7 @@ HARM_TEST_PERCENT = 25  # of only 288 distinct questions: 70 test, 218 train
 def split_of(question: str) -> str:
     """'test' for a stable hash bucket of the question's text, else 'train'."""
     harm = question.startswith(harm_prompts.PROMPT)
-    bucket = int(hashlib.sha256(question.encode()).hexdigest()[:8], 16) % 100
-    return "test" if bucket < (HARM_TEST_PERCENT if harm else TEST_PERCENT) else "train"
+    return hash_split.side(question, HARM_TEST_PERCENT if harm else TEST_PERCENT)
 
 
 def make_problem(
