@@ -143,7 +143,7 @@ class Progress:
         self.bar.close()
 
 
-def _smooth(ys: np.ndarray, n: int) -> np.ndarray:
+def smooth(ys: np.ndarray, n: int) -> np.ndarray:
     """A trailing moving average over `n` points (the first points average what exists)."""
     c = np.cumsum(np.insert(ys, 0, 0.0))
     idx = np.arange(1, len(ys) + 1)
@@ -183,7 +183,7 @@ def plot(
             ax.plot(xs, ys, "o-", ms=4, lw=1.2, color="C3", label="held-out")
         elif len(xs) > 20:
             ax.plot(xs, ys, lw=0.8, alpha=0.35, color="C0", label="raw")
-            ax.plot(xs, _smooth(ys, max(3, len(xs) // 20)), lw=2.0, color="C0", label="smoothed")
+            ax.plot(xs, smooth(ys, max(3, len(xs) // 20)), lw=2.0, color="C0", label="smoothed")
         else:
             ax.plot(xs, ys, "-", marker=".", lw=1.2, color="C0")
         ax.set_title(k, fontsize=10)
