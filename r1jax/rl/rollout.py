@@ -26,6 +26,7 @@ from r1jax.rewards.registry import Reward
 from r1jax.rewards.token_tables import VocabTables
 from r1jax.rl import train_step
 from r1jax.sampling import sample as sampling
+from r1jax.train import host_memory
 
 
 def rollout_batch(prompt, valid, out: sampling.SampleOutput, rewards_NxR) -> dict:
@@ -151,4 +152,6 @@ def build(
         fused_jit = jax.jit(
             fused_fn, out_shardings=(state_shardings, None, None, None, None), donate_argnums=(0,)
         )
-    return StepFns(sample_jit, update_jit, fused_jit)
+    # each compiled ahead of its first run, the compiler's freed heap released first (peak RSS)
+    wrap = host_memory.CompileFirst
+    return StepFns(wrap(sample_jit), wrap(update_jit), wrap(fused_jit) if fused_jit else None)

@@ -22,6 +22,7 @@ from flax import nnx
 
 from r1jax import model as model_lib
 from r1jax.parallel import sharding
+from r1jax.train import host_memory
 
 # A document is (ids, loss_mask): loss_mask marks the tokens that are predicted (trained on).
 DocFn = Callable[[int], tuple[list[int], list[bool]]]
@@ -140,12 +141,13 @@ def make_train_step(
         metrics.update({k: v / denom for k, v in a_sum.items()})
         return new_state, metrics
 
-    return jax.jit(
+    jitted = jax.jit(
         step,
         in_shardings=(state_shardings, batch_shardings),
         out_shardings=(state_shardings, None),
         donate_argnums=(0,),
     )
+    return host_memory.CompileFirst(jitted)  # compiled ahead of its first run: lower peak RSS
 
 
 def init_state(

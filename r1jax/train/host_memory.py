@@ -1,0 +1,68 @@
+"""Compile a program ahead of its first run and hand the compiler's freed heap back to the OS.
+
+Why: on Linux, glibc keeps memory that a process freed in its own heap instead of returning it.
+Compiling the GRPO update on XLA's CPU backend allocates and frees a few hundred MiB (LLVM), and
+the program's temporaries (the activations kept for the backward pass) are then allocated on top:
+the process's peak resident memory is compile garbage + temporaries. `CompileFirst` wraps a jitted
+function: on the first call with a new input signature it compiles ahead of time
+(`jit.lower(...).compile()`), trims the heap (`malloc_trim`), then calls the function, which runs
+the executable just compiled (jax caches it: no second compile, which `tests/test_compile_count.py`
+checks). The numbers are the same program's; only the peak memory drops. Measured in the shared
+peer benchmark's GRPO step (README, "Speed"). Elsewhere than glibc the trim is a no-op.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc.malloc_trim  # glibc only
+    except (OSError, AttributeError):
+        return None
+
+
+def release_freed_heap() -> bool:
+    """Returns the heap's free pages to the OS (glibc `malloc_trim(0)`); False where unavailable."""
+    trim = _malloc_trim()
+    return bool(trim(0)) if trim is not None else False
+
+
+def _signature(args: tuple) -> tuple:
+    """What makes jit compile anew: the tree, and each leaf's shape, dtype and sharding."""
+    leaves, tree = jax.tree.flatten(args)
+    return tree, tuple(
+        (x.shape, str(x.dtype), getattr(x, "sharding", None)) if hasattr(x, "shape") else type(x)
+        for x in leaves
+    )
+
+
+class CompileFirst:
+    """A jitted function that compiles ahead of each new input signature's first call, then
+    releases the compiler's freed heap before running (see the module docstring).
+
+    Attribute access (`.lower`, ...) goes to the wrapped function."""
+
+    def __init__(self, jitted: Any):
+        self.jitted = jitted
+        self._seen: set = set()
+
+    def __call__(self, *args: Any) -> Any:
+        key = _signature(args)
+        if key not in self._seen:
+            self.jitted.lower(*args).compile()
+            release_freed_heap()
+            self._seen.add(key)
+        return self.jitted(*args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.jitted, name)
