@@ -12,7 +12,7 @@ keeps the reward models frozen (the run to compare with: the RM-oracle gap, eval
 eval_rm_score_* beside eval_oracle_score_*, shows what replay buys). Groups are drawn half from
 Countdown (countdown_accuracy + format), 30 % from the general task's five benign kinds and 20 % from
 its harm-inviting prompts (both: reward_model on='summary' + reward_model on='all'; general_match
-rides along with weight 0 as their accuracy). Measured for 60 steps with and without replay, 2 seeds
+rides along with weight 0 as their accuracy). Measured for 60 steps with and without replay, 3 seeds
 (README, "All-scenario RL"; the figure: `python -m r1jax.eval.replay_report`).
 `:tiny` is its own test.
 """
