@@ -38,12 +38,13 @@ def release_freed_heap() -> bool:
 
 
 def _signature(args: tuple) -> tuple:
-    """What makes jit compile anew: the tree, and each leaf's shape, dtype and sharding."""
+    """The tree and each leaf's shape and dtype: what changes between calls of a step function.
+
+    Runs on every call, so it reads nothing slower (a leaf's `sharding` costs 13x as much over a
+    train state). A signature it misses (same shapes, another sharding) only makes jit compile
+    inside the call, as without the wrapper: the same result, without the trim first."""
     leaves, tree = jax.tree.flatten(args)
-    return tree, tuple(
-        (x.shape, str(x.dtype), getattr(x, "sharding", None)) if hasattr(x, "shape") else type(x)
-        for x in leaves
-    )
+    return tree, tuple((x.shape, x.dtype) if hasattr(x, "shape") else type(x) for x in leaves)
 
 
 class CompileFirst:
