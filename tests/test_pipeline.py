@@ -170,3 +170,33 @@ def test_only_reruns_one_stale_stage_from_existing_artifacts(tiny_run):
     assert after == before
     with open(os.path.join(wd, "report", "report.json"), encoding="utf-8") as f:
         assert json.load(f)["summaries"]["base"]["countdown"]["problems"] == 2
+
+
+def _flat(c, prefix: str = "") -> dict:
+    out = {}
+    for k, v in c.items():
+        if hasattr(v, "items"):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def test_the_one_hour_default_cuts_amounts_not_the_method():
+    """The default chain differs from `:full` only in how much each stage does (steps, prompts,
+    evaluation and checkpoint cadence), never in model, loss, rewards, data or sampling."""
+    hour, full = r1_pipeline.get_config(), r1_pipeline.get_config("full")
+    assert hour.order == full.order and hour.needs == full.needs
+    amounts = {"steps", "num_prompts", "eval.every_steps", "eval.final", "checkpoint.every_steps"}
+    changed = {}
+    for name in full.order:
+        a, b = _flat(hour.stages[name]), _flat(full.stages[name])
+        assert a.keys() == b.keys(), name
+        keys = {k for k in a if a[k] != b[k]}
+        assert keys <= amounts, (name, keys - amounts)
+        changed[name] = {k: (a[k], b[k]) for k in keys}
+    assert changed["base"]["steps"] == (400, 1000)
+    assert changed["rejection_sampling"] == {"num_prompts": (512, 1024)}
+    for name in ("r1_zero", "reasoning_rl", "all_scenario_rl", "distill_rl", "rm_helpfulness"):
+        assert changed[name]["steps"][0] < changed[name]["steps"][1], name
+    assert not changed["cold_start_sft"] and not changed["report"]
