@@ -107,16 +107,14 @@ def stages(tiny: bool, seed: int) -> dict[str, ml_collections.ConfigDict]:
 def one_hour(s: dict[str, ml_collections.ConfigDict]) -> None:
     """Cut every stage to fit the whole chain in about an hour on a 2-core CPU.
 
-    Why these cuts: the base's loss is flat after ~400 steps (0.35 at 400, 0.34 at 1000); the
-    helpfulness RM's held-out accuracy peaks near step 100 of 400; the student base's loss is
-    0.34 at 400 of 1000 steps. The RL stages keep their batch, group and length and lose steps,
-    which is where the budget costs quality. Each stage's final evaluation is dropped because the
-    report stage evaluates every model on the same suite.
+    Why these cuts: the helpfulness RM's held-out accuracy peaks near step 100 of 400; the RL
+    stages keep their batch, group and length and lose steps, which is where the budget costs
+    quality; each stage's final evaluation is dropped because the report stage evaluates every
+    model on the same suite. The base and student base keep their 1,000 steps (and so their
+    fingerprints: seeds and `:full` runs share them): a base of 400 steps (2026-12-02, loss 0.40
+    against 0.33) solved 4 % of held-out Countdown problems against 32 %, and R1-Zero from it
+    reached 8 % in 40 steps.
     """
-    s["base"].steps = 400
-    s["base"].checkpoint.every_steps = 200
-    s["student_base"].steps = 400
-    s["student_base"].checkpoint.every_steps = 200
     for name, steps, every in (
         ("r1_zero", 40, 20),
         ("reasoning_rl", 20, 10),

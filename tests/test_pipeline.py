@@ -195,7 +195,7 @@ def test_the_one_hour_default_cuts_amounts_not_the_method():
         keys = {k for k in a if a[k] != b[k]}
         assert keys <= amounts, (name, keys - amounts)
         changed[name] = {k: (a[k], b[k]) for k in keys}
-    assert changed["base"]["steps"] == (400, 1000)
+    assert not changed["base"] and not changed["student_base"]  # shared by seeds and `:full`
     assert changed["rejection_sampling"] == {"num_prompts": (512, 1024)}
     for name in ("r1_zero", "reasoning_rl", "all_scenario_rl", "distill_rl", "rm_helpfulness"):
         assert changed[name]["steps"][0] < changed[name]["steps"][1], name
