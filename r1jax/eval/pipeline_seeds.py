@@ -176,24 +176,20 @@ def figure(per_seed: Sequence[Rows], path: str, title: str) -> str:
     return path
 
 
-_RUNS = flags.DEFINE_list("runs", None, "pipeline workdirs, one per seed", required=True)
-_OUT = flags.DEFINE_string("out", None, "output path without extension", required=True)
-
-
 def main(argv: Sequence[str]) -> None:
     del argv
-    per_seed = [load(run) for run in _RUNS.value]
-    labels = [os.path.basename(os.path.normpath(run)) for run in _RUNS.value]
-    os.makedirs(os.path.dirname(_OUT.value) or ".", exist_ok=True)
-    with open(_OUT.value + ".md", "w") as f:
+    runs, out = flags.FLAGS.runs, flags.FLAGS.out
+    per_seed = [load(run) for run in runs]
+    labels = [os.path.basename(os.path.normpath(run)) for run in runs]
+    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+    with open(out + ".md", "w") as f:
         f.write(markdown(per_seed, labels))
-    figure(
-        per_seed,
-        _OUT.value + ".png",
-        f"R1 recipe stages, {len(per_seed)} seeds: mean (bars), seeds (dots)",
-    )
-    print(f"wrote {_OUT.value}.md and {_OUT.value}.png")
+    title = f"R1 recipe stages, {len(per_seed)} seeds: mean (bars), seeds (dots)"
+    figure(per_seed, out + ".png", title)
+    print(f"wrote {out}.md and {out}.png")
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # flags defined here: other report modules define --runs too
+    flags.DEFINE_list("runs", None, "pipeline workdirs, one per seed", required=True)
+    flags.DEFINE_string("out", None, "output path without extension", required=True)
     app.run(main)
