@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 from absl import app, flags
 
+from r1jax.eval import metrics as eval_metrics
 from r1jax.eval import stage_report
 
 Rows = Mapping[str, Mapping[str, float]]
@@ -118,62 +119,34 @@ def _fmt(values: Sequence[float]) -> str:
 
 
 def markdown(per_seed: Sequence[Rows], labels: Sequence[str]) -> str:
-    stages = list(per_seed[0])
-    columns = [c for c in per_seed[0][stages[0]] if any(c in r[s] for r in per_seed for s in r)]
-    head = f"# The R1 recipe at toy scale, {len(per_seed)} seeds (mean +- sd)\n\n"
-    lines = ["| stage | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
-    for stage in stages:
-        cells = [_fmt([_get(r, stage, c) for r in per_seed]) for c in columns]
-        lines.append(f"| {stage} | " + " | ".join(cells) + " |")
-    claims = [
-        "| claim | " + " | ".join(labels) + " | mean | met |",
-        "|---|" + "---|" * (len(labels) + 2),
-    ]
+    columns = list(dict.fromkeys(c for rows in per_seed for row in rows.values() for c in row))
+    table = {
+        stage: {c: _fmt([_get(r, stage, c) for r in per_seed]) for c in columns}
+        for stage in per_seed[0]
+    }
+    claims = {}
     for title, value, met in CLAIMS:
         values = [value(r) for r in per_seed]
-        mean = float(np.nanmean(values)) if not np.isnan(values).all() else float("nan")
-        verdict = "-" if mean != mean else ("yes" if met(mean) else "no")
+        mean = float("nan") if np.isnan(values).all() else float(np.nanmean(values))
         spec = "+.3f" if "difference" in title else ".3f"
         cells = [format(round(v, 6) + 0.0, spec) for v in [*values, mean]]  # no "-0.000"
-        claims.append(f"| {title} | " + " | ".join(cells) + f" | {verdict} |")
+        claims[title] = dict(zip([*labels, "mean"], cells, strict=True))
+        claims[title]["met"] = "-" if mean != mean else ("yes" if met(mean) else "no")
     return (
-        head
-        + "\n".join(lines)
-        + "\n\n## The paper's claims, per seed\n\n"
-        + "\n".join(claims)
-        + "\n"
+        f"# The R1 recipe at toy scale, {len(per_seed)} seeds (mean +- sd)\n\n"
+        + eval_metrics.markdown_table(table)
+        + "\n## The paper's claims, per seed\n\n"
+        + eval_metrics.markdown_table(claims)
     )
 
 
 def figure(per_seed: Sequence[Rows], path: str, title: str) -> str:
-    """stage_report's panels: a bar per stage at the mean over seeds, each seed a dot."""
-    stages = list(per_seed[0])
+    """The report's figure with bars at the mean over seeds and each seed as a dot."""
     mean = {
         s: {c: float(np.nanmean([_get(r, s, c) for r in per_seed])) for c in per_seed[0][s]}
-        for s in stages
+        for s in per_seed[0]
     }
-    from r1jax.train.figures import subplots
-
-    metrics = [m for m in stage_report.FIGURE if any(m in r for r in mean.values())]
-    cols = 3
-    nrows = max(1, -(-len(metrics) // cols))
-    fig, axes = subplots(nrows, cols, figsize=(4.2 * cols, 3.2 * nrows), squeeze=False)
-    for ax, metric in zip(axes.flat, metrics, strict=False):
-        ax.bar(range(len(stages)), [mean[s].get(metric, np.nan) for s in stages], color="#9ecae1")
-        for i, s in enumerate(stages):
-            ys = [_get(r, s, metric) for r in per_seed]
-            ax.plot([i] * len(ys), ys, "o", color="#08519c", markersize=3)
-            ax.text(i, np.nanmean(ys) + 0.03, f"{np.nanmean(ys):.2f}", ha="center", fontsize=7)
-        ax.set_title(metric, fontsize=10)
-        ax.set_xticks(range(len(stages)), stages, rotation=40, ha="right", fontsize=8)
-        ax.set_ylim(0, 1.08)
-    for ax in list(axes.flat)[len(metrics) :]:
-        ax.axis("off")
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path + ".tmp.png", dpi=110)
-    os.replace(path + ".tmp.png", path)
-    return path
+    return stage_report.figure(mean, path, title, points=per_seed)
 
 
 def main(argv: Sequence[str]) -> None:

@@ -55,8 +55,14 @@ def markdown(rows: Mapping[str, Mapping[str, float]], title: str) -> str:
     return f"# {title}\n\n" + eval_metrics.markdown_table(rows) + "\n"
 
 
-def figure(rows: Mapping[str, Mapping[str, float]], path: str, title: str) -> str:
-    """Bars per stage for each headline metric present in the rows; returns the PNG path."""
+def figure(
+    rows: Mapping[str, Mapping[str, float]],
+    path: str,
+    title: str,
+    points: Sequence[Mapping[str, Mapping[str, float]]] = (),
+) -> str:
+    """Bars per stage for each headline metric present in the rows; returns the PNG path.
+    `points`: rows of single runs (seeds) drawn as dots over the bars, which are then their mean."""
     import matplotlib
 
     from r1jax.train.figures import subplots
@@ -72,6 +78,9 @@ def figure(rows: Mapping[str, Mapping[str, float]], path: str, title: str) -> st
     for ax, metric in zip(axes.flat, metrics, strict=False):
         values = [rows[n].get(metric, float("nan")) for n in names]
         ax.bar(range(len(names)), values, color=colors)
+        for i, n in enumerate(names):
+            ys = [p.get(n, {}).get(metric, float("nan")) for p in points]
+            ax.plot([i] * len(ys), ys, "o", color="black", markersize=3)
         ax.set_title(metric, fontsize=10)
         ax.set_xticks(range(len(names)), names, rotation=40, ha="right", fontsize=8)
         ax.set_ylim(0, 1.05)
