@@ -200,3 +200,19 @@ def test_the_one_hour_default_cuts_amounts_not_the_method():
     for name in ("r1_zero", "reasoning_rl", "all_scenario_rl", "distill_rl", "rm_helpfulness"):
         assert changed[name]["steps"][0] < changed[name]["steps"][1], name
     assert not changed["cold_start_sft"] and not changed["report"]
+
+
+def test_quick_is_the_tiny_chain_with_a_larger_report():
+    """`:quick` trains exactly what the CI's `:tiny` chain trains (so the end-to-end tests cover
+    it); only the report samples more problems, for a table that is less of a coin toss."""
+    quick, tiny = r1_pipeline.get_config("quick"), r1_pipeline.get_config("tiny")
+    assert quick.order == tiny.order and quick.needs == tiny.needs
+    for name in tiny.order:
+        if name != "report":
+            assert _flat(quick.stages[name]) == _flat(tiny.stages[name]), name
+    a, b = _flat(quick.stages.report), _flat(tiny.stages.report)
+    assert {k for k in a if a[k] != b[k]} == {"num_problems", "samples"}
+    assert (a["num_problems"], a["samples"]) == (16, 4) and (b["num_problems"], b["samples"]) == (
+        4,
+        2,
+    )
