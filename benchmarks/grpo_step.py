@@ -30,7 +30,7 @@ from r1jax.rewards.registry import Reward
 from r1jax.rl import grpo_loss, rollout, train_step
 from r1jax.rl import step as step_lib
 from r1jax.sampling import sample as sampling
-from r1jax.train import lm_step, optim
+from r1jax.train import heap_policy, lm_step, optim
 
 CHARS = "0123456789+=- "
 PAD, EOS, BOS = 0, 1, 2
@@ -90,6 +90,7 @@ def arith_targets(examples, tokenizer=None) -> dict:
 
 
 def main():
+    heap_policy.reexec_with_hugepage_heap()  # as `python -m r1jax.main` runs
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", default="peer_tiny", choices=["peer_tiny"])
     ap.add_argument("--steps", type=int, default=7)

@@ -41,6 +41,7 @@ from r1jax.model import ModelConfig, api  # noqa: E402
 from r1jax.parallel import sharding
 from r1jax.sampling.filters import choose_tokens, draw_uniforms  # noqa: E402
 from r1jax.sampling.sample import SamplingConfig, decode  # noqa: E402
+from r1jax.train import heap_policy  # noqa: E402
 
 MODEL = ModelConfig(
     vocab_size=512,
@@ -132,6 +133,7 @@ def measure(fns: dict, rounds: int, reps: dict) -> dict:
 
 
 def main() -> None:
+    heap_policy.reexec_with_hugepage_heap()  # as `python -m r1jax.main` runs
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (one naive run each)")
     ap.add_argument("--reps", type=int, default=5, help="sampler calls per round")

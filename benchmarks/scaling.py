@@ -40,7 +40,7 @@ from r1jax.model import ModelConfig, api  # noqa: E402
 from r1jax.parallel import sharding  # noqa: E402
 from r1jax.rl import grpo_loss, train_step  # noqa: E402
 from r1jax.sampling import sample as sampling  # noqa: E402
-from r1jax.train import lm_step, optim  # noqa: E402
+from r1jax.train import heap_policy, lm_step, optim  # noqa: E402
 
 BASE = dict(d_model=128, prompt=64, group=8, new_tokens=128)
 SWEEPS = {
@@ -186,6 +186,7 @@ def plot(results: dict, path: str) -> None:
 
 
 def main(argv: list[str]) -> None:
+    heap_policy.reexec_with_hugepage_heap()  # as `python -m r1jax.main` runs
     ap = argparse.ArgumentParser()
     date = datetime.date.today().isoformat()
     ap.add_argument("--out", default=f"benchmarks/results/scaling_{date}")

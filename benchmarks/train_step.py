@@ -37,7 +37,7 @@ from r1jax import config_base
 from r1jax.model import ModelConfig, api  # noqa: E402
 from r1jax.model.transformer import rope_inv_freq  # noqa: E402
 from r1jax.parallel import sharding
-from r1jax.train import lm_step, optim
+from r1jax.train import heap_policy, lm_step, optim
 
 PEAK_N = 2048
 
@@ -124,6 +124,7 @@ def breakdown(cfg: ModelConfig, graphdef, params, data, reps: int) -> dict:
 
 
 def main(argv: list[str]) -> None:
+    heap_policy.reexec_with_hugepage_heap()  # as `python -m r1jax.main` runs
     p = argparse.ArgumentParser()
     p.add_argument("--preset", default="bench_512")
     p.add_argument("--seq-len", type=int, default=256)
