@@ -5,7 +5,7 @@
 Policies, each a fresh process started with its GLIBC_TUNABLES:
   glibc          glibc's defaults (blocks over 32 MiB are mmap'ed per call, munmap'ed after it)
   hugepage_heap  glibc.malloc.hugetlb=1: those blocks on transparent huge pages (what
-                 `python -m r1jax.main` runs with)
+                 `R1JAX_HEAP=hugepages python -m r1jax.main` runs with)
   keep_heap      one arena, no mmap, no trimming: freed blocks stay in the heap (tried, dropped)
 
 Each round runs the three one after the other (interleaved, so they share the load), each timing
@@ -70,7 +70,7 @@ def main(argv: list[str]) -> None:
     runs: dict[str, list[dict]] = {name: [] for name in POLICIES}
     for _ in range(args.rounds):
         for name, tunables in POLICIES.items():
-            env = dict(os.environ, GLIBC_TUNABLES=tunables, R1JAX_HEAP="glibc")  # no re-exec
+            env = dict(os.environ, GLIBC_TUNABLES=tunables, R1JAX_HEAP="glibc")  # as set here
             out = subprocess.run(
                 [sys.executable, __file__, "--child", *argv],
                 env=env, capture_output=True, text=True, check=True,

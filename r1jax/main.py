@@ -61,7 +61,7 @@ def main(argv):
 if __name__ == "__main__":
     from r1jax.train import heap_policy
 
-    heap_policy.reexec_with_hugepage_heap()  # once, before jax starts (heap_policy.py says why)
+    heap_policy.reexec_with_hugepage_heap()  # R1JAX_HEAP=hugepages only (heap_policy.py)
     from r1jax.config_check import parse_flags
 
     app.run(main, flags_parser=parse_flags)

@@ -1,5 +1,5 @@
-"""The CLI's heap policy: which GLIBC_TUNABLES it re-executes with, and that the re-exec keeps the
-process (same pid, same arguments) and happens once."""
+"""The opt-in heap policy (R1JAX_HEAP=hugepages): which GLIBC_TUNABLES the CLI re-executes with,
+and that the re-exec keeps the process (same pid, same arguments) and happens once."""
 
 import os
 import subprocess
@@ -10,19 +10,21 @@ import pytest
 from r1jax.train import heap_policy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ON = {"R1JAX_HEAP": "hugepages"}
 
 
 @pytest.mark.parametrize(
     "env, glibc, want",
     [
-        ({}, (2, 36), "glibc.malloc.hugetlb=1"),
-        ({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"}, (2, 36),
+        ({}, (2, 36), None),  # not asked for: glibc's default
+        ({"R1JAX_HEAP": "glibc"}, (2, 36), None),
+        (ON, (2, 36), "glibc.malloc.hugetlb=1"),
+        ({**ON, "GLIBC_TUNABLES": "glibc.malloc.arena_max=2"}, (2, 36),
          "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"),  # the user's tunables kept
-        ({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}, (2, 36), None),  # the user's choice wins
-        ({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}, (2, 36), None),  # already re-executed
-        ({"R1JAX_HEAP": "glibc"}, (2, 36), None),  # opted out
-        ({}, (2, 34), None),  # before glibc had the tunable
-        ({}, None, None),  # not glibc (musl, macOS)
+        ({**ON, "GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}, (2, 36), None),  # user's choice wins
+        ({**ON, "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}, (2, 36), None),  # already re-executed
+        (ON, (2, 34), None),  # before glibc had the tunable
+        (ON, None, None),  # not glibc (musl, macOS)
     ],
 )  # fmt: skip
 def test_tunables_to_reexecute_with(env, glibc, want):
@@ -41,8 +43,7 @@ def test_reexec_keeps_pid_and_arguments_and_happens_once():
         "heap_policy.reexec_with_hugepage_heap()\n"
         "print('after', os.getpid(), os.environ['GLIBC_TUNABLES'], sys.argv[1:])\n"
     )
-    env = dict(os.environ, PYTHONPATH=ROOT, GLIBC_TUNABLES="glibc.malloc.arena_max=4")
-    env.pop("R1JAX_HEAP", None)
+    env = dict(os.environ, PYTHONPATH=ROOT, GLIBC_TUNABLES="glibc.malloc.arena_max=4", **ON)
     out = subprocess.run(
         [sys.executable, "-c", code, "a", "--b=1"], env=env, capture_output=True, text=True
     )

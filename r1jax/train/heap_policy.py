@@ -1,4 +1,4 @@
-"""Back glibc's large heap blocks with transparent huge pages: the CLI re-executes itself once.
+"""Opt-in (`R1JAX_HEAP=hugepages`): glibc's large heap blocks on transparent huge pages.
 
 Why: XLA's CPU backend allocates each program's temporaries as one block per call (731 MB for the
 toy base model's training step) and frees it when the call ends. glibc serves a block that large
@@ -9,15 +9,22 @@ with `mmap` and returns it with `munmap`, so every step faults the block in agai
 (2026-12-02, 3 interleaved rounds): the toy LM step 0.80x the time (1.54 -> 1.24 s), peak RSS
 1,125 -> 1,132 MiB.
 
+Why opt-in: in the shared peer benchmark's GRPO step (same day, 3 interleaved rounds, the VM
+under heavy steal) it was slower in every round, 3.33 against 2.91 s median (per round 3.33 /
+3.83 / 2.72 against 3.11 / 2.91 / 2.59), peak RSS 889 against 905 MiB. A likely cause is the
+kernel's THP `defrag=madvise` setting, which makes a fault in an madvised block compact memory
+synchronously; it was not investigated further. Measure before turning it on
+(`benchmarks/heap_policy.py`, and the peer benchmark with `R1JAX_HEAP=hugepages`).
+
 Tried and dropped: keeping freed blocks in the heap (one arena, no `mmap`, no trimming) removes
 the faults too (0.72x) but a small allocation landing in a freed block made the heap take a second
 731 MB block: peak RSS 1,125 -> 1,789 MiB.
 
-Tunables are read when the process starts, so `python -m r1jax.main` (and `r1jax.launch`'s
-processes, which run it) re-execute themselves once with the tunable added; the pid stays the same.
-A notebook or another program gets it by starting with `GLIBC_TUNABLES=glibc.malloc.hugetlb=1`.
-`R1JAX_HEAP=glibc` keeps glibc's default. Where the kernel's THP mode is `never`, or the C library is
-not glibc >= 2.35, nothing changes.
+Tunables are read when the process starts, so with `R1JAX_HEAP=hugepages` `python -m r1jax.main`
+(and `r1jax.launch`'s processes, which run it, and the benchmark scripts) re-execute themselves
+once with the tunable added; the pid stays the same. A notebook or another program gets it by
+starting with `GLIBC_TUNABLES=glibc.malloc.hugetlb=1`. Without the variable nothing changes; nor
+where the kernel's THP mode is `never` or the C library is not glibc >= 2.35.
 """
 
 from __future__ import annotations
@@ -39,10 +46,10 @@ def _glibc_version() -> tuple[int, int] | None:
 
 
 def tunables_with_hugepages(env: dict[str, str], glibc: tuple[int, int] | None) -> str | None:
-    """The GLIBC_TUNABLES value to re-execute with, or None to run as is (already set, opted
-    out, or not a glibc that has the tunable)."""
+    """The GLIBC_TUNABLES value to re-execute with, or None to run as is (not asked for, already
+    set, or not a glibc that has the tunable)."""
     current = env.get("GLIBC_TUNABLES", "")
-    if env.get(ENV) == "glibc" or glibc is None or glibc < (2, 35):
+    if env.get(ENV) != "hugepages" or glibc is None or glibc < (2, 35):
         return None
     if "glibc.malloc.hugetlb" in current:  # set by us on the first exec, or by the user
         return None
