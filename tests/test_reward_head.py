@@ -94,7 +94,10 @@ def _one_step(cfg, mesh):
     rules = sharding.DEFAULT_RULES
     sharding.set_rules(rules)
     graphdef, params, pshard = reward_head.create(cfg, 7, mesh, rules)
-    tx = optax.adamw(1e-2)
+    # Plain SGD, not AdamW: the head's bias cancels in score(chosen) - score(rejected), so its true
+    # gradient is exactly 0 and Adam would divide whatever rounding noise reaches it (~1e-9, which
+    # differs between meshes and CPUs) by its own size, turning noise into a full-size update.
+    tx = optax.sgd(1e-2)
     state, sshard = lm_step.init_state(graphdef, params, pshard, tx, mesh)
     batch = _batch(np.random.default_rng(0), 8, 10)
     score = rm_step.make_score_fn(graphdef, pshard, mesh, rules)
