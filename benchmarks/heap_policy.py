@@ -70,7 +70,7 @@ def main(argv: list[str]) -> None:
     runs: dict[str, list[dict]] = {name: [] for name in POLICIES}
     for _ in range(args.rounds):
         for name, tunables in POLICIES.items():
-            env = dict(os.environ, GLIBC_TUNABLES=tunables, R1JAX_HEAP="glibc")  # as set here
+            env = dict(os.environ, GLIBC_TUNABLES=tunables)
             out = subprocess.run(
                 [sys.executable, __file__, "--child", *argv],
                 env=env, capture_output=True, text=True, check=True,

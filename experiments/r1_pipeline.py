@@ -68,7 +68,7 @@ def _exp(name: str):
     return config_base.sibling(__file__, name)
 
 
-def stages(tiny: bool, seed: int) -> dict[str, ml_collections.ConfigDict]:
+def stages(tiny: bool, seed: int, quick: bool = False) -> dict[str, ml_collections.ConfigDict]:
     t = "tiny," if tiny else ""
     s = {}
     # seed 0: shared. The corpus also answers the general tasks directly (data/corpus.py), as a
@@ -104,7 +104,7 @@ def stages(tiny: bool, seed: int) -> dict[str, ml_collections.ConfigDict]:
     for name, c in s.items():  # inside the pipeline every input is a finished earlier stage
         if name != "base" and "init" in c:
             c.init.build_if_missing = False
-    s["report"] = report(tiny, seed)
+    s["report"] = report(tiny, seed, quick)
     return s
 
 
@@ -179,9 +179,7 @@ def get_config(arg=None):
     a.tiny = a.tiny or a.quick
     c = config_base.pipeline()
     c.seed = a.seed
-    s = stages(a.tiny, a.seed)
-    if a.quick:
-        s["report"] = report(True, a.seed, quick=True)
+    s = stages(a.tiny, a.seed, a.quick)
     if not (a.tiny or a.full):
         one_hour(s)
     order = list(s)
