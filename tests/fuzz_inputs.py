@@ -20,7 +20,7 @@ from r1jax.text import parsing as ae
 SENTINEL = os.path.join(tempfile.gettempdir(), f"r1jax_fuzz_{os.getpid()}_executed")
 MATH_TIMEOUT_S = 1.0
 PURE_BOUND_S = 1.0  # per call, inputs up to ~1 MB, on a loaded 2-core machine
-MATH_BOUND_S = MATH_TIMEOUT_S + 5.0  # sympy time limit + replacing a killed worker
+MATH_BOUND_S = MATH_TIMEOUT_S + 5.0  # sympy time limit + margin; imports done before (warm)
 
 PAYLOADS = [
     f"__import__('os').system('touch {SENTINEL}')",

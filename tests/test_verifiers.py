@@ -241,6 +241,18 @@ def test_sympy_pool_recovers_from_a_killed_worker_and_cleans_up():
             os.kill(pid, 0)
 
 
+def test_sympy_pool_warm_and_prefers_ready_workers():
+    """warm() leaves `size` imported workers; a request goes to a ready worker, not to one that
+    is still importing (a replacement started after a kill)."""
+    pool = sympy_worker.SympyPool(2)
+    assert pool.warm() == 2 and all(w.ready for w in pool._idle)
+    fresh = sympy_worker._Worker()
+    pool._idle.append(fresh)
+    assert pool.run([{"pred": "2x", "gold": "x+x"}], 5.0) == ["equal"]
+    assert fresh in pool._idle and not fresh.ready
+    pool.close()
+
+
 def test_math_hard_time_limit():
     """A sympy computation that would run for minutes is cut off at the time limit, scored 0."""
     slow = "((2^{1000})^{1000})^{1000}-((2^{1000})^{1000})^{999}"

@@ -187,7 +187,7 @@ class SympyPool:
         busy: dict[int, tuple[_Worker, int, float]] = {}
         while pending or busy:
             while pending and len(busy) < self.size:
-                worker = self._idle.pop() if self._idle else _Worker()
+                worker = self._take_idle()
                 idx = pending.popleft()
                 try:
                     worker.send(requests[idx])
@@ -236,6 +236,40 @@ class SympyPool:
                     self.timeouts += 1
                     self._idle.append(_Worker())  # start the replacement now, in the background
         return [r or "error" for r in results]
+
+    def warm(self, timeout_s: float = STARTUP_TIMEOUT_S) -> int:
+        """Start workers up to the pool's size and wait until they have imported the library, so
+        that no later request (or timed region) waits for an import. Returns how many are ready;
+        one that dies or is not ready within `timeout_s` is killed and dropped."""
+        with self._lock:
+            self._idle += [_Worker() for _ in range(self.size - len(self._idle))]
+            deadline = time.monotonic() + timeout_s
+            waiting = {w.fd: w for w in self._idle if not w.ready}
+            dead: list[_Worker] = []
+            while waiting and time.monotonic() < deadline:
+                ready, _, _ = select.select(
+                    list(waiting), [], [], max(0.0, deadline - time.monotonic())
+                )
+                for fd in ready:
+                    worker = waiting[fd]
+                    chunk = os.read(fd, 65536)
+                    worker.buf += chunk
+                    if b"ready\n" in worker.buf:
+                        worker.buf, worker.ready = worker.buf.split(b"ready\n", 1)[1], True
+                    if worker.ready or not chunk:  # ready, or died while importing
+                        del waiting[fd]
+                        dead += [] if worker.ready else [worker]
+            for worker in dead + list(waiting.values()):
+                worker.kill()
+                self._idle.remove(worker)
+            return sum(w.ready for w in self._idle)
+
+    def _take_idle(self) -> _Worker:
+        """A ready idle worker if there is one (a replacement may still be importing), else any."""
+        for i in range(len(self._idle) - 1, -1, -1):
+            if self._idle[i].ready:
+                return self._idle.pop(i)
+        return self._idle.pop() if self._idle else _Worker()
 
     def close(self) -> None:
         with self._lock:
