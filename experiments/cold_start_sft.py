@@ -7,7 +7,8 @@ The data (`:data` gives that stage's config; it lands in the sibling workdir "co
 R1-Zero's correct, well-formatted Countdown traces (256 prompts x 4 samples at temperature 0.6)
 rewritten into the readable pattern (one language, no repeated attempt, a summary line that
 restates the solution and the answer; text/parsing.py), at most one per prompt, plus 1000
-hand-designed Countdown searches and 500 arithmetic scratchpads in the same pattern. SFT from the
+hand-designed Countdown searches (one without a hit in 8 attempts ends `give up` and summarises its
+last attempt, so the model learns to stop) and 500 arithmetic scratchpads. SFT from the
 base model (not from R1-Zero, as in the paper): completion-only loss, packed rows of 256 tokens,
 3 epochs, AdamW 1e-3; held-out Countdown and arithmetic evaluated before and after.
 
@@ -31,7 +32,7 @@ def data_config(a):
     c.sampling.samples = 4
     c.designed.countdown = 1000
     c.designed.arithmetic = 500
-    c.designed.max_attempts = 8  # completions stay within the 192 new tokens of RL and evaluation
+    c.designed.max_attempts = 8  # then "give up": within the 192 new tokens of RL and evaluation
     if a.tiny:  # a problem space small enough for the tiny model to learn in seconds
         c.task = config_base.task(
             "countdown", n_numbers=3, max_number=2, max_target=8, test_percent=30

@@ -12,6 +12,7 @@ import pytest
 
 from r1jax import rewards
 from r1jax.data import arithmetic, cold_start, countdown, general_task
+from r1jax.rewards import countdown as countdown_rules
 from r1jax.text import parsing
 
 GOOD = " <think>\n3*4=12,12+5=17 vs 18 no\n4*5=20,20-2=18 vs 18 yes\n</think>\nso 4*5-2 = 18\n<answer>4*5-2</answer>"
@@ -75,9 +76,10 @@ def test_designed_examples_are_readable_and_correct():
     rng = np.random.default_rng(0)
     score = rewards.build(["countdown_accuracy"])[0]
     exs = list(countdown.examples("train", 30))
-    texts = [cold_start.designed_countdown(ex, rng, cold_start.DesignConfig()) for ex in exs]
+    cfg = cold_start.DesignConfig(give_up=False)
+    texts = [cold_start.designed_countdown(ex, rng, cfg) for ex in exs]
     kept = [(t, ex) for t, ex in zip(texts, exs) if t is not None]
-    assert len(kept) >= 25  # most searches hit within 10 attempts
+    assert len(kept) >= 25  # most searches hit within 8 attempts
     assert all(parsing.readable_format_ok(t) for t, _ in kept)
     assert score([t for t, _ in kept], [ex for _, ex in kept]).tolist() == [1.0] * len(kept)
     arith = rewards.build(["arithmetic_accuracy"])[0]
@@ -85,6 +87,35 @@ def test_designed_examples_are_readable_and_correct():
     texts = [cold_start.designed_arithmetic(ex) for ex in exs]
     assert all(parsing.readable_format_ok(t) for t in texts)
     assert arith(texts, exs).tolist() == [1.0] * 20
+
+
+def test_designed_search_without_a_hit_gives_up_readably():
+    """A search with no hit in max_attempts ends `give up`, then a summary of the last attempt
+    with its true value: readable, so a model taught on it stops instead of running out of tokens.
+    The same draws with give_up=False skip the problem; searches that hit are the same text."""
+    exs = list(countdown.examples("train", 200))
+    on = cold_start.DesignConfig(max_attempts=2)
+    off = cold_start.DesignConfig(max_attempts=2, give_up=False)
+    pairs = [
+        (
+            cold_start.designed_countdown(ex, np.random.default_rng(i), on),
+            cold_start.designed_countdown(ex, np.random.default_rng(i), off),
+        )
+        for i, ex in enumerate(exs)
+    ]
+    gave_up = [(a, ex) for (a, b), ex in zip(pairs, exs) if b is None]
+    assert all(a == b for a, b in pairs if b is not None) and 10 <= len(gave_up) < 200
+    for text, ex in gave_up:
+        assert parsing.readable_format_ok(text)
+        lines = parsing.reasoning_text(text).strip().splitlines()
+        assert len(lines) == 3 and lines[-1] == "give up" and " yes" not in text
+        target = ex["ground_truth"]["target"]
+        values = [int(ln.split(" vs ")[0].split("=")[-1]) for ln in lines[:-1]]
+        answer = parsing.extract_answer(text)
+        assert target not in values
+        assert parsing.summary_text(text) == f"so {answer} = {values[-1]}"
+        parsed = countdown_rules.parse_countdown(answer, ex["ground_truth"]["numbers"])
+        assert parsed.value == values[-1]
 
 
 def test_general_reference_responses_are_readable_and_exact():

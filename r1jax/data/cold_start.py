@@ -8,8 +8,10 @@ At toy scale (the pattern itself: `text.parsing.READABLE_RULES`):
   that hits, the trace's own closing "so ..." line moved into a summary that restates the solution
   and the answer, e.g. `so 7*3+2 = 23`, then the answer.
 - `designed_countdown` / `designed_arithmetic` generate examples in the same pattern with the
-  corpus generator (data/corpus.py, whose own settings are untouched): an honest Countdown search
-  that never gives up and tries close values first, and the digit-by-digit arithmetic scratchpad.
+  corpus's pieces (data/corpus.py, whose own settings are untouched): an honest Countdown search
+  that tries close values first and, when nothing hits within `max_attempts`, says `give up` and
+  summarises its last attempt with that attempt's value; the digit-by-digit arithmetic
+  scratchpad.
 - `general_completion` is the reference response of a general (non-reasoning) task: no reasoning
   (R1 gives simple queries no chain of thought), the summary and the answer.
 """
@@ -22,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from r1jax.data import arithmetic, corpus
+from r1jax.data import arithmetic, corpus, countdown
 from r1jax.text import toy_language
 from r1jax.text.parsing import attempt_key, extract_answer, reasoning_text
 
@@ -75,22 +77,45 @@ def rewrite(completion: str, example: Mapping[str, Any], lang: str = "en") -> st
 
 @dataclasses.dataclass(frozen=True)
 class DesignConfig:
-    """How the hand-designed examples search: never give up, closer values first."""
+    """How the hand-designed examples search: closer values first, at most max_attempts."""
 
     intuition: float = 0.7  # the corpus uses 1.5 (wider search); smaller = closer values first
-    max_attempts: int = 8  # problems not solved within this many attempts are skipped
+    max_attempts: int = 8
+    # a search with no hit within max_attempts ends "give up" + a summary of the last attempt
+    # (True), or the problem is skipped (False: the model then never sees a search end without a
+    # hit, and at evaluation keeps trying until the token budget runs out, which is not readable)
+    give_up: bool = True
 
 
 def designed_countdown(
     example: Mapping[str, Any], rng: np.random.Generator, cfg: DesignConfig
 ) -> str | None:
-    """An honest search in the readable pattern, or None if it needs more than max_attempts."""
+    """An honest search in the readable pattern: the attempts up to the first hit, then the
+    summary; without a hit, `give up` and the last attempt (or None when cfg.give_up is off)."""
     gt = example["ground_truth"]
-    ccfg = corpus.CorpusConfig(
-        intuition=cfg.intuition, give_up=0.0, max_attempts=cfg.max_attempts, switch_language=0.0
-    )
-    text, solved = corpus.countdown_trace(list(gt["numbers"]), int(gt["target"]), rng, ccfg)
-    return rewrite(text, example) if solved else None
+    target = int(gt["target"])
+    tried = countdown.search_order(list(gt["numbers"]), target, rng, cfg.intuition)
+    tried = tried[: cfg.max_attempts]
+    hits = [i for i, att in enumerate(tried) if countdown.value(att) == target]
+    if hits:
+        tried = tried[: hits[0] + 1]
+    lines = []
+    for att in tried:
+        verdict = toy_language.word("yes" if countdown.value(att) == target else "no", "en")
+        lines.append(f"{countdown.render_attempt(att)} vs {target} {verdict}")
+    if hits:
+        answer = countdown.strip_outer(tried[-1][1])
+        return render(lines, summary_line(example, answer), answer)
+    if not cfg.give_up:
+        return None
+    # the last attempt, as the corpus's own give-ups answer: the summary restates the line above
+    # it (summarising the closest attempt asks the 0.9M model for an argmin over 8 lines: when the
+    # data did that, a third of its give-ups wrote a summary without the answer)
+    best = tried[-1]
+    answer = countdown.strip_outer(best[1])
+    give_up = " ".join(toy_language.word(w, "en") for w in ("give", "up"))
+    so = toy_language.word("so", "en")
+    return render(lines + [give_up], f"{so} {answer} = {countdown.value(best)}", answer)
 
 
 def designed_arithmetic(example: Mapping[str, Any]) -> str:

@@ -95,7 +95,7 @@ def rewritten(config, workdir: str, mesh, rules) -> tuple[list[dict], dict]:
 def designed(config) -> tuple[list[dict], dict]:
     """Hand-designed examples of the corpus generator, in the readable pattern."""
     d, out = config.designed, []
-    dcfg = cold_start.DesignConfig(intuition=d.intuition, max_attempts=d.max_attempts)
+    dcfg = cold_start.DesignConfig(d.intuition, d.max_attempts, d.give_up)
     rng = np.random.default_rng([config.seed, 31])
     prov = {"generator": "data/cold_start.py", "seed": config.seed}
     if d.countdown:
@@ -108,11 +108,13 @@ def designed(config) -> tuple[list[dict], dict]:
             if len(out) == d.countdown:
                 break
     n_count = len(out)
+    n_give_up = sum("give up" in r["completion"] for r in out)
     if d.arithmetic:
         pool = tasks.load("arithmetic", "train", "", n_train=max(4 * d.arithmetic, 2000))
         for ex in data_sampling.pick(pool, d.arithmetic, config.seed + 2):
             out.append(_record(ex, cold_start.designed_arithmetic(ex), "hand_designed", prov))
-    return out, {"countdown": n_count, "arithmetic": len(out) - n_count}
+    stats = {"countdown": n_count, "countdown_give_up": n_give_up, "arithmetic": len(out) - n_count}
+    return out, stats
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
