@@ -56,7 +56,9 @@ def test_cold_start_sft(root):
     wd = os.path.join(root, "cold_start_sft")
     sft_runs.ok(sft_runs.run("experiments/cold_start_sft.py:tiny", wd))
     stats = _json(os.path.join(root, "cold_start_data", "stats.json"))
-    assert stats["designed"] == {"countdown": 16, "arithmetic": 4}
+    records = sft_format.read(os.path.join(root, "cold_start_data"))
+    give_ups = sum("give up" in r["completion"] for r in records if r["source"] == "hand_designed")
+    assert stats["designed"] == {"countdown": 16, "countdown_give_up": give_ups, "arithmetic": 4}
     assert stats["r1_zero"]["samples"] == 8  # 4 prompts x 2 samples from the tiny R1-Zero
     rows = sft_runs.rows(wd)
     _finite(rows)
