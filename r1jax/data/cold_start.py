@@ -94,28 +94,24 @@ def designed_countdown(
     summary; without a hit, `give up` and the last attempt (or None when cfg.give_up is off)."""
     gt = example["ground_truth"]
     target = int(gt["target"])
-    tried = countdown.search_order(list(gt["numbers"]), target, rng, cfg.intuition)
-    tried = tried[: cfg.max_attempts]
-    hits = [i for i, att in enumerate(tried) if countdown.value(att) == target]
-    if hits:
-        tried = tried[: hits[0] + 1]
+    order = countdown.search_order(list(gt["numbers"]), target, rng, cfg.intuition)
     lines = []
-    for att in tried:
-        verdict = toy_language.word("yes" if countdown.value(att) == target else "no", "en")
+    for att in order[: cfg.max_attempts]:
+        hit = countdown.value(att) == target
+        verdict = toy_language.word("yes" if hit else "no", "en")
         lines.append(f"{countdown.render_attempt(att)} vs {target} {verdict}")
-    if hits:
-        answer = countdown.strip_outer(tried[-1][1])
-        return render(lines, summary_line(example, answer), answer)
+        if hit:
+            answer = countdown.strip_outer(att[1])
+            return render(lines, summary_line(example, answer), answer)
     if not cfg.give_up:
         return None
     # the last attempt, as the corpus's own give-ups answer: the summary restates the line above
     # it (summarising the closest attempt asks the 0.9M model for an argmin over 8 lines: when the
     # data did that, a third of its give-ups wrote a summary without the answer)
-    best = tried[-1]
-    answer = countdown.strip_outer(best[1])
+    answer = countdown.strip_outer(att[1])  # att: the last attempt
     give_up = " ".join(toy_language.word(w, "en") for w in ("give", "up"))
     so = toy_language.word("so", "en")
-    return render(lines + [give_up], f"{so} {answer} = {countdown.value(best)}", answer)
+    return render(lines + [give_up], f"{so} {answer} = {countdown.value(att)}", answer)
 
 
 def designed_arithmetic(example: Mapping[str, Any]) -> str:

@@ -258,7 +258,8 @@ class SympyPool:
                         worker.buf, worker.ready = worker.buf.split(b"ready\n", 1)[1], True
                     if worker.ready or not chunk:  # ready, or died while importing
                         del waiting[fd]
-                        dead += [] if worker.ready else [worker]
+                        if not worker.ready:
+                            dead.append(worker)
             for worker in dead + list(waiting.values()):
                 worker.kill()
                 self._idle.remove(worker)

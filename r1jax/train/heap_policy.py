@@ -11,9 +11,9 @@ with `mmap` and returns it with `munmap`, so every step faults the block in agai
 
 Why opt-in: in the shared peer benchmark's GRPO step (same day, 3 interleaved rounds, the VM
 under heavy steal) it was slower in every round, 3.33 against 2.91 s median (per round 3.33 /
-3.83 / 2.72 against 3.11 / 2.91 / 2.59), peak RSS 889 against 905 MiB. The cause was not investigated (one candidate: the
-kernel's THP `defrag=madvise` setting makes a fault in an madvised block compact memory
-synchronously). Measure before turning it on
+3.83 / 2.72 against 3.11 / 2.91 / 2.59), peak RSS 889 against 905 MiB. The cause was not
+investigated (one candidate: the kernel's THP `defrag=madvise` setting makes a fault in an
+madvised block compact memory synchronously). Measure before turning it on
 (`benchmarks/heap_policy.py`, and the peer benchmark with `R1JAX_HEAP=hugepages`).
 
 Tried and dropped: keeping freed blocks in the heap (one arena, no `mmap`, no trimming) removes
