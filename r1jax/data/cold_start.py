@@ -43,6 +43,16 @@ def summary_line(example: Mapping[str, Any], answer: str, lang: str = "en") -> s
     return f"{so} {answer}"
 
 
+def give_up_line(lang: str = "en") -> str:
+    """The line that ends a search without a hit ("give up" in English)."""
+    return " ".join(toy_language.word(w, lang) for w in ("give", "up"))
+
+
+def gives_up(completion: str, lang: str = "en") -> bool:
+    """Whether the completion's reasoning ends a search without a hit (a `give_up_line`)."""
+    return give_up_line(lang) in (" ".join(ln.split()) for ln in completion.splitlines())
+
+
 def render(lines: list[str], summary: str, answer: str) -> str:
     """The readable completion (leading space, as the corpus's completions after "Assistant:")."""
     body = "".join(f"{ln}\n" for ln in lines)
@@ -62,7 +72,7 @@ def rewrite(completion: str, example: Mapping[str, Any], lang: str = "en") -> st
             line = toy_language.translate(line, src, lang)
         if not line or line.split()[0] in _SO:  # the trace's own conclusion becomes the summary
             continue
-        if line in (toy_language.word("give", lang) + " " + toy_language.word("up", lang),):
+        if line == give_up_line(lang):
             continue
         key = attempt_key(line)
         if key is not None:
@@ -109,9 +119,8 @@ def designed_countdown(
     # it (summarising the closest attempt asks the 0.9M model for an argmin over 8 lines: when the
     # data did that, a third of its give-ups wrote a summary without the answer)
     answer = countdown.strip_outer(att[1])  # att: the last attempt
-    give_up = " ".join(toy_language.word(w, "en") for w in ("give", "up"))
     so = toy_language.word("so", "en")
-    return render(lines + [give_up], f"{so} {answer} = {countdown.value(att)}", answer)
+    return render(lines + [give_up_line()], f"{so} {answer} = {countdown.value(att)}", answer)
 
 
 def designed_arithmetic(example: Mapping[str, Any]) -> str:

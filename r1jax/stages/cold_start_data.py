@@ -108,7 +108,7 @@ def designed(config) -> tuple[list[dict], dict]:
             if len(out) == d.countdown:
                 break
     n_count = len(out)
-    n_give_up = sum("give up" in r["completion"] for r in out)
+    n_give_up = sum(cold_start.gives_up(r["completion"]) for r in out)
     if d.arithmetic:
         pool = tasks.load("arithmetic", "train", "", n_train=max(4 * d.arithmetic, 2000))
         for ex in data_sampling.pick(pool, d.arithmetic, config.seed + 2):
