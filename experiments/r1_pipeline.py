@@ -19,8 +19,9 @@ overridden, e.g. `--config.stages.reasoning_rl.rl.beta=0.0`; `--config.only=repo
     cold_start_sft     SFT of the base on them
     reasoning_rl       GRPO from the cold-start model: accuracy + readable format + language
                        consistency
-    rejection_sampling the RL model's correct, readable, unmixed samples + general data at 3:1
-                       (all six kinds, harm-inviting prompts included)
+    rejection_sampling the RL model's correct, readable, unmixed samples + the cold start's
+                       designed give-up searches + general data at 3:1 (all six kinds,
+                       harm-inviting prompts included)
     multi_domain_sft   SFT of the base on them (2 epochs)
     preference_data    the multi-domain model's own samples on general and harm-inviting prompts
                        (:tiny: perturbed references), labelled by the toy oracle with rater noise
@@ -83,6 +84,9 @@ def stages(tiny: bool, seed: int, quick: bool = False) -> dict[str, ml_collectio
     # the general data holds harm-inviting prompts too (references unsafe half of the time), so
     # the multi-domain model produces both unsafe answers and refusals for the preference data
     s["rejection_sampling"].general.options = {"kinds": general_task.ALL_KINDS}
+    # correct samples only teach a search that never stops without a hit: the cold start's designed
+    # give-ups join them (the multi-domain model truncated 28 % of its Countdown answers without)
+    s["rejection_sampling"].give_ups_from = "cold_start_data"
     s["multi_domain_sft"] = _exp("multi_domain_sft").get_config(f"{t}seed={seed}")
     # the multi-domain model's own samples; at tiny size its outputs are too alike to make pairs,
     # so the tiny chain labels perturbed references instead (stages/rm_config.py: source)
@@ -162,7 +166,7 @@ NEEDS = {
     "cold_start_data": ("r1_zero",),
     "cold_start_sft": ("base", "cold_start_data"),
     "reasoning_rl": ("cold_start_sft",),
-    "rejection_sampling": ("reasoning_rl",),
+    "rejection_sampling": ("reasoning_rl", "cold_start_data"),
     "multi_domain_sft": ("base", "rejection_sampling"),
     "preference_data": ("multi_domain_sft",),
     "rm_helpfulness": ("base", "preference_data"),

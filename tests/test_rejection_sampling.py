@@ -3,6 +3,8 @@ prompt, and counts what each filter removed (hand-made samples of one Countdown 
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from r1jax import rewards
@@ -64,3 +66,43 @@ def test_filters_can_be_switched_off_and_capped_by_tokens():
     assert rf.first_failure(r1_zero, 20, False, True, rf.FilterConfig(format="r1_zero")) is None
     with pytest.raises(ValueError, match="filters.format"):
         rf.FilterConfig(format="strict")
+
+
+def test_give_ups_from_a_cold_start_data_set(tmp_path):
+    """`give_ups_from` adds exactly the cold start's hand-designed searches that end `give up`."""
+    import json
+
+    import numpy as np
+
+    from r1jax.config_check import ConfigError
+    from r1jax.data import cold_start
+    from r1jax.stages import rejection_sampling, sft_config
+
+    ex = dict(EX, question="Using 2 4 5 make 18", id="x")
+    hit = cold_start.designed_countdown(ex, np.random.default_rng(0), cold_start.DesignConfig())
+    lost = {"task": "countdown", "ground_truth": {"numbers": [1, 1, 1], "target": 90}}
+    gave_up = cold_start.designed_countdown(
+        lost, np.random.default_rng(0), cold_start.DesignConfig(max_attempts=3)
+    )
+    assert not cold_start.gives_up(hit) and cold_start.gives_up(gave_up)
+    rows = [
+        ("hand_designed", hit),
+        ("hand_designed", gave_up),
+        ("r1_zero_rewritten", gave_up),  # only hand-designed searches are taken
+    ]
+    os.makedirs(tmp_path / "cold")
+    with open(tmp_path / "cold" / "sft_data.jsonl", "w") as f:
+        for source, text in rows:
+            rec = dict(prompt="p", completion=text, source=source, task="countdown")
+            f.write(json.dumps(dict(rec, provenance={"seed": 0})) + "\n")
+    config = sft_config.rejection_sampling()
+    workdir = str(tmp_path / "rs")
+    assert rejection_sampling.give_up_records(config, workdir) == []  # "" = the paper's data
+    config.give_ups_from = "cold"  # a sibling stage, by name
+    got = rejection_sampling.give_up_records(config, workdir)
+    path = str(tmp_path / "cold" / "sft_data.jsonl")
+    want = dict(prompt="p", completion=gave_up, source="cold_start_give_up", task="countdown")
+    assert got == [dict(want, ground_truth={}, provenance={"seed": 0, "data": path})]
+    config.give_ups_from = "missing"
+    with pytest.raises(ConfigError, match="give_ups_from: .*missing does not exist"):
+        rejection_sampling.give_up_records(config, workdir)

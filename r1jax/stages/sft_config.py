@@ -160,6 +160,9 @@ def rejection_sampling() -> ml_collections.ConfigDict:
         dict(ratio=3.0, options=ml_collections.ConfigDict({}))  # reasoning : general; 0 = none
     )
     c.record_topk = 0  # > 0: the source model's top-k next-token log-probs of every kept sample
+    # a cold-start data stage whose hand-designed "give up" searches join the reasoning data
+    # ("" = none, the paper's correct-only data; stages/rejection_sampling.py give_up_records)
+    c.give_ups_from = ""
     return c
 
 
