@@ -22,7 +22,15 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def one(program: str, depth: int, scan: bool) -> dict:
+def lower(
+    program: str,
+    depth: int,
+    scan: bool,
+    compiler_options: dict | None = None,
+    preset: str = "peer_tiny",
+):
+    """(the jitted program lowered from abstract shapes, those abstract arguments); `depth` 0
+    keeps the preset's own."""
     import jax
     import jax.numpy as jnp
 
@@ -33,16 +41,20 @@ def one(program: str, depth: int, scan: bool) -> dict:
     from r1jax.sampling import sample as sampling
     from r1jax.train import optim
 
-    preset = dict(config_base.MODEL_PRESETS["peer_tiny"], n_layers=depth)
-    cfg = ModelConfig(**preset, scan_layers=scan)
+    shape = dict(config_base.MODEL_PRESETS[preset])
+    shape["n_layers"] = depth or shape["n_layers"]
+    cfg = ModelConfig(**shape, scan_layers=scan)
     graphdef, params, _ = abstract_model(cfg)
     sd = jax.ShapeDtypeStruct
     b, g, p, t = 8, 8, 7, 64
     prompt = (sd((b, p), jnp.int32), sd((b, p), bool))
     if program == "sampler":
         scfg = sampling.SamplingConfig(max_new_tokens=t, eos_id=1)
-        fn = jax.jit(lambda pr, x, v, k: sampling.sample(graphdef, pr, x, v, k, g, scfg))
-        lowered = fn.lower(params, *prompt, jax.random.key(0))
+        fn = jax.jit(
+            lambda pr, x, v, k: sampling.sample(graphdef, pr, x, v, k, g, scfg),
+            compiler_options=compiler_options,
+        )
+        args = (params, *prompt, jax.random.key(0))
     else:
         tx, _ = optim.make(optim.OptimizerConfig(lr=1e-5, warmup_steps=0, clip_norm=1.0), 10)
         state = {"params": params, "opt_state": jax.eval_shape(tx.init, params),
@@ -53,9 +65,16 @@ def one(program: str, depth: int, scan: bool) -> dict:
                 "old_logp_NxT": sd((n, t), jnp.float32), "rewards_NxR": sd((n, 1), jnp.float32),
                 "truncated_N": sd((n,), bool)}  # fmt: skip
         ucfg = train_step.UpdateConfig(group_size=g, loss=grpo_loss.LossOptions(beta=0.04))
-        lowered = jax.jit(lambda s, r: train_step.update(graphdef, tx, s, r, ucfg)).lower(
-            state, roll
+        fn = jax.jit(
+            lambda s, r: train_step.update(graphdef, tx, s, r, ucfg),
+            compiler_options=compiler_options,
         )
+        args = (state, roll)
+    return fn.lower(*args), args
+
+
+def one(program: str, depth: int, scan: bool) -> dict:
+    lowered, _ = lower(program, depth, scan)
     c0, t0 = time.process_time(), time.perf_counter()
     lowered.compile()
     return {
