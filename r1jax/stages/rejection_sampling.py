@@ -110,6 +110,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     done = dataset_io.claim(workdir, config)
     if done is not None:
         return done
+    give_ups = give_up_records(config, workdir)  # before sampling: a missing data set fails fast
     src = config.source
     path = inputs.ensure_model(
         inputs.resolve(src.checkpoint, workdir),
@@ -165,7 +166,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
             f"{removed}); sample more (config.num_prompts, config.sampling.samples) or relax "
             "config.filters."
         )
-    give_ups = give_up_records(config, workdir)
+    n_kept = len(reasoning)
     reasoning += give_ups
     ratio = config.general.ratio
     general = general_records(config, int(round(len(reasoning) / ratio)) if ratio > 0 else 0)
@@ -180,10 +181,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         "source": path,
         "samples": n_samples,
         "correct": sum(r["correct"] for r in per_prompt),
-        "kept_reasoning": len(reasoning) - len(give_ups),
+        "kept_reasoning": n_kept,
         "give_ups": len(give_ups),
         "kept_general": len(general),
-        "acceptance_rate": (len(reasoning) - len(give_ups)) / n_samples,
+        "acceptance_rate": n_kept / n_samples,
         "removed": removed,
         "by_difficulty": rs_report.bucket_stats(per_prompt),
         "kept_tokens": rs_report.length_stats(kept_lengths),
@@ -195,7 +196,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     rs_report.write_samples(os.path.join(workdir, rs_report.SAMPLES), log)
     out = dataset_io.finish(workdir, reasoning + general, stats)
     print(
-        f"r1jax: rejection sampling kept {stats['kept_reasoning']} of {n_samples} samples "
+        f"r1jax: rejection sampling kept {n_kept} of {n_samples} samples "
         f"({stats['acceptance_rate']:.1%}) + {len(give_ups)} give-ups + {len(general)} general; "
         f"{out}",
         flush=True,
