@@ -35,6 +35,7 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
     from r1jax.config_check import ConfigError
     from r1jax.parallel.distributed import exit_after_error
+    from r1jax.stages.pipeline_workers import StageFailed
     from r1jax.train.checkpoint import CheckpointError
     from r1jax.train.loop import NonFiniteError
 
@@ -49,7 +50,7 @@ def main(argv):
     module = importlib.import_module(f"r1jax.stages.{stage}")
     try:
         module.run(config, _WORKDIR.value)
-    except (ConfigError, FileNotFoundError, CheckpointError, NonFiniteError) as e:
+    except (ConfigError, FileNotFoundError, CheckpointError, NonFiniteError, StageFailed) as e:
         print(f"r1jax: {type(e).__name__}: {e}", file=sys.stderr)
         exit_after_error(e, 2)  # several processes: exit now, peers stop on their heartbeat
         sys.exit(2)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 
 import pytest
@@ -150,6 +151,33 @@ def test_killed_mid_stage_then_rerun_gives_the_same_report(tiny_run, tmp_path):
         os.path.join(w2, "r1_zero", "DONE.json")
     )
     sft_runs.ok(sft_runs.run(EXP + ":tiny", w2, *reuse))
+    with open(os.path.join(w2, "report", "report.json"), encoding="utf-8") as f:
+        got = json.load(f)
+    strip = lambda r: {n: {k: v for k, v in row.items() if "wall" not in k} for n, row in r.items()}  # noqa: E731
+    assert strip(got["rows"]) == strip(report["rows"])
+    assert got["summaries"] == report["summaries"]
+
+
+@pytest.mark.slow
+def test_side_by_side_stages_killed_then_resumed_give_the_same_report(tiny_run, tmp_path):
+    """config.workers=2: r1_zero and student_base (independent) run at once, each in its own
+    process; both are SIGKILLed after step 1, the run ends with one line naming them, and a rerun
+    resumes them, runs distill_rl after student_base, and reports what the sequential run did."""
+    wd, _, report = tiny_run
+    fresh = ("r1_zero", "student_base", "distill_rl", "report")
+    linked = [n for n in pipeline.Plan(_tiny()).order if n not in fresh]
+    args = (f"--config.reuse_from={wd}", f"--config.reuse={tuple(linked)!r}", "--config.workers=2")
+    w2 = str(tmp_path / "side_by_side")
+    p = sft_runs.run(EXP + ":tiny", w2, *args, faults="kill_after_step=1")
+    assert p.returncode == 2, p.stdout[-2000:] + p.stderr[-2000:]
+    err = p.stderr.strip().splitlines()[-1]
+    assert "stage r1_zero failed (killed by signal 9)" in err and "stage student_base failed" in err
+    assert not os.path.exists(os.path.join(w2, "r1_zero", "DONE.json"))
+    p = sft_runs.ok(sft_runs.run(EXP + ":tiny", w2, *args))
+    first_finish = re.search(r"pipeline: \w+ finished in", p.stdout).start()
+    assert p.stdout.index("stage r1_zero") < first_finish
+    assert p.stdout.index("stage student_base") < first_finish  # both were running at once
+    assert p.stdout.index("student_base finished") < p.stdout.index("stage distill_rl")
     with open(os.path.join(w2, "report", "report.json"), encoding="utf-8") as f:
         got = json.load(f)
     strip = lambda r: {n: {k: v for k, v in row.items() if "wall" not in k} for n, row in r.items()}  # noqa: E731

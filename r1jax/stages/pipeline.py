@@ -8,6 +8,9 @@
     config.reuse_from       another pipeline run's workdir, and config.reuse the stages to link
                             from it (seeds share the tokenizer and base model); each must have
                             finished there with the same fingerprint
+    config.workers          1: one stage after another in this process; N: up to N stages whose
+                            inputs are finished run side by side, each in its own process
+                            (pipeline_workers.py; single-process CPU runs only)
 
 Resume at stage granularity: a finished stage leaves `DONE.json` (its config, the fingerprints of
 its inputs, its wall time). Rerunning skips it when its fingerprint - a hash of its own config and of
@@ -24,12 +27,13 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Sequence
 
 import jax
 import ml_collections
 
 from r1jax import config_base, config_check
-from r1jax.stages import common, inputs
+from r1jax.stages import common, inputs, pipeline_workers
 from r1jax.stages.resume_guard import flat_keys
 
 MARKER = "DONE.json"
@@ -145,9 +149,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     config_check.check_schema(config, config_base.pipeline())
     plan = Plan(config)
     chosen = plan.select(config.only, config.until)
+    workers = _check_workers(config.workers)
     os.makedirs(workdir, exist_ok=True)
     _link_reused(plan, config, workdir)
-    walls = {}
+    walls, todo = {}, []
     for name in chosen:
         path = os.path.join(workdir, name)
         marker = read_marker(path)
@@ -166,20 +171,49 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
                 )
             moved = _move_aside(path)
             print(f"r1jax: pipeline: {name} is stale ({why}); moved to {moved}", flush=True)
-        for n in plan.needs[name]:
-            m = read_marker(os.path.join(workdir, n))
-            if m is None or m.get("fingerprint") != plan.fingerprint[n]:
-                raise config_check.ConfigError(
-                    f"stage {name} needs the artifacts of stage {n} ({os.path.join(workdir, n)}), "
-                    f"which is not finished under this config; run --config.until={n} first (or "
-                    "drop --config.only)."
-                )
+        todo.append(name)
+    done = lambda name, wall: _write_marker(os.path.join(workdir, name), plan, name, wall)  # noqa: E731
+    if workers > 1:
+        for name in todo:
+            _check_needs(plan, workdir, name, later=todo[: todo.index(name)])
+        walls.update(pipeline_workers.run(todo, plan.needs, plan.configs, workdir, workers, done))
+        return {"stages": chosen, "wall_s": walls}
+    for name in todo:
+        _check_needs(plan, workdir, name)
+        path = os.path.join(workdir, name)
         print(f"r1jax: pipeline: stage {name} ({plan.configs[name].stage}) -> {path}", flush=True)
         t0 = time.perf_counter()
         inputs.run_stage(plan.configs[name], path)
         walls[name] = time.perf_counter() - t0
-        _write_marker(path, plan, name, walls[name])
+        done(name, walls[name])
     return {"stages": chosen, "wall_s": walls}
+
+
+def _check_workers(workers: int) -> int:
+    """config.workers: 1 runs the stages in this process; more run independent ones side by side
+    as separate processes (pipeline_workers.py), which one CPU machine can do but one accelerator
+    or a multi-process job cannot."""
+    if workers < 1:
+        raise config_check.ConfigError(f"config.workers={workers} must be >= 1.")
+    if workers > 1 and (jax.process_count() > 1 or jax.default_backend() != "cpu"):
+        raise config_check.ConfigError(
+            f"config.workers={workers} runs stages side by side as separate processes, which "
+            f"needs a single-process CPU run (this is {jax.process_count()} process(es) on "
+            f"{jax.default_backend()}); set --config.workers=1."
+        )
+    return workers
+
+
+def _check_needs(plan: Plan, workdir: str, name: str, later: Sequence[str] = ()) -> None:
+    """Every stage `name` reads is finished under this config (or is made earlier in this run)."""
+    for n in plan.needs[name]:
+        m = read_marker(os.path.join(workdir, n))
+        if n not in later and (m is None or m.get("fingerprint") != plan.fingerprint[n]):
+            raise config_check.ConfigError(
+                f"stage {name} needs the artifacts of stage {n} ({os.path.join(workdir, n)}), "
+                f"which is not finished under this config; run --config.until={n} first (or "
+                "drop --config.only)."
+            )
 
 
 def _write_marker(path: str, plan: Plan, name: str, wall_s: float) -> None:

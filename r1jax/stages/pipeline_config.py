@@ -24,6 +24,7 @@ def pipeline() -> ml_collections.ConfigDict:
     c.rerun_stale = False  # stale finished stages: stop with one line (False) or move aside + rerun
     c.reuse_from = ""  # another pipeline run's workdir whose finished stages may be linked
     c.reuse = ()  # the stage names to link from it (seeds share the tokenizer and base model)
+    c.workers = 1  # > 1: stages whose inputs are finished run side by side (separate processes)
     return c
 
 
