@@ -101,8 +101,9 @@ def _with(c, **kv):
         (lambda c: c.needs.update(dict(r1_zero=("report",))), r"not a stage before 'r1_zero'"),
         (lambda c: c.update(dict(only="r1_zer0")), r"'r1_zer0', which is not in config\.order"),
         (lambda c: c.update(dict(order=())), r"config\.order is empty"),
+        (lambda c: c.update(dict(workers=0)), r"config\.workers=0 must be >= 1"),
     ],
-    ids=["stage_key", "unknown_stage", "needs_later", "only_unknown", "empty"],
+    ids=["stage_key", "unknown_stage", "needs_later", "only_unknown", "empty", "workers"],
 )
 def test_bad_pipeline_configs_are_one_line_errors(tmp_path, edit, match):
     c = _tiny()

@@ -191,16 +191,18 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
 def _check_workers(workers: int) -> int:
     """config.workers: 1 runs the stages in this process; more run independent ones side by side
-    as separate processes (pipeline_workers.py), which one CPU machine can do but one accelerator
-    or a multi-process job cannot."""
+    as separate processes (pipeline_workers.py), which a CPU machine can do but one accelerator
+    or a multi-process job cannot: there the stages run one at a time, and the run says so."""
     if workers < 1:
         raise config_check.ConfigError(f"config.workers={workers} must be >= 1.")
     if workers > 1 and (jax.process_count() > 1 or jax.default_backend() != "cpu"):
-        raise config_check.ConfigError(
-            f"config.workers={workers} runs stages side by side as separate processes, which "
-            f"needs a single-process CPU run (this is {jax.process_count()} process(es) on "
-            f"{jax.default_backend()}); set --config.workers=1."
+        print(
+            f"r1jax: pipeline: config.workers={workers} runs stages side by side as separate "
+            f"processes, which needs a single-process CPU run (this is {jax.process_count()} "
+            f"process(es) on {jax.default_backend()}); running one stage at a time",
+            flush=True,
         )
+        return 1
     return workers
 
 

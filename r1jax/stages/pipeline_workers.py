@@ -7,7 +7,7 @@ chains of small matmuls), so a second stage that reads nothing of the first - th
 beside the teacher's chain, the two reward models - finishes most of its work in the idle share.
 Each stage gets a fresh JAX process (no shared compile caches or heap), its output goes to
 `<workdir>/logs/<stage>.log`, and the parent prints the newest progress line of every running
-stage once a minute.
+stage every 30 seconds.
 
 The plan decides what may overlap: a stage starts only when every stage in its `needs` has
 finished, the first ready one in `config.order` first. A child writes its `finished` file only
@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Sequence
 
 PR_SET_PDEATHSIG = 1
-_PROGRESS_EVERY_S = 60.0
+_PROGRESS_EVERY_S = 30.0
 
 
 class StageFailed(RuntimeError):
