@@ -175,7 +175,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     done = lambda name, wall: _write_marker(os.path.join(workdir, name), plan, name, wall)  # noqa: E731
     if workers > 1:
         for name in todo:
-            _check_needs(plan, workdir, name, later=todo[: todo.index(name)])
+            _check_needs(plan, workdir, name, made_here=todo[: todo.index(name)])
         walls.update(pipeline_workers.run(todo, plan.needs, plan.configs, workdir, workers, done))
         return {"stages": chosen, "wall_s": walls}
     for name in todo:
@@ -206,11 +206,11 @@ def _check_workers(workers: int) -> int:
     return workers
 
 
-def _check_needs(plan: Plan, workdir: str, name: str, later: Sequence[str] = ()) -> None:
+def _check_needs(plan: Plan, workdir: str, name: str, made_here: Sequence[str] = ()) -> None:
     """Every stage `name` reads is finished under this config (or is made earlier in this run)."""
     for n in plan.needs[name]:
         m = read_marker(os.path.join(workdir, n))
-        if n not in later and (m is None or m.get("fingerprint") != plan.fingerprint[n]):
+        if n not in made_here and (m is None or m.get("fingerprint") != plan.fingerprint[n]):
             raise config_check.ConfigError(
                 f"stage {name} needs the artifacts of stage {n} ({os.path.join(workdir, n)}), "
                 f"which is not finished under this config; run --config.until={n} first (or "
