@@ -2,12 +2,14 @@
 
     python -m r1jax.stages.pipeline_workers SPEC.pkl     (the child; the pipeline starts it)
 
-Why processes: on a 2-core machine one toy stage keeps about 1.4 cores busy (its programs are
-chains of small matmuls), so a second stage that reads nothing of the first - the student's base
-beside the teacher's chain, the two reward models - finishes most of its work in the idle share.
-Each stage gets a fresh JAX process (no shared compile caches or heap), its output goes to
-`<workdir>/logs/<stage>.log`, and the parent prints the newest progress line of every running
-stage every 30 seconds.
+Why processes: stages share nothing but the files `needs` names, so one that reads nothing of
+another may run beside it, and a JAX process per stage keeps them apart (no shared compile caches
+or heap). What that buys depends on the machine and the stages: on the 2-core VM two pretraining
+stages side by side took 0.84-0.95x of their time one after the other (one stage already keeps
+most of both cores busy), and on stages of seconds it loses, as each process pays start-up and
+compiles afresh (the `:tiny` chain: 1.17x slower; README, "Stages side by side"). Each stage's
+output goes to `<workdir>/logs/<stage>.log`, and the parent prints the newest progress line of
+every running stage every 30 seconds.
 
 The plan decides what may overlap: a stage starts only when every stage in its `needs` has
 finished, the first ready one in `config.order` first. A child writes its `finished` file only
