@@ -16,9 +16,10 @@ finished, the first ready one in `config.order` first. A child writes its `finis
 after the stage returned, so a stage that exits early (SIGTERM writes a checkpoint and exits 0) is
 not marked done; the parent writes DONE.json. A failed stage stops new starts; the stages already
 running finish and keep their markers, then the run ends with one line naming the failed stage and
-its log. If the parent dies, Linux sends its children SIGTERM (PR_SET_PDEATHSIG; not tested): a
-training stage writes its checkpoint and stops, other stages just stop, and a rerun resumes or
-redoes each unmarked stage as the sequential pipeline does.
+its log. If the parent dies, Linux sends its children SIGTERM (PR_SET_PDEATHSIG; checked by hand,
+not by a test: a SIGKILLed pipeline's stage process ended within 3 s): a training stage inside its
+loop writes its checkpoint and stops, anything else just stops, and a rerun resumes or redoes each
+unmarked stage as the sequential pipeline does.
 """
 
 from __future__ import annotations
