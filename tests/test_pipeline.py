@@ -138,6 +138,15 @@ def test_tiny_pipeline_end_to_end(tiny_run):
     assert again.stdout.count("already finished") == len(plan.order)
 
 
+def _assert_same_report(workdir: str, report: dict) -> None:
+    """The report in `workdir` equals `report` in every number but the stages' wall times."""
+    with open(os.path.join(workdir, "report", "report.json"), encoding="utf-8") as f:
+        got = json.load(f)
+    strip = lambda r: {n: {k: v for k, v in row.items() if "wall" not in k} for n, row in r.items()}  # noqa: E731
+    assert strip(got["rows"]) == strip(report["rows"])
+    assert got["summaries"] == report["summaries"]
+
+
 @pytest.mark.slow
 def test_killed_mid_stage_then_rerun_gives_the_same_report(tiny_run, tmp_path):
     """Every stage but r1_zero and the report is linked from the finished run; r1_zero is killed
@@ -152,11 +161,7 @@ def test_killed_mid_stage_then_rerun_gives_the_same_report(tiny_run, tmp_path):
         os.path.join(w2, "r1_zero", "DONE.json")
     )
     sft_runs.ok(sft_runs.run(EXP + ":tiny", w2, *reuse))
-    with open(os.path.join(w2, "report", "report.json"), encoding="utf-8") as f:
-        got = json.load(f)
-    strip = lambda r: {n: {k: v for k, v in row.items() if "wall" not in k} for n, row in r.items()}  # noqa: E731
-    assert strip(got["rows"]) == strip(report["rows"])
-    assert got["summaries"] == report["summaries"]
+    _assert_same_report(w2, report)
 
 
 @pytest.mark.slow
@@ -179,11 +184,7 @@ def test_side_by_side_stages_killed_then_resumed_give_the_same_report(tiny_run, 
     assert p.stdout.index("stage r1_zero") < first_finish
     assert p.stdout.index("stage student_base") < first_finish  # both were running at once
     assert p.stdout.index("student_base finished") < p.stdout.index("stage distill_rl")
-    with open(os.path.join(w2, "report", "report.json"), encoding="utf-8") as f:
-        got = json.load(f)
-    strip = lambda r: {n: {k: v for k, v in row.items() if "wall" not in k} for n, row in r.items()}  # noqa: E731
-    assert strip(got["rows"]) == strip(report["rows"])
-    assert got["summaries"] == report["summaries"]
+    _assert_same_report(w2, report)
 
 
 @pytest.mark.slow
