@@ -52,6 +52,11 @@ ap.add_argument(
     help="micro-batches of the update (the same update: sums over one batch-level normaliser); "
     "4 keeps a quarter of the activations (peak RSS 903 vs 1155 MiB, step time within noise)",
 )
+ap.add_argument(
+    "--no-compile-ahead",
+    action="store_true",
+    help="compile the update after sampling in the first step, not on a thread meanwhile",
+)
 args = ap.parse_args()
 
 
@@ -129,7 +134,10 @@ def main():
     with jax.set_mesh(mesh):
         fns = rollout.build(graphdef, tx, scfg, ucfg, [reward], None, sshard, batch_sh, args.fused)
     tok = PeerTokenizer()
-    ctx = step_lib.StepContext(fns, args.fused, [reward], tok, mesh, rules, C.NUM_GENERATIONS)
+    ctx = step_lib.StepContext(
+        fns, args.fused, [reward], tok, mesh, rules, C.NUM_GENERATIONS,
+        compile_ahead=not args.no_compile_ahead,
+    )  # fmt: skip
     rows = C.make_prompts(C.PROMPTS_PER_STEP * (args.steps + 2))
     step_times, gen_times, gen_tokens, cpu_times = [], [], [], []
     rss = [round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)]  # before step 0

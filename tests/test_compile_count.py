@@ -9,6 +9,7 @@ this run keeps the full length.) A scanned model is checked too.
 """
 
 import dataclasses
+import threading
 
 import jax
 import jax.numpy as jnp
@@ -28,9 +29,16 @@ from r1jax.train import lm_step
 B, G, P, T = 2, 4, 6, 8
 CFG = ModelConfig(vocab_size=64, d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, mlp_dim=48)
 COMPILES: list[str] = []
+# (function name, thread) of every backend compile, a persistent-cache hit included
+PROGRAMS: list[tuple[str, str]] = []
 monitoring.register_event_duration_secs_listener(
-    lambda name, _secs, **_: (
-        COMPILES.append(name) if name == "/jax/core/compile/backend_compile_duration" else None
+    lambda name, _secs, **kw: (
+        (
+            COMPILES.append(name),
+            PROGRAMS.append((kw.get("fun_name"), threading.current_thread().name)),
+        )
+        if name == "/jax/core/compile/backend_compile_duration"
+        else None
     )
 )
 monitoring.register_event_listener(
@@ -51,8 +59,11 @@ def _jax_reward(tokens, mask, targets, vt):  # range: [0, 1]
     return (jnp.sum(mask, axis=1) % 7) / 7.0
 
 
-def _compiles_per_step(cfg: ModelConfig, fused: bool, steps: int = 3) -> list[int]:
-    mesh = sharding.make_mesh((1, 1, 1), jax.devices()[:1])
+def _compiles_per_step(
+    cfg: ModelConfig, fused: bool, steps: int = 3, mesh_shape: tuple = (1, 1, 1)
+) -> list[int]:
+    n_dev = int(np.prod(mesh_shape))
+    mesh = sharding.make_mesh(mesh_shape, jax.devices()[:n_dev])
     rules = sharding.DEFAULT_RULES
     graphdef, params, pshard = api.create(cfg, 0, mesh, rules)
     tx = optax.adamw(1e-3)
@@ -70,7 +81,7 @@ def _compiles_per_step(cfg: ModelConfig, fused: bool, steps: int = 3) -> list[in
     rng = np.random.default_rng(0)
     counts = []
     for step in range(steps):
-        before = len(COMPILES)
+        before, programs_before = len(COMPILES), len(PROGRAMS)
         ids = rng.integers(6, 64, (B, P)).astype(np.int32)
         valid = np.arange(P)[None, :] >= rng.integers(0, P - 1, (B, 1))  # new padding each step
         prompts = step_lib.Prompts(jnp.asarray(ids), jnp.asarray(valid), [{}] * B)
@@ -79,6 +90,12 @@ def _compiles_per_step(cfg: ModelConfig, fused: bool, steps: int = 3) -> list[in
         jax.block_until_ready(state["params"])
         assert np.isfinite(res.metrics["loss"])
         counts.append(len(COMPILES) - before)
+        if step == 0 and not fused:
+            # the update compiled on a thread while the sampler ran, and exactly once: the
+            # step's own call found that executable (tests/test_host_memory.py has the rest)
+            updates = [p for p in PROGRAMS[programs_before:] if p[0] == "jit(update_fn)"]
+            assert updates == [("jit(update_fn)", "r1jax-compile")], PROGRAMS
+            assert not fns.update._pending and len(fns.update._seen) == 1
     return counts
 
 
@@ -90,3 +107,10 @@ def _compiles_per_step(cfg: ModelConfig, fused: bool, steps: int = 3) -> list[in
 def test_no_compilation_after_the_first_step(cfg, fused):
     counts = _compiles_per_step(cfg, fused)
     assert counts[0] > 0 and counts[1:] == [0, 0], counts
+
+
+def test_update_compiled_meanwhile_on_a_sharded_mesh():
+    """The background compile's abstract batch carries the shardings the real batch will have
+    (batch-sharded over data, the model over tensor), so the step's call finds it compiled, as on one device."""
+    counts = _compiles_per_step(CFG, False, steps=2, mesh_shape=(2, 1, 2))
+    assert counts[0] > 0 and counts[1:] == [0], counts

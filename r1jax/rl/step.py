@@ -21,6 +21,7 @@ import jax
 import numpy as np
 
 from r1jax.parallel import rows as rows_lib
+from r1jax.parallel import sharding
 from r1jax.rewards.registry import Reward
 from r1jax.rl import rollout
 from r1jax.sampling.sample import SampleOutput
@@ -39,6 +40,7 @@ class StepContext:
     group_size: int
     length_bucket: int = 0
     route: Any = None  # a routing.Routing: each row scored only by its source's rewards
+    compile_ahead: bool = True  # split path: compile the update while the sampler runs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,6 +159,7 @@ def run(ctx: StepContext, state: dict, prompts: Prompts, key: jax.Array) -> Step
     if ctx.fused:
         return fused(ctx, state, prompts, key)
     t0 = time.perf_counter()
+    compile_update_meanwhile(ctx, state, prompts, key)
     out = sample(ctx, state["params"], prompts, key)
     jax.block_until_ready(out.tokens_NxT)
     t1 = time.perf_counter()
@@ -165,6 +168,37 @@ def run(ctx: StepContext, state: dict, prompts: Prompts, key: jax.Array) -> Step
     state, m = update(ctx, state, rollouts)
     times = {"sample": t1 - t0, "reward": t2 - t1, "update": time.perf_counter() - t2}
     return StepResult(state, m, rollouts, times)
+
+
+def compile_update_meanwhile(
+    ctx: StepContext, state: dict, prompts: Prompts, key: jax.Array
+) -> bool:
+    """Starts compiling the update for this step's shapes on a thread, so that it overlaps the
+    sampler's compile and run instead of following them (the first step's wall time).
+
+    Only where the update's batch shape is known before sampling: no routing (which picks the
+    reward columns per source) and no length bucket that could cut the completions shorter than
+    `max_new_tokens` (the GRPO stage's default bucket of 32 does, so there it starts nothing).
+    Also only in a single process (not tried across processes). On later steps it finds the
+    signature compiled and returns False (an `eval_shape` of the sampler, cached: ~1 ms)."""
+    update = ctx.fns.update
+    if not ctx.compile_ahead or ctx.route is not None:
+        return False
+    if not hasattr(update, "compile_in_background"):
+        return False
+    if jax.process_count() > 1:
+        return False
+    with jax.set_mesh(ctx.mesh):
+        out = jax.eval_shape(
+            ctx.fns.sample.jitted, state["params"], prompts.ids_BxP, prompts.valid_BxP, key
+        )
+    n, t = out.tokens_NxT.shape
+    if 0 < ctx.length_bucket < t:
+        return False
+    r_sharding = sharding.batch_sharding(ctx.mesh, ctx.rules, 2)
+    r_dev = jax.ShapeDtypeStruct((n, len(ctx.rewards)), np.float32, sharding=r_sharding)
+    batch = rollout.rollout_batch(prompts.ids_BxP, prompts.valid_BxP, out, r_dev)
+    return update.compile_in_background(state, batch, context=lambda: jax.set_mesh(ctx.mesh))
 
 
 def trim(batch: dict, longest: int, bucket: int) -> dict:

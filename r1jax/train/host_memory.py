@@ -13,9 +13,11 @@ peer benchmark's GRPO step (README, "Speed"). Elsewhere than glibc the trim is a
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -51,16 +53,50 @@ class CompileFirst:
     """A jitted function that compiles ahead of each new input signature's first call, then
     releases the compiler's freed heap before running (see the module docstring).
 
-    Attribute access (`.lower`, ...) goes to the wrapped function."""
+    `compile_in_background` starts a signature's compile on a thread from abstract arguments
+    (`jax.ShapeDtypeStruct`s with their shardings), so that it overlaps other work (the GRPO
+    step compiles its update while the sampler compiles and runs); the first call with that
+    signature waits for it. Attribute access (`.lower`, ...) goes to the wrapped function."""
 
     def __init__(self, jitted: Any):
         self.jitted = jitted
         self._seen: set = set()
+        self._pending: dict = {}  # signature -> (thread, [error])
+
+    def compile_in_background(
+        self,
+        *args: Any,
+        context: Callable[[], Any] = contextlib.nullcontext,
+    ) -> bool:
+        """Starts compiling for `args`' signature on a daemon thread; False when it is compiled
+        or compiling already. `context` is entered on the thread (e.g. `jax.set_mesh`, which is
+        per thread). If it fails, the first call compiles as it would have without it (and raises
+        what that compile raises)."""
+        key = _signature(args)
+        if key in self._seen or key in self._pending:
+            return False
+        error: list = []
+
+        def work() -> None:
+            try:
+                with context():
+                    self.jitted.lower(*args).compile()
+            except Exception as e:  # noqa: BLE001 - kept; the first call then compiles itself
+                error.append(e)
+
+        thread = threading.Thread(target=work, name="r1jax-compile", daemon=True)
+        self._pending[key] = (thread, error)
+        thread.start()
+        return True
 
     def __call__(self, *args: Any) -> Any:
         key = _signature(args)
         if key not in self._seen:
-            self.jitted.lower(*args).compile()
+            pending = self._pending.pop(key, None)
+            if pending is not None:
+                pending[0].join()
+            if pending is None or pending[1]:  # none started, or it failed: compile here
+                self.jitted.lower(*args).compile()
             release_freed_heap()
             self._seen.add(key)
         return self.jitted(*args)
