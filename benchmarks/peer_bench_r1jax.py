@@ -35,7 +35,7 @@ from r1jax import model as model_lib  # noqa: E402
 from r1jax.model import hf  # noqa: E402
 from r1jax.parallel import sharding  # noqa: E402
 from r1jax.rewards.registry import Reward  # noqa: E402
-from r1jax.rl import grpo_loss, rollout, train_step  # noqa: E402
+from r1jax.rl import grpo_loss, rollout, sampler_mesh, train_step  # noqa: E402
 from r1jax.rl import step as step_lib  # noqa: E402
 from r1jax.sampling import sample as sampling  # noqa: E402
 from r1jax.train import lm_step, optim  # noqa: E402
@@ -56,6 +56,13 @@ ap.add_argument(
     "--no-compile-ahead",
     action="store_true",
     help="compile the update after sampling in the first step, not on a thread meanwhile",
+)
+ap.add_argument(
+    "--sampler-data",
+    type=int,
+    default=0,
+    help="N > 0: decode on a mesh of N CPU devices (data-parallel rows; rl/sampler_mesh.py), "
+    "train on one; N CPU devices come from XLA_FLAGS=--xla_force_host_platform_device_count=N",
 )
 args = ap.parse_args()
 
@@ -131,8 +138,14 @@ def main():
         )
     repl = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
     batch_sh = lambda nd: sharding.batch_sharding(mesh, rules, nd) if nd else repl  # noqa: E731
+    sm = None
+    if args.sampler_data:
+        shape = (args.sampler_data, 1, 1)
+        sm = sampler_mesh.make(shape, mesh, rules, pshard, C.PROMPTS_PER_STEP)
     with jax.set_mesh(mesh):
-        fns = rollout.build(graphdef, tx, scfg, ucfg, [reward], None, sshard, batch_sh, args.fused)
+        fns = rollout.build(
+            graphdef, tx, scfg, ucfg, [reward], None, sshard, batch_sh, args.fused, sm
+        )
     tok = PeerTokenizer()
     ctx = step_lib.StepContext(
         fns, args.fused, [reward], tok, mesh, rules, C.NUM_GENERATIONS,
@@ -168,6 +181,7 @@ def main():
             path="fused" if args.fused else "split",
             scan_layers=bool(args.scan_layers),
             grad_accum=args.grad_accum,
+            sampler_devices=args.sampler_data or 1,
             peak_rss_mib_before_and_after_each_step=rss,
         ),
     )

@@ -169,6 +169,10 @@ def rl(**overrides: Any) -> ml_collections.ConfigDict:
             length_bucket=32,  # split path: update on completions cut to the longest, rounded up
             vocab_chunk=8192,  # log-probs of a larger vocabulary in chunks (no [N, T, V] logits)
             entropy=True,  # log the policy entropy (a diagnostic; costs a pass over the logits)
+            # () samples on the training mesh; (data, fsdp, tensor) decodes on that many devices of
+            # their own (rl/sampler_mesh.py; the split step). On a CPU host: XLA_FLAGS=
+            # --xla_force_host_platform_device_count=<cores>, mesh.shape=(1,1,1), this (<cores>,1,1)
+            sampler_mesh=(),
         )
     )
     c.update(overrides)

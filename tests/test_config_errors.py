@@ -104,6 +104,8 @@ CASES = [
     ("grpo", {"rl.advantage": "ppo"}, r"config\.rl\.advantage='ppo' is not a registered estimator; known: \[.*'dr_grpo', 'grpo', .*'rloo'"),
     ("grpo", {"rl.fused": "yes"}, r"config\.rl\.fused='yes' must be 'auto', 'on' or 'off'"),
     ("grpo", {"rl.fused": "on", "rl.dynamic_sampling": True}, r"config\.rl\.fused='on' needs jittable rewards and no dynamic sampling"),
+    ("grpo", {"rl.sampler_mesh": (16, 1, 1)}, r"sampler mesh \(16, 1, 1\) needs 16 devices, this process has 8; .*xla_force_host_platform_device_count"),
+    ("grpo", {"rl.sampler_mesh": (3, 1, 1)}, r"sampler mesh \(3, 1, 1\): \d+ prompts per step do not split over its data x fsdp = 3 devices"),
     ("grpo", {"optimizer.schedule": "step"}, r"config\.optimizer\.schedule='step' is not one of"),
 ]  # fmt: skip
 

@@ -110,6 +110,7 @@ class StepFns:
     # (state, prompt, valid, key, targets, reward_states)
     #   -> (state, metrics, SampleOutput, rewards, new reward_states)
     fused: Callable | None
+    sampler_mesh: Any = None  # a sampler_mesh.SamplerMesh when the sampler has devices of its own
 
 
 def build(
@@ -122,10 +123,15 @@ def build(
     state_shardings: dict,
     batch_sharding: Callable[[int], Any],
     fused: bool,
+    sampler_mesh: Any = None,
 ) -> StepFns:
-    """Jits the sampler, the update and (when `fused`) the single-program step."""
+    """Jits the sampler, the update and (when `fused`) the single-program step. With a
+    `sampler_mesh.SamplerMesh` the sampler is compiled for that mesh (`step.sample` moves its
+    arguments there and its rollouts back); the fused step has one program, so not with it."""
     g = ucfg.group_size
     repl = batch_sharding(0)
+    if sampler_mesh is not None and fused:
+        raise ValueError("a sampler mesh needs the split step (host rewards), not the fused one")
 
     def sample_fn(params, prompt, valid, key):
         return sampling.sample(graphdef, params, prompt, valid, key, g, scfg)
@@ -134,11 +140,13 @@ def build(
         return train_step.update(graphdef, tx, state, rollouts, ucfg)
 
     # every output row batch-sharded, so each process finds its own rows in its own shards
-    sample_jit = jax.jit(
-        sample_fn,
-        in_shardings=(state_shardings["params"], batch_sharding(2), batch_sharding(2), repl),
-        out_shardings=batch_sharding(1),
-    )
+    if sampler_mesh is None:
+        sample_in = (state_shardings["params"], batch_sharding(2), batch_sharding(2), repl)
+        sample_out = batch_sharding(1)
+    else:
+        sm = sampler_mesh
+        sample_in, sample_out = (sm.params, sm.prompt, sm.prompt, sm.key), sm.out
+    sample_jit = jax.jit(sample_fn, in_shardings=sample_in, out_shardings=sample_out)
     update_jit = jax.jit(update_fn, out_shardings=(state_shardings, None), donate_argnums=(0,))
     fused_jit = None
     if fused:
@@ -154,4 +162,5 @@ def build(
         )
     # each compiled ahead of its first run, the compiler's freed heap released first (peak RSS)
     wrap = host_memory.CompileFirst
-    return StepFns(wrap(sample_jit), wrap(update_jit), wrap(fused_jit) if fused_jit else None)
+    fused_step = wrap(fused_jit) if fused_jit else None
+    return StepFns(wrap(sample_jit), wrap(update_jit), fused_step, sampler_mesh)

@@ -85,8 +85,15 @@ def decode_rows(tok: Any, tokens_NxT: np.ndarray, mask_NxT: np.ndarray) -> list[
 
 
 def sample(ctx: StepContext, params: Any, prompts: Prompts, key: jax.Array) -> SampleOutput:
-    with jax.set_mesh(ctx.mesh):
-        return ctx.fns.sample(params, prompts.ids_BxP, prompts.valid_BxP, key)
+    """Rollouts, batch-sharded on the training mesh (decoded on the sampler's own mesh if any)."""
+    sm = ctx.fns.sampler_mesh
+    if sm is None:
+        with jax.set_mesh(ctx.mesh):
+            return ctx.fns.sample(params, prompts.ids_BxP, prompts.valid_BxP, key)
+    args = sm.to_sampler(params, prompts.ids_BxP, prompts.valid_BxP, key)
+    with jax.set_mesh(sm.mesh):
+        out = ctx.fns.sample(*args)
+    return sm.to_train(out)
 
 
 def score(
@@ -188,10 +195,12 @@ def compile_update_meanwhile(
         return False
     if jax.process_count() > 1:
         return False
-    with jax.set_mesh(ctx.mesh):
-        out = jax.eval_shape(
-            ctx.fns.sample.jitted, state["params"], prompts.ids_BxP, prompts.valid_BxP, key
-        )
+    sm, args = ctx.fns.sampler_mesh, (state["params"], prompts.ids_BxP, prompts.valid_BxP, key)
+    with jax.set_mesh(ctx.mesh if sm is None else sm.mesh):
+        out = jax.eval_shape(ctx.fns.sample.jitted, *(args if sm is None else sm.abstract(*args)))
+    # the update sees the rollouts batch-sharded on the training mesh (`sample` puts them there)
+    rows_sh = sharding.batch_sharding(ctx.mesh, ctx.rules, 1)
+    out = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=rows_sh), out)
     n, t = out.tokens_NxT.shape
     if 0 < ctx.length_bucket < t:
         return False

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from typing import Any
 
@@ -48,9 +49,14 @@ def setup(config: ml_collections.ConfigDict, defaults: ml_collections.ConfigDict
         raise config_check.ConfigError(str(e)) from None
     if how and how != "initialized":
         print(f"r1jax: jax.distributed ({how}): {distributed.describe()}", flush=True)
-    shape = check_mesh(config, jax.device_count())
+    devices = jax.devices()
+    rl = config.get("rl")
+    if rl is not None and rl.get("sampler_mesh") and -1 not in tuple(config.mesh.shape):
+        # the sampler has devices of its own: training may take only the first few of them
+        devices = devices[: math.prod(config.mesh.shape)]
+    shape = check_mesh(config, len(devices))
     sharding.set_strict(bool(config.get("sharding_strict", False)))
-    mesh = sharding.make_mesh(shape)
+    mesh = sharding.make_mesh(shape, devices)
     try:
         rows.check_layout(mesh, rules(config))
     except ValueError as e:

@@ -26,7 +26,7 @@ from r1jax.parallel import rows as rows_lib
 from r1jax.parallel import sharding
 from r1jax.rewards import build as build_rewards
 from r1jax.rewards.token_tables import build as build_tables
-from r1jax.rl import rollout, train_step
+from r1jax.rl import rollout, sampler_mesh, train_step
 from r1jax.rl import step as step_lib
 from r1jax.rl.dynamic import DynamicSampler
 from r1jax.stages import (
@@ -151,8 +151,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     batch_sh = lambda nd: sharding.batch_sharding(mesh, rules, nd) if nd else repl  # noqa: E731
     vt = build_tables(tok, mcfg.vocab_size) if fused else None
     scfg = grpo_config.sampling_config(config, tok)
+    sm = None
+    if config.rl.sampler_mesh:
+        shape = tuple(config.rl.sampler_mesh)
+        sm = sampler_mesh.make(shape, mesh, rules, pshard, s.prompts_per_step)
     with jax.set_mesh(mesh):
-        fns = rollout.build(graphdef, tx, scfg, ucfg, reward_fns, vt, sshard, batch_sh, fused)
+        fns = rollout.build(graphdef, tx, scfg, ucfg, reward_fns, vt, sshard, batch_sh, fused, sm)
     ctx = step_lib.StepContext(
         fns, fused, reward_fns, tok, mesh, rules, ucfg.group_size, config.rl.length_bucket,
         mix.routing if mix else None,

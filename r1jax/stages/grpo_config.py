@@ -21,7 +21,7 @@ from r1jax.model.config import ModelConfig
 from r1jax.parallel import sharding
 from r1jax.rewards import build as build_rewards
 from r1jax.rewards.registry import Reward
-from r1jax.rl import advantages, grpo_loss, losses, train_step
+from r1jax.rl import advantages, grpo_loss, losses, sampler_mesh, train_step
 from r1jax.rl.dynamic import DynamicConfig
 from r1jax.sampling import sample as sampling
 from r1jax.tokenizers import stop_ids
@@ -107,6 +107,13 @@ def validate(
         )
     if not reward_fns:
         raise config_check.ConfigError("config.rewards is empty; name at least one reward.")
+    if r.sampler_mesh:
+        if r.fused == "on":
+            raise config_check.ConfigError(
+                "config.rl.fused='on' runs one program on one mesh; with rl.sampler_mesh set use "
+                "fused='auto' or 'off' (the split step), or leave rl.sampler_mesh empty."
+            )
+        sampler_mesh.make(tuple(r.sampler_mesh), mesh, rules, {}, r.prompts_per_step)
 
 
 def loss_options(config: ml_collections.ConfigDict) -> grpo_loss.LossOptions:
@@ -186,6 +193,8 @@ def use_fused(
     tags_single = tok is None or all(tok.tag_id(t) is not None for t in R1_TAGS)
     problems = [p for p in (f.fuse_problem(tok) for f in reward_fns) if p]
     jittable = not problems and not config.rl.dynamic_sampling
+    if config.rl.sampler_mesh:  # its own devices: a program of its own (the split step)
+        return False
     if config.rl.fused == "on" and not tags_single:
         raise config_check.ConfigError(
             "config.rl.fused='on' needs the R1 tags as single tokens, which this tokenizer lacks; "

@@ -36,6 +36,7 @@ HARMLESS = (
     "task.data_dir",
     "rl.fused",  # the fused and split steps compute the same numbers
     "rl.length_bucket",  # only how the update's batch is cut into compiled shapes
+    "rl.sampler_mesh",  # only where the rollouts are decoded (tests/test_sampler_mesh.py)
 )
 
 

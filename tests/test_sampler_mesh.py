@@ -1,0 +1,102 @@
+"""The sampler on a mesh of its own gives the rollouts and the update of the one-mesh step.
+
+Two GRPO steps (split path, host reward) with the policy trained on one CPU device and decoded on
+2 (data) and on 2 x 2 (data x tensor) devices of the 8 simulated ones, against the same steps
+decoded on the training device: the same tokens, log-probs within float32 rounding (the rows are
+split across devices, the per-row arithmetic is not), the same loss, and the rollouts handed to
+the update batch-sharded on the training mesh. Bad sampler-mesh arithmetic is one line.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from r1jax.config_check import ConfigError
+from r1jax.model import ModelConfig, api
+from r1jax.parallel import sharding
+from r1jax.rewards.registry import Reward
+from r1jax.rl import grpo_loss, rollout, sampler_mesh, train_step
+from r1jax.rl import step as step_lib
+from r1jax.sampling import sample as sampling
+from r1jax.train import lm_step
+
+B, G, P, T = 4, 4, 6, 8
+CFG = ModelConfig(vocab_size=64, d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, mlp_dim=48)
+RULES = sharding.DEFAULT_RULES
+
+
+class Tok:
+    def decode(self, ids) -> str:
+        return " ".join(str(int(i)) for i in ids)
+
+
+def _reward(texts, examples):  # range: [0, 1]
+    return np.array([len(t) % 7 / 7 for t in texts], np.float32)
+
+
+def _run(sampler_shape: tuple | None, steps: int = 2) -> list:
+    mesh = sharding.make_mesh((1, 1, 1), jax.devices()[:1])
+    graphdef, params, pshard = api.create(CFG, 0, mesh, RULES)
+    tx = optax.adamw(1e-3)
+    state, sshard = lm_step.init_state(graphdef, params, pshard, tx, mesh)
+    state = train_step.state_with_ref(state, 0.04)
+    sshard = dict(sshard, ref_params=pshard)
+    scfg = sampling.SamplingConfig(max_new_tokens=T, eos_id=5)
+    ucfg = train_step.UpdateConfig(group_size=G, loss=grpo_loss.LossOptions(beta=0.04))
+    reward = Reward("r", _reward, 0.0, 1.0)
+    repl = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    batch_sh = lambda nd: sharding.batch_sharding(mesh, RULES, nd) if nd else repl  # noqa: E731
+    sm = None
+    if sampler_shape is not None:
+        sm = sampler_mesh.make(sampler_shape, mesh, RULES, pshard, B)
+        assert sm.mesh.size == np.prod(sampler_shape) and sm.out.mesh == sm.mesh
+    with jax.set_mesh(mesh):
+        fns = rollout.build(graphdef, tx, scfg, ucfg, [reward], None, sshard, batch_sh, False, sm)
+    ctx = step_lib.StepContext(fns, False, [reward], Tok(), mesh, RULES, G)
+    rng = np.random.default_rng(0)
+    results = []
+    for step in range(steps):
+        ids = rng.integers(6, 64, (B, P)).astype(np.int32)
+        valid = np.arange(P)[None, :] >= rng.integers(0, P - 1, (B, 1))
+        prompts = step_lib.Prompts(jnp.asarray(ids), jnp.asarray(valid), [{}] * B)
+        res = step_lib.run(ctx, state, prompts, jax.random.key(step))
+        state = res.state
+        assert res.rollouts.tokens_NxT.sharding.mesh == mesh  # back on the training mesh
+        results.append(
+            (
+                np.asarray(res.rollouts.tokens_NxT),
+                np.asarray(res.rollouts.batch["old_logp_NxT"]),
+                res.metrics["loss"],
+            )
+        )
+    return results
+
+
+@pytest.fixture(scope="module")
+def one_mesh():
+    return _run(None)
+
+
+@pytest.mark.parametrize("shape", [(2, 1, 1), (2, 1, 2)], ids=["data2", "data2_tensor2"])
+def test_sampler_mesh_gives_the_one_mesh_rollouts_and_update(one_mesh, shape):
+    for (tok_a, logp_a, loss_a), (tok_b, logp_b, loss_b) in zip(one_mesh, _run(shape)):
+        np.testing.assert_array_equal(tok_b, tok_a)
+        np.testing.assert_allclose(logp_b, logp_a, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(loss_b, loss_a, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "shape,prompts,match",
+    [
+        ((16, 1, 1), 4, "needs 16 devices"),
+        ((8, 1, 1), 4, "do not split"),
+        ((3, -1, -1), 4, "at most one entry may be -1"),
+    ],
+)
+def test_bad_sampler_mesh_is_one_line(shape, prompts, match):
+    mesh = sharding.make_mesh((1, 1, 1), jax.devices()[:1])
+    with pytest.raises(ConfigError, match=match) as e:
+        sampler_mesh.make(shape, mesh, RULES, {}, prompts)
+    assert "\n" not in str(e.value)
