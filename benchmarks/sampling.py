@@ -134,6 +134,10 @@ def measure(fns: dict, rounds: int, reps: dict) -> dict:
 
 def main() -> None:
     heap_policy.reexec_with_hugepage_heap()  # as `python -m r1jax.main` runs
+    for a in sys.argv:  # before jax starts its backend: the devices exist from the start
+        if a.startswith("--sampler-devices=") and int(a.split("=")[1]) > 1:
+            flag = f"--xla_force_host_platform_device_count={a.split('=')[1]}"
+            os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flag).strip()
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (one naive run each)")
     ap.add_argument("--reps", type=int, default=5, help="sampler calls per round")
@@ -141,6 +145,13 @@ def main() -> None:
     ap.add_argument("--skip-naive", action="store_true")
     ap.add_argument(
         "--hf", action="store_true", help="also time PyTorch + HF generate (needs torch)"
+    )
+    ap.add_argument(
+        "--sampler-devices",
+        type=int,
+        default=0,
+        help="N > 1: also time the sampler with its rows split over N CPU devices (what "
+        "rl.sampler_mesh=(N,1,1) runs); sets XLA_FLAGS' host device count to N",
     )
     args = ap.parse_args()
     t = args.new_tokens
@@ -166,12 +177,24 @@ def main() -> None:
         "generate": lambda: gen(cfg),
         "generic_cached": lambda: gen(cfg, False),  # the model's own cached call per step
     }
+    if args.sampler_devices > 1:
+        n_dev = args.sampler_devices
+        if len(jax.devices()) < n_dev:
+            sys.exit("--sampler-devices N: pass it as --sampler-devices=N (read before jax starts)")
+        smesh = sharding.make_mesh((n_dev, 1, 1), jax.devices()[:n_dev])
+        rows = sharding.batch_sharding(smesh, sharding.DEFAULT_RULES, 2)
+        repl = jax.sharding.NamedSharding(smesh, jax.sharding.PartitionSpec())
+        p_m, x_m, v_m, k_m = jax.device_put(
+            (params, prompt_BxP, valid_BxP, key), (repl, rows, rows, repl)
+        )
+        fns["generate_mesh"] = lambda: run(graphdef, p_m, x_m, v_m, k_m, G, cfg, True).tokens_NxT
     if not args.skip_naive:
         naive_fn = jax.jit(naive_sample, static_argnums=(0, 4, 5))
         fns["naive"] = lambda: naive_fn(graphdef, params, prompt_BxP, key, G, cfg)
     if args.hf:
         fns["hf_generate"] = hf_generate_fn(os.cpu_count() or 1)
-    reps = {k: args.reps for k in ("prefill", "generate", "generic_cached", "hf_generate")}
+    timed = ("prefill", "generate", "generic_cached", "hf_generate", "generate_mesh")
+    reps = {k: args.reps for k in timed}
     got = measure(fns, args.rounds, reps)
     med = {k: statistics.median(w) for k, (w, _) in got.items()}
     best = {k: min(w) for k, (w, _) in got.items()}
@@ -197,6 +220,12 @@ def main() -> None:
         res["hf_generate_s"] = med["hf_generate"]
         res["hf_generate_tok_s"] = n_tok / med["hf_generate"]
         res["speedup_vs_hf_generate"] = med["hf_generate"] / med["generate"]
+    if "generate_mesh" in med:
+        res["sampler_devices"] = args.sampler_devices
+        res["generate_mesh_s"] = med["generate_mesh"]
+        res["speedup_mesh_vs_one_device"] = med["generate"] / med["generate_mesh"]
+        if "hf_generate" in med:
+            res["speedup_mesh_vs_hf_generate"] = med["hf_generate"] / med["generate_mesh"]
     if "naive" in med:
         res["naive_s"] = med["naive"]
         res["naive_tok_s"] = n_tok / med["naive"]
