@@ -4,14 +4,19 @@ Two GRPO steps (split path, host reward) with the policy trained on one CPU devi
 2 (data) and on 2 x 2 (data x tensor) devices of the 8 simulated ones, against the same steps
 decoded on the training device: the same tokens, log-probs within float32 rounding (the rows are
 split across devices, the per-row arithmetic is not), the same loss, and the rollouts handed to
-the update batch-sharded on the training mesh. Bad sampler-mesh arithmetic is one line.
+the update batch-sharded on the training mesh. Bad sampler-mesh arithmetic is one line. And the
+tiny Countdown experiment decoded on 2 devices (`rl.sampler_mesh`) logs the one-device run's numbers.
 """
+
+import json
+import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from test_grpo_step import _run_experiment
 
 from r1jax.config_check import ConfigError
 from r1jax.model import ModelConfig, api
@@ -100,3 +105,27 @@ def test_bad_sampler_mesh_is_one_line(shape, prompts, match):
     with pytest.raises(ConfigError, match=match) as e:
         sampler_mesh.make(shape, mesh, RULES, {}, prompts)
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.slow
+def test_countdown_decoded_on_a_sampler_mesh_matches_one_device(tmp_path_factory):
+    """The tiny Countdown run trained on one CPU device and decoded on 2 (`rl.sampler_mesh`, as
+    the README suggests for a CPU host) logs what the one-device run logs: the same tokens make
+    the same rewards and lengths, and the loss agrees to float32 rounding."""
+    root = tmp_path_factory.getbasetemp() / "r1_zero_runs"
+    one = str(root / "r1_zero_countdown")
+    if not os.path.exists(os.path.join(one, "metrics.jsonl")):
+        _run_experiment("experiments/r1_zero_countdown.py:tiny", one)
+    two = str(root / "r1_zero_countdown_sampler_mesh")
+    flags = ("--config.mesh.shape=(1,1,1)", "--config.rl.sampler_mesh=(2,1,1)")
+    _run_experiment("experiments/r1_zero_countdown.py:tiny", two, *flags, devices=2)
+    rows = {}
+    for name, w in (("one", one), ("two", two)):
+        with open(os.path.join(w, "metrics.jsonl")) as f:
+            rows[name] = [json.loads(line) for line in f]
+    assert len(rows["one"]) == len(rows["two"]) == 3
+    for a, b in zip(rows["one"], rows["two"]):
+        for k in ("reward", "accuracy", "format", "completion_length"):
+            if k in a:
+                assert b[k] == a[k], (k, a[k], b[k])
+        np.testing.assert_allclose(b["loss"], a["loss"], rtol=1e-4, atol=1e-6)
