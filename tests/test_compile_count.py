@@ -21,7 +21,7 @@ from jax import monitoring
 from r1jax.model import ModelConfig, api
 from r1jax.parallel import sharding
 from r1jax.rewards.registry import Reward
-from r1jax.rl import grpo_loss, rollout, train_step
+from r1jax.rl import grpo_loss, rollout, sampler_mesh, train_step
 from r1jax.rl import step as step_lib
 from r1jax.sampling import sample as sampling
 from r1jax.train import lm_step
@@ -59,11 +59,12 @@ def _jax_reward(tokens, mask, targets, vt):  # range: [0, 1]
     return (jnp.sum(mask, axis=1) % 7) / 7.0
 
 
-def _compiles_per_step(
-    cfg: ModelConfig, fused: bool, steps: int = 3, mesh_shape: tuple = (1, 1, 1)
-) -> list[int]:
-    n_dev = int(np.prod(mesh_shape))
-    mesh = sharding.make_mesh(mesh_shape, jax.devices()[:n_dev])
+def tiny_step(
+    cfg: ModelConfig, mesh, fused: bool, prompts: int, sampler_shape: tuple | None = None
+) -> tuple[step_lib.StepContext, dict]:
+    """A tiny GRPO step (G 4, T 8, beta 0.04, host or jittable length reward) and its train
+    state on `mesh`; decoded on a sampler mesh of `sampler_shape` when given (shared with
+    tests/test_sampler_mesh.py)."""
     rules = sharding.DEFAULT_RULES
     graphdef, params, pshard = api.create(cfg, 0, mesh, rules)
     tx = optax.adamw(1e-3)
@@ -75,9 +76,21 @@ def _compiles_per_step(
     reward = Reward("r", _reward, 0.0, 1.0, jax_fn=_jax_reward if fused else None)
     repl = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
     batch_sh = lambda nd: sharding.batch_sharding(mesh, rules, nd) if nd else repl  # noqa: E731
+    sm = None
+    if sampler_shape is not None:
+        sm = sampler_mesh.make(sampler_shape, mesh, rules, pshard, prompts)
     with jax.set_mesh(mesh):
-        fns = rollout.build(graphdef, tx, scfg, ucfg, [reward], None, sshard, batch_sh, fused)
-    ctx = step_lib.StepContext(fns, fused, [reward], Tok(), mesh, rules, G)
+        fns = rollout.build(graphdef, tx, scfg, ucfg, [reward], None, sshard, batch_sh, fused, sm)
+    return step_lib.StepContext(fns, fused, [reward], Tok(), mesh, rules, G), state
+
+
+def _compiles_per_step(
+    cfg: ModelConfig, fused: bool, steps: int = 3, mesh_shape: tuple = (1, 1, 1)
+) -> list[int]:
+    n_dev = int(np.prod(mesh_shape))
+    mesh = sharding.make_mesh(mesh_shape, jax.devices()[:n_dev])
+    ctx, state = tiny_step(cfg, mesh, fused, B)
+    fns = ctx.fns
     rng = np.random.default_rng(0)
     counts = []
     for step in range(steps):

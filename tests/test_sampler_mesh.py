@@ -14,52 +14,25 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
+from test_compile_count import CFG, tiny_step
 from test_grpo_step import _run_experiment
 
 from r1jax.config_check import ConfigError
-from r1jax.model import ModelConfig, api
 from r1jax.parallel import sharding
-from r1jax.rewards.registry import Reward
-from r1jax.rl import grpo_loss, rollout, sampler_mesh, train_step
+from r1jax.rl import sampler_mesh
 from r1jax.rl import step as step_lib
-from r1jax.sampling import sample as sampling
-from r1jax.train import lm_step
 
-B, G, P, T = 4, 4, 6, 8
-CFG = ModelConfig(vocab_size=64, d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, mlp_dim=48)
+B, P = 4, 6  # 4 prompts split over 2 sampler devices (the model, G and T: test_compile_count)
 RULES = sharding.DEFAULT_RULES
-
-
-class Tok:
-    def decode(self, ids) -> str:
-        return " ".join(str(int(i)) for i in ids)
-
-
-def _reward(texts, examples):  # range: [0, 1]
-    return np.array([len(t) % 7 / 7 for t in texts], np.float32)
 
 
 def _run(sampler_shape: tuple | None, steps: int = 2) -> list:
     mesh = sharding.make_mesh((1, 1, 1), jax.devices()[:1])
-    graphdef, params, pshard = api.create(CFG, 0, mesh, RULES)
-    tx = optax.adamw(1e-3)
-    state, sshard = lm_step.init_state(graphdef, params, pshard, tx, mesh)
-    state = train_step.state_with_ref(state, 0.04)
-    sshard = dict(sshard, ref_params=pshard)
-    scfg = sampling.SamplingConfig(max_new_tokens=T, eos_id=5)
-    ucfg = train_step.UpdateConfig(group_size=G, loss=grpo_loss.LossOptions(beta=0.04))
-    reward = Reward("r", _reward, 0.0, 1.0)
-    repl = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-    batch_sh = lambda nd: sharding.batch_sharding(mesh, RULES, nd) if nd else repl  # noqa: E731
-    sm = None
+    ctx, state = tiny_step(CFG, mesh, False, B, sampler_shape)
+    sm = ctx.fns.sampler_mesh
     if sampler_shape is not None:
-        sm = sampler_mesh.make(sampler_shape, mesh, RULES, pshard, B)
         assert sm.mesh.size == np.prod(sampler_shape) and sm.out.mesh == sm.mesh
-    with jax.set_mesh(mesh):
-        fns = rollout.build(graphdef, tx, scfg, ucfg, [reward], None, sshard, batch_sh, False, sm)
-    ctx = step_lib.StepContext(fns, False, [reward], Tok(), mesh, RULES, G)
     rng = np.random.default_rng(0)
     results = []
     for step in range(steps):
