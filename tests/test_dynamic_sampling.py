@@ -5,8 +5,6 @@ model, so the test checks exactly which groups are kept, how the batch is assemb
 the widest round, rows aligned with groups) and what is counted when the rounds run out.
 """
 
-import types
-
 import jax
 import numpy as np
 import pytest
@@ -15,6 +13,7 @@ from r1jax import rewards
 from r1jax.data import arithmetic, corpus
 from r1jax.data import prompts as prompts_lib
 from r1jax.parallel import distributed, sharding
+from r1jax.rl import rollout
 from r1jax.rl import step as step_lib
 from r1jax.rl.dynamic import DynamicConfig, DynamicSampler
 from r1jax.sampling.sample import SampleOutput
@@ -52,7 +51,7 @@ def _planned(tok, examples, plan, g=4, t=32):
         z = np.zeros((len(rows), t), np.float32)
         return SampleOutput(tokens, mask, z, np.zeros(len(rows), bool), lengths)
 
-    return types.SimpleNamespace(sample=sample)
+    return rollout.StepFns(sample=sample, update=None, fused=None)  # only the sampler is used
 
 
 def test_dynamic_sampling_drops_and_refills_zero_variance_groups(tok, one_device_mesh):
