@@ -39,6 +39,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from r1jax.model import ModelConfig, api  # noqa: E402
 from r1jax.parallel import sharding
+from r1jax.rl import sampler_mesh  # noqa: E402
 from r1jax.sampling.filters import choose_tokens, draw_uniforms  # noqa: E402
 from r1jax.sampling.sample import SamplingConfig, decode  # noqa: E402
 from r1jax.train import heap_policy  # noqa: E402
@@ -134,10 +135,6 @@ def measure(fns: dict, rounds: int, reps: dict) -> dict:
 
 def main() -> None:
     heap_policy.reexec_with_hugepage_heap()  # as `python -m r1jax.main` runs
-    for a in sys.argv:  # before jax starts its backend: the devices exist from the start
-        if a.startswith("--sampler-devices=") and int(a.split("=")[1]) > 1:
-            flag = f"--xla_force_host_platform_device_count={a.split('=')[1]}"
-            os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flag).strip()
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (one naive run each)")
     ap.add_argument("--reps", type=int, default=5, help="sampler calls per round")
@@ -154,13 +151,16 @@ def main() -> None:
         "rl.sampler_mesh=(N,1,1) runs); sets XLA_FLAGS' host device count to N",
     )
     args = ap.parse_args()
+    if args.sampler_devices > 1:  # jax starts its backend at the first device query, below
+        flag = f"--xla_force_host_platform_device_count={args.sampler_devices}"
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flag).strip()
     t = args.new_tokens
     global NEW_TOKENS
     NEW_TOKENS = t
     load0 = os.getloadavg()[0]
 
     mesh = sharding.make_mesh((1, 1, 1), jax.devices()[:1])
-    graphdef, params, _ = api.create(MODEL, 0, mesh, sharding.DEFAULT_RULES)
+    graphdef, params, pshard = api.create(MODEL, 0, mesh, sharding.DEFAULT_RULES)
     rng = np.random.default_rng(0)
     prompt_BxP = jnp.asarray(rng.integers(4, MODEL.vocab_size, (B, P)), jnp.int32)
     valid_BxP = jnp.ones((B, P), bool)
@@ -177,16 +177,10 @@ def main() -> None:
         "generate": lambda: gen(cfg),
         "generic_cached": lambda: gen(cfg, False),  # the model's own cached call per step
     }
-    if args.sampler_devices > 1:
-        n_dev = args.sampler_devices
-        if len(jax.devices()) < n_dev:
-            sys.exit("--sampler-devices N: pass it as --sampler-devices=N (read before jax starts)")
-        smesh = sharding.make_mesh((n_dev, 1, 1), jax.devices()[:n_dev])
-        rows = sharding.batch_sharding(smesh, sharding.DEFAULT_RULES, 2)
-        repl = jax.sharding.NamedSharding(smesh, jax.sharding.PartitionSpec())
-        p_m, x_m, v_m, k_m = jax.device_put(
-            (params, prompt_BxP, valid_BxP, key), (repl, rows, rows, repl)
-        )
+    if args.sampler_devices > 1:  # the placement rl.sampler_mesh=(N,1,1) uses
+        shape = (args.sampler_devices, 1, 1)
+        sm = sampler_mesh.make(shape, mesh, sharding.DEFAULT_RULES, pshard, B)
+        p_m, x_m, v_m, k_m = sm.to_sampler(params, prompt_BxP, valid_BxP, key)
         fns["generate_mesh"] = lambda: run(graphdef, p_m, x_m, v_m, k_m, G, cfg, True).tokens_NxT
     if not args.skip_naive:
         naive_fn = jax.jit(naive_sample, static_argnums=(0, 4, 5))

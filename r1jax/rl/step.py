@@ -189,11 +189,9 @@ def compile_update_meanwhile(
     Also only in a single process (not tried across processes). On later steps it finds the
     signature compiled and returns False (an `eval_shape` of the sampler, cached: ~1 ms)."""
     update = ctx.fns.update
-    if not ctx.compile_ahead or ctx.route is not None:
+    if not ctx.compile_ahead or ctx.route is not None or jax.process_count() > 1:
         return False
-    if not hasattr(update, "compile_in_background"):
-        return False
-    if jax.process_count() > 1:
+    if not hasattr(update, "compile_in_background"):  # a stand-in without CompileFirst
         return False
     sm, args = ctx.fns.sampler_mesh, (state["params"], prompts.ids_BxP, prompts.valid_BxP, key)
     with jax.set_mesh(ctx.mesh if sm is None else sm.mesh):
