@@ -90,7 +90,7 @@ def arith_targets(examples, tokenizer=None) -> dict:
 
 
 def main():
-    heap_policy.reexec_with_hugepage_heap()  # as `python -m r1jax.main` runs
+    heap_policy.configure()  # as `python -m r1jax.main` runs
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", default="peer_tiny", choices=["peer_tiny"])
     ap.add_argument("--steps", type=int, default=7)

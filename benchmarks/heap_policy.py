@@ -3,12 +3,15 @@
     python benchmarks/heap_policy.py [--preset toy] [--batch 32] [--seq-len 256] [--rounds 3]
 
 Policies, each a fresh process started with its GLIBC_TUNABLES:
-  glibc          glibc's defaults (blocks over 32 MiB are mmap'ed per call, munmap'ed after it)
+  glibc          glibc's defaults (blocks over 32 MiB are mmap'ed per call, munmap'ed after it;
+                 up to 8 arenas per core)
+  one_arena      glibc.malloc.arena_max=1: the arena cap r1jax sets by default (`limit_arenas`,
+                 R1JAX_MALLOC_ARENAS=1)
   hugepage_heap  glibc.malloc.hugetlb=1: those blocks on transparent huge pages (what
                  `R1JAX_HEAP=hugepages python -m r1jax.main` runs with)
   keep_heap      one arena, no mmap, no trimming: freed blocks stay in the heap (tried, dropped)
 
-Each round runs the three one after the other (interleaved, so they share the load), each timing
+Each round runs the policies one after the other (interleaved, so they share the load), each timing
 `--steps` production LM training steps (`benchmarks/train_step.py build_step`) after one warm-up
 step, with its minor page faults over the timed steps (`getrusage`) and its peak RSS. Prints one
 JSON object; quote the ratios of medians.
@@ -27,6 +30,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 POLICIES = {
     "glibc": "",
+    "one_arena": "glibc.malloc.arena_max=1",
     "hugepage_heap": "glibc.malloc.hugetlb=1",
     "keep_heap": "glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:"
     "glibc.malloc.trim_threshold=2147483647",

@@ -26,7 +26,7 @@ import common as C  # noqa: E402
 
 from r1jax.train import heap_policy  # noqa: E402
 
-heap_policy.reexec_with_hugepage_heap()  # as `python -m r1jax.main` (R1JAX_HEAP=hugepages)
+heap_policy.configure()  # as `python -m r1jax.main`: arena cap (+ R1JAX_HEAP=hugepages)
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402

@@ -134,7 +134,7 @@ def measure(fns: dict, rounds: int, reps: dict) -> dict:
 
 
 def main() -> None:
-    heap_policy.reexec_with_hugepage_heap()  # as `python -m r1jax.main` runs
+    heap_policy.configure()  # as `python -m r1jax.main` runs
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (one naive run each)")
     ap.add_argument("--reps", type=int, default=5, help="sampler calls per round")

@@ -186,7 +186,7 @@ def plot(results: dict, path: str) -> None:
 
 
 def main(argv: list[str]) -> None:
-    heap_policy.reexec_with_hugepage_heap()  # as `python -m r1jax.main` runs
+    heap_policy.configure()  # as `python -m r1jax.main` runs
     ap = argparse.ArgumentParser()
     date = datetime.date.today().isoformat()
     ap.add_argument("--out", default=f"benchmarks/results/scaling_{date}")

@@ -124,7 +124,7 @@ def breakdown(cfg: ModelConfig, graphdef, params, data, reps: int) -> dict:
 
 
 def main(argv: list[str]) -> None:
-    heap_policy.reexec_with_hugepage_heap()  # as `python -m r1jax.main` runs
+    heap_policy.configure()  # as `python -m r1jax.main` runs
     p = argparse.ArgumentParser()
     p.add_argument("--preset", default="bench_512")
     p.add_argument("--seq-len", type=int, default=256)

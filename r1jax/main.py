@@ -62,7 +62,7 @@ def main(argv):
 if __name__ == "__main__":
     from r1jax.train import heap_policy
 
-    heap_policy.reexec_with_hugepage_heap()  # R1JAX_HEAP=hugepages only (heap_policy.py)
+    heap_policy.configure()  # the malloc arena cap; huge pages if R1JAX_HEAP=hugepages
     from r1jax.config_check import parse_flags
 
     app.run(main, flags_parser=parse_flags)

@@ -1,5 +1,5 @@
-"""The opt-in heap policy (R1JAX_HEAP=hugepages): which GLIBC_TUNABLES the CLI re-executes with,
-and that the re-exec keeps the process (same pid, same arguments) and happens once."""
+"""The heap policies: which GLIBC_TUNABLES the CLI re-executes with for R1JAX_HEAP=hugepages (once,
+same pid and arguments), and the opt-in malloc arena cap (R1JAX_MALLOC_ARENAS)."""
 
 import os
 import subprocess
@@ -56,3 +56,58 @@ def test_reexec_keeps_pid_and_arguments_and_happens_once():
     assert pid == starts[0]
     assert tunables == "glibc.malloc.arena_max=4:glibc.malloc.hugetlb=1"
     assert args == "['a', '--b=1']"
+
+
+@pytest.mark.parametrize(
+    "env, want",
+    [
+        ({}, None),  # glibc's own: the cap costs time (heap_policy's docstring)
+        ({"R1JAX_MALLOC_ARENAS": "1"}, 1),
+        ({"R1JAX_MALLOC_ARENAS": " 2 "}, 2),
+        ({"R1JAX_MALLOC_ARENAS": "0"}, None),
+    ],
+)
+def test_arena_cap_from_the_environment(env, want):
+    assert heap_policy.arena_cap(env) == want
+
+
+def test_a_bad_arena_cap_names_the_variable():
+    with pytest.raises(ValueError, match="R1JAX_MALLOC_ARENAS='two'.*0 keeps glibc's own"):
+        heap_policy.arena_cap({"R1JAX_MALLOC_ARENAS": "two"})
+
+
+_ARENAS = (
+    "import ctypes, threading\n"
+    "from r1jax.train import heap_policy\n"
+    "print('cap', heap_policy.limit_arenas(), flush=True)\n"
+    "libc = ctypes.CDLL(None)\n"
+    "libc.malloc.restype = ctypes.c_void_p\n"
+    "go = threading.Barrier(6)\n"
+    "def work():\n"
+    "    go.wait()\n"
+    "    for _ in range(2000):\n"
+    "        libc.free(ctypes.c_void_p(libc.malloc(4096)))\n"
+    "    go.wait()\n"
+    "ts = [threading.Thread(target=work) for _ in range(5)]\n"
+    "[t.start() for t in ts]\n"
+    "go.wait(); go.wait()\n"
+    "libc.malloc_stats()\n"  # one 'Arena N:' block per arena, on stderr
+    "[t.join() for t in ts]\n"
+)
+
+
+@pytest.mark.skipif(heap_policy._glibc_version() is None, reason="needs glibc")
+@pytest.mark.parametrize("setting, cap", [("1", 1), ("0", None)])
+def test_the_cap_holds_the_arenas_threads_get(setting, cap):
+    """Five threads allocating at once get arenas of their own under glibc's default (0), and all
+    share the main one under a cap of 1."""
+    env = dict(os.environ, PYTHONPATH=ROOT, R1JAX_MALLOC_ARENAS=setting)
+    env.pop("GLIBC_TUNABLES", None)
+    out = subprocess.run([sys.executable, "-c", _ARENAS], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert f"cap {cap}" in out.stdout
+    arenas = sum(ln.startswith("Arena ") for ln in out.stderr.splitlines())
+    if cap is None:
+        assert arenas > 1
+    else:
+        assert arenas == 1

@@ -151,7 +151,7 @@ def run(
 def _child_main(spec_path: str) -> int:
     from r1jax.train import heap_policy
 
-    heap_policy.reexec_with_hugepage_heap()  # as `python -m r1jax.main` does
+    heap_policy.configure()  # as `python -m r1jax.main` does
     _die_with_parent()
     with open(spec_path, "rb") as f:
         spec = pickle.load(f)

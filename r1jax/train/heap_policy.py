@@ -1,7 +1,19 @@
-"""Opt-in (`R1JAX_HEAP=hugepages`): glibc's large heap blocks on transparent huge pages.
+"""Opt-in policies for the process's C heap (glibc malloc): a cap on its arenas
+(`R1JAX_MALLOC_ARENAS=N`) and its large blocks on transparent huge pages (`R1JAX_HEAP=hugepages`).
 
-Why: XLA's CPU backend allocates each program's temporaries as one block per call (731 MB for the
-toy base model's training step) and frees it when the call ends. glibc serves a block that large
+**Arenas** (`limit_arenas`; unset or 0 keeps glibc's up to 8 per core). glibc gives each thread
+that allocates its own arena, and memory freed in one arena serves only that arena's later
+requests. XLA compiles on worker threads (and r1jax compiles the GRPO update on a thread of its
+own while the sampler runs, `host_memory.py`), so what a compile allocates and frees is spread
+over several arenas, each keeping its share while the programs run. One arena trades time for
+memory. Measured in the shared peer benchmark's GRPO step (2026-12-03, 2-core VM, 3 interleaved
+rounds beside TRL, `benchmarks/results/peer_bench_2026-12-03_arenas.md`): peak RSS 849 against 900
+MiB, but the step took 1.12x glibc's time (slower in every round) and the first step (compile)
+1.29x; presumably XLA's threads contend for the one arena's lock (not profiled). Two arenas: 855 / 886 / 846 against 898 / 847 / 860 MiB
+per run, inside the spread. Hence opt-in, for hosts where memory is tighter than time.
+
+**Huge pages.** Why: XLA's CPU backend allocates each program's temporaries as one block per call
+(731 MB for the toy base model's training step) and frees it when the call ends. glibc serves a block that large
 with `mmap` and returns it with `munmap`, so every step faults the block in again, 4 KiB at a time:
 180,000 page faults and about a quarter of the step's wall time in the kernel. glibc's tunable
 `glibc.malloc.hugetlb=1` (glibc >= 2.35) asks for transparent huge pages on those blocks
@@ -34,6 +46,9 @@ import sys
 
 TUNABLE = "glibc.malloc.hugetlb=1"
 ENV = "R1JAX_HEAP"
+ARENAS_ENV = "R1JAX_MALLOC_ARENAS"
+DEFAULT_ARENAS = 0  # glibc's own (see the module docstring for why not 1)
+_M_ARENA_MAX = -8  # mallopt's parameter number (malloc.h)
 
 
 def _glibc_version() -> tuple[int, int] | None:
@@ -67,3 +82,36 @@ def reexec_with_hugepage_heap() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, sys.orig_argv, dict(os.environ, GLIBC_TUNABLES=value))
+
+
+def arena_cap(env: dict[str, str]) -> int | None:
+    """The arena cap `limit_arenas` sets: R1JAX_MALLOC_ARENAS, None when unset or 0 (glibc's
+    own). A value that is not a non-negative integer is a one-line error naming the variable."""
+    raw = env.get(ARENAS_ENV, str(DEFAULT_ARENAS)).strip()
+    if not raw.isdigit():
+        raise ValueError(
+            f"{ARENAS_ENV}={raw!r}: expected a whole number of malloc arenas (1 saves memory "
+            "and costs time, 0 keeps glibc's own)."
+        )
+    return int(raw) or None
+
+
+def limit_arenas() -> int | None:
+    """Caps glibc's malloc arenas for threads started from now on when R1JAX_MALLOC_ARENAS asks
+    for it (see the module docstring); returns the cap, or None when nothing was set (not asked
+    for, or not glibc on Linux). Call it first thing in a process, before jax starts threads."""
+    cap = arena_cap(dict(os.environ))
+    if cap is None or not sys.platform.startswith("linux") or _glibc_version() is None:
+        return None
+    import ctypes
+
+    if ctypes.CDLL(None).mallopt(_M_ARENA_MAX, cap) != 1:  # mallopt returns 1 on success
+        return None
+    return cap
+
+
+def configure() -> None:
+    """Both opt-in policies, first thing in a process (`python -m r1jax.main`, the pipeline's
+    workers, the benchmark scripts): the huge-page re-exec, then the arena cap, each when asked."""
+    reexec_with_hugepage_heap()
+    limit_arenas()
