@@ -5,7 +5,11 @@ Copy the peer-bench folder to a scratch directory, then copy this file into it a
     cp -r ../shared/peer-bench /tmp/pb && cp benchmarks/peer_bench_r1jax.py /tmp/pb/bench_r1jax.py
     cd /tmp/pb && bash setup_venvs.sh && ./venv-trl/bin/python make_assets.py
     ./venv-trl/bin/python check_parity.py hf
-    python bench_r1jax.py --tag r1jax_r1 [--fused]      # uses the python that has r1jax installed
+    python3 -m venv venv-r1jax && venv-r1jax/bin/pip install -e /path/to/r1jax safetensors
+    venv-r1jax/bin/python bench_r1jax.py --tag r1jax_r1 [--fused]
+
+(its own venv, as the peer-bench HOWTO asks of every implementation; then add
+`"r1jax ./venv-r1jax/bin/python bench_r1jax.py"` to PEERS in run_all.sh to time it beside the peers).
 
 It follows bench_new_template.py's contract exactly: the same safetensors weights (loaded with
 r1jax.model.hf), `common.encode/decode`, prompts from `common.make_prompts`, reward
