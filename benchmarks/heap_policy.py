@@ -5,8 +5,8 @@
 Policies, each a fresh process started with its GLIBC_TUNABLES:
   glibc          glibc's defaults (blocks over 32 MiB are mmap'ed per call, munmap'ed after it;
                  up to 8 arenas per core)
-  one_arena      glibc.malloc.arena_max=1: the arena cap r1jax sets by default (`limit_arenas`,
-                 R1JAX_MALLOC_ARENAS=1)
+  one_arena      glibc.malloc.arena_max=1: what the opt-in R1JAX_MALLOC_ARENAS=1 sets
+                 (`heap_policy.limit_arenas`)
   hugepage_heap  glibc.malloc.hugetlb=1: those blocks on transparent huge pages (what
                  `R1JAX_HEAP=hugepages python -m r1jax.main` runs with)
   keep_heap      one arena, no mmap, no trimming: freed blocks stay in the heap (tried, dropped)

@@ -30,7 +30,7 @@ import common as C  # noqa: E402
 
 from r1jax.train import heap_policy  # noqa: E402
 
-heap_policy.configure()  # as `python -m r1jax.main`: arena cap (+ R1JAX_HEAP=hugepages)
+heap_policy.configure()  # as `python -m r1jax.main` (R1JAX_MALLOC_ARENAS, R1JAX_HEAP)
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402

@@ -62,7 +62,11 @@ def main(argv):
 if __name__ == "__main__":
     from r1jax.train import heap_policy
 
-    heap_policy.configure()  # the malloc arena cap; huge pages if R1JAX_HEAP=hugepages
+    try:  # the opt-in heap policies: R1JAX_MALLOC_ARENAS, R1JAX_HEAP=hugepages
+        heap_policy.configure()
+    except ValueError as e:  # a malformed R1JAX_MALLOC_ARENAS: one line, not a traceback
+        print(f"r1jax: {e}", file=sys.stderr)
+        sys.exit(2)
     from r1jax.config_check import parse_flags
 
     app.run(main, flags_parser=parse_flags)

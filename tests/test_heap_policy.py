@@ -111,3 +111,16 @@ def test_the_cap_holds_the_arenas_threads_get(setting, cap):
         assert arenas > 1
     else:
         assert arenas == 1
+
+
+def test_the_cli_refuses_a_bad_arena_cap_in_one_line():
+    env = dict(os.environ, PYTHONPATH=ROOT, R1JAX_MALLOC_ARENAS="two")
+    out = subprocess.run(
+        [sys.executable, "-m", "r1jax.main", "--config=x.py", "--workdir=unused"],
+        env=env, capture_output=True, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        "r1jax: R1JAX_MALLOC_ARENAS='two': expected a whole number of malloc arenas (1 saves "
+        "memory and costs time, 0 keeps glibc's own)."
+    ]

@@ -7,14 +7,16 @@ requests. XLA compiles on worker threads (and r1jax compiles the GRPO update on 
 own while the sampler runs, `host_memory.py`), so what a compile allocates and frees is spread
 over several arenas, each keeping its share while the programs run. One arena trades time for
 memory. Measured in the shared peer benchmark's GRPO step (2026-12-03, 2-core VM, 3 interleaved
-rounds beside TRL, `benchmarks/results/peer_bench_2026-12-03_arenas.md`): peak RSS 849 against 900
-MiB, but the step took 1.12x glibc's time (slower in every round) and the first step (compile)
-1.29x; presumably XLA's threads contend for the one arena's lock (not profiled). Two arenas: 855 / 886 / 846 against 898 / 847 / 860 MiB
-per run, inside the spread. Hence opt-in, for hosts where memory is tighter than time.
+rounds beside TRL, `benchmarks/results/peer_bench_2026-12-03_arenas.md`): peak RSS 849 against
+900 MiB, but the step took 1.12x glibc's time (slower in every round) and the first step
+(compile) 1.29x; presumably XLA's threads contend for the one arena's lock (not profiled). Two
+arenas: 855 / 886 / 846 against 898 / 847 / 860 MiB per run, inside the spread. Hence opt-in,
+for hosts where memory is tighter than time.
 
-**Huge pages.** Why: XLA's CPU backend allocates each program's temporaries as one block per call
-(731 MB for the toy base model's training step) and frees it when the call ends. glibc serves a block that large
-with `mmap` and returns it with `munmap`, so every step faults the block in again, 4 KiB at a time:
+**Huge pages.** Why: XLA's CPU backend allocates each program's temporaries as one block per
+call (731 MB for the toy base model's training step) and frees it when the call ends. glibc
+serves a block that large with `mmap` and returns it with `munmap`, so every step faults the
+block in again, 4 KiB at a time:
 180,000 page faults and about a quarter of the step's wall time in the kernel. glibc's tunable
 `glibc.malloc.hugetlb=1` (glibc >= 2.35) asks for transparent huge pages on those blocks
 (`madvise`), which makes it ~750 faults of 2 MiB. `benchmarks/heap_policy.py` measures it
