@@ -49,7 +49,6 @@ import sys
 TUNABLE = "glibc.malloc.hugetlb=1"
 ENV = "R1JAX_HEAP"
 ARENAS_ENV = "R1JAX_MALLOC_ARENAS"
-DEFAULT_ARENAS = 0  # glibc's own (see the module docstring for why not 1)
 _M_ARENA_MAX = -8  # mallopt's parameter number (malloc.h)
 
 
@@ -89,7 +88,7 @@ def reexec_with_hugepage_heap() -> None:
 def arena_cap(env: dict[str, str]) -> int | None:
     """The arena cap `limit_arenas` sets: R1JAX_MALLOC_ARENAS, None when unset or 0 (glibc's
     own). A value that is not a non-negative integer is a one-line error naming the variable."""
-    raw = env.get(ARENAS_ENV, str(DEFAULT_ARENAS)).strip()
+    raw = env.get(ARENAS_ENV, "0").strip()  # unset: glibc's own (the docstring says why)
     if not raw.isdigit():
         raise ValueError(
             f"{ARENAS_ENV}={raw!r}: expected a whole number of malloc arenas (1 saves memory "
