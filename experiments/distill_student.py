@@ -27,9 +27,13 @@ test (2 epochs: plumbing only).
 from r1jax import config_base
 
 
-def student_pretrain(tiny: bool):
+def student_pretrain(tiny: bool, general: float = 0.0):
+    """The student base: the teacher base's corpus (`general`: pretrain_toy.py's share of general
+    text) and tokenizer settings at a quarter of the parameters. Sentencepiece training is a pure
+    function of the corpus, its seed and the vocabulary size, so the student's tokenizer is the
+    teacher's byte for byte and logit distillation (`mode=kd`) can compare their distributions."""
     pretrain_toy = config_base.sibling(__file__, "pretrain_toy")
-    c = pretrain_toy.get_config("tiny" if tiny else None)
+    c = pretrain_toy.get_config(("tiny," if tiny else "") + f"general={general}")
     if tiny:
         c.model = config_base.model("test", d_model=16, n_heads=2, n_kv_heads=1, mlp_dim=32)
     else:

@@ -30,7 +30,8 @@ overridden, e.g. `--config.stages.reasoning_rl.rl.beta=0.0`; `--config.only=repo
     all_scenario_rl    GRPO from the multi-domain model over reasoning, general and harm-inviting
                        prompts: rule rewards for reasoning, the two reward models (trained further
                        with replay) for the rest
-    student_base       a student of about a quarter of the parameters, pretrained
+    student_base       a student of about a quarter of the parameters, pretrained on the base's
+                       corpus with the base's tokenizer (byte for byte: KD can compare logits)
     distill            SFT of the student on the reasoning model's rejection-sampled data
     distill_rl         the same student trained by R1-Zero GRPO directly (the comparison)
     report             every model above on one held-out suite: report.md / .json / .png
@@ -45,6 +46,8 @@ effects (no toy model learns Countdown in minutes on 2 cores: a 400-step base so
 A finished stage is skipped when rerun (DONE.json), an interrupted one resumes from its checkpoint,
 and a changed stage config stops the run naming the stale stage (stages/pipeline.py).
 """
+
+import copy
 
 import ml_collections
 
@@ -102,9 +105,12 @@ def stages(tiny: bool, seed: int, quick: bool = False) -> dict[str, ml_collectio
     s["all_scenario_rl"] = _exp("all_scenario_rl").get_config(f"{t}seed={seed}")
     s["all_scenario_rl"].init.checkpoint = "multi_domain_sft"
     distill = _exp("distill_student")
-    s["student_base"] = distill.student_pretrain(tiny)
+    # the base's corpus, general text included, hence its tokenizer byte for byte (KD needs it)
+    s["student_base"] = distill.student_pretrain(tiny, general=GENERAL_CORPUS_WEIGHT)
     s["distill"] = distill.get_config(f"{t}seed={seed},mode=sft")
     s["distill_rl"] = distill.get_config(f"{t}seed={seed},mode=rl")
+    for name in ("distill", "distill_rl"):
+        s[name].init.pretrain = copy.deepcopy(s["student_base"])
     for name, c in s.items():  # inside the pipeline every input is a finished earlier stage
         if name != "base" and "init" in c:
             c.init.build_if_missing = False

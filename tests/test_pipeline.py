@@ -202,6 +202,30 @@ def test_only_reruns_one_stale_stage_from_existing_artifacts(tiny_run):
         assert json.load(f)["summaries"]["base"]["countdown"]["problems"] == 2
 
 
+@pytest.mark.slow
+def test_logit_distillation_runs_inside_the_pipeline(tiny_run, tmp_path):
+    """The student base trains on the base's corpus, so its tokenizer is the base's byte for byte
+    and the distill stage can add the forward KL to the teacher's recorded top-k (mode=kd)."""
+    wd, _, _ = tiny_run
+    tokenizers = {
+        s: open(os.path.join(wd, s, "tokenizer.model"), "rb").read()
+        for s in ("base", "student_base")
+    }
+    assert tokenizers["base"] == tokenizers["student_base"]
+    linked = [n for n in pipeline.Plan(_tiny()).order if n not in ("distill", "report")]
+    w2 = str(tmp_path / "kd")
+    args = (
+        f"--config.reuse_from={wd}",
+        f"--config.reuse={tuple(linked)!r}",
+        "--config.only=distill",
+    )
+    sft_runs.ok(sft_runs.run(EXP + ":tiny", w2, *args, "--config.stages.distill.kd_weight=0.5"))
+    with open(os.path.join(w2, "distill", "metrics.jsonl"), encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    kd = [r[k] for r in rows for k in r if k.endswith("kd")]
+    assert kd and all(v > 0 for v in kd), rows[0]
+
+
 def _flat(c, prefix: str = "") -> dict:
     out = {}
     for k, v in c.items():
