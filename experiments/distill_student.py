@@ -20,8 +20,10 @@ traces, and the paper's claim (a) > (b) did not hold: 2026-12-01, 3 seeds, Count
 teacher of the pipeline's one-hour chain, 3,271 records, the report's suite of 64 problems x 8;
 seeds 0 and 1 are the student's data order and GRPO's draws): (a) 0.229 / 0.236 against 0.084
 for 2 epochs (seed 0), and (b) 0.141 / 0.127 at the pipeline's 30 steps. (a) takes about 5-9
-minutes at 6 epochs on the 2-core CPU, (b) 4-8 at 30 steps and 10-17 at 100. `:tiny` is its own
-test (2 epochs: plumbing only).
+minutes at 6 epochs on the 2-core CPU, (b) 4-8 at 30 steps and 10-17 at 100. Inside the pipeline
+the student base also reads the base's general text (r1_pipeline.py), which costs Countdown: same
+teacher, seeds 0-2, (a) 0.141 / 0.125 / 0.143, (a)+KD 0.146 (seed 0), (b) 0.096 / 0.092 / 0.086;
+(a) > (b) in every seed. `:tiny` is its own test (2 epochs: plumbing only).
 """
 
 from r1jax import config_base
