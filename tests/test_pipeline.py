@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import re
 import signal
 
@@ -208,8 +209,7 @@ def test_logit_distillation_runs_inside_the_pipeline(tiny_run, tmp_path):
     and the distill stage can add the forward KL to the teacher's recorded top-k (mode=kd)."""
     wd, _, _ = tiny_run
     tokenizers = {
-        s: open(os.path.join(wd, s, "tokenizer.model"), "rb").read()
-        for s in ("base", "student_base")
+        s: pathlib.Path(wd, s, "tokenizer.model").read_bytes() for s in ("base", "student_base")
     }
     assert tokenizers["base"] == tokenizers["student_base"]
     linked = [n for n in pipeline.Plan(_tiny()).order if n not in ("distill", "report")]
