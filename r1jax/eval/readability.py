@@ -1,0 +1,105 @@
+"""Why completions are not readable: the broken rule's share, and repeats against search length.
+
+The readable rate (eval/metrics.py) says how many Countdown answers follow the cold-start pattern;
+this says why the others do not, from an evaluation's own samples:
+
+    python -m r1jax.eval.readability --evals=/tmp/r1jax/pipeline/cold_start_sft/eval_after.json
+
+prints one JSON object per file (and task): the share of samples breaking each rule of
+`text.parsing.READABLE_RULES` (the first rule broken counts, as `readable_violation` reports it),
+the share with a repeated attempt by the number of attempts in the reasoning, and the distance in
+attempts from a repeated attempt back to its first occurrence (1 = the line just above).
+
+Reads the JSON the evaluation stage (`eval_<task>.json`: one task's `records` list) and the stages'
+own evaluations (`eval_after.json`, `eval_before.json`: `records` per task) write.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+
+from absl import app, flags
+
+from r1jax.text.parsing import READABLE_RULES, attempt_key, readable_violation, reasoning_text
+
+# attempts per completion are grouped as 0, 1, ..., LONG - 1 and "LONG+"
+LONG = 8
+
+
+def attempts(text: str) -> list[str]:
+    """The attempt keys of a completion's reasoning, in order (`parsing.attempt_key`)."""
+    keys = (attempt_key(line.strip()) for line in reasoning_text(text).splitlines())
+    return [k for k in keys if k is not None]
+
+
+def first_repeat_gap(keys: Sequence[str]) -> int | None:
+    """Attempts between the first repeated attempt and its earlier occurrence (None: no repeat)."""
+    seen: dict[str, int] = {}
+    for i, k in enumerate(keys):
+        if k in seen:
+            return i - seen[k]
+        seen[k] = i
+    return None
+
+
+def breakdown(samples: Sequence[str]) -> dict:
+    """The readability diagnostics of a set of completions (see the module docstring)."""
+    if not samples:
+        raise ValueError("no completions")
+    n = len(samples)
+    rules = dict.fromkeys(("readable", *READABLE_RULES), 0)
+    by_len: dict[str, list[int]] = {}  # bucket -> [with a repeat, samples]
+    gaps: dict[int, int] = {}
+    for text in samples:
+        rules[readable_violation(text) or "readable"] += 1
+        keys = attempts(text)
+        gap = first_repeat_gap(keys)
+        bucket = str(len(keys)) if len(keys) < LONG else f"{LONG}+"
+        cell = by_len.setdefault(bucket, [0, 0])
+        cell[0] += gap is not None
+        cell[1] += 1
+        if gap is not None:
+            gaps[gap] = gaps.get(gap, 0) + 1
+    order = sorted(by_len, key=lambda b: int(b.rstrip("+")))
+    return {
+        "samples": n,
+        "rule_share": {k: v / n for k, v in rules.items()},
+        "repeated_share_by_attempts": {b: by_len[b][0] / by_len[b][1] for b in order},
+        "samples_by_attempts": {b: by_len[b][1] for b in order},
+        "first_repeat_gap": {str(g): gaps[g] for g in sorted(gaps)},
+    }
+
+
+def samples_by_task(data: Mapping) -> dict[str, list[str]]:
+    """{task: every sample} from an evaluation file's `records` (a list, or one list per task)."""
+    records = data.get("records")
+    if isinstance(records, list):
+        records = {"all": records}
+    if not isinstance(records, Mapping):
+        raise ValueError("no `records` in this file: is it an evaluation's JSON (eval_*.json)?")
+    return {task: [s for r in recs for s in r["samples"]] for task, recs in records.items()}
+
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("evals", [], "evaluation JSON files (eval_after.json, eval_countdown.json, ...)")
+flags.DEFINE_string(
+    "task", "countdown", "the task to analyse where a file holds several ('' = all)"
+)
+
+
+def main(argv: Sequence[str]) -> None:
+    del argv
+    if not FLAGS.evals:
+        raise app.UsageError("--evals=<eval json>[,<eval json>...] is required")
+    for path in FLAGS.evals:
+        with open(path) as f:
+            by_task = samples_by_task(json.load(f))
+        for task, samples in by_task.items():
+            if FLAGS.task and task not in (FLAGS.task, "all"):
+                continue
+            print(json.dumps({"file": path, "task": task, **breakdown(samples)}))
+
+
+if __name__ == "__main__":
+    app.run(main)
