@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 from r1jax.text import toy_language
 from r1jax.text.parsing import (
-    attempt_key,
+    attempt_keys,
     readable_format_ok,
     reasoning_text,
     strict_format_ok,
@@ -62,7 +62,7 @@ def first_failure(
     if cfg.language_mixing and toy_language.is_mixed(reasoning):
         return "language"
     if cfg.repeated_attempts:
-        keys = [k for k in map(attempt_key, reasoning.splitlines()) if k is not None]
+        keys = attempt_keys(reasoning)
         if len(set(keys)) != len(keys):
             return "repeated"
     if cfg.format == "readable" and not readable_format_ok(text):

@@ -21,16 +21,10 @@ from collections.abc import Mapping, Sequence
 
 from absl import app, flags
 
-from r1jax.text.parsing import READABLE_RULES, attempt_key, readable_violation, reasoning_text
+from r1jax.text.parsing import READABLE_RULES, attempt_keys, readable_violation, reasoning_text
 
 # attempts per completion are grouped as 0, 1, ..., LONG - 1 and "LONG+"
 LONG = 8
-
-
-def attempts(text: str) -> list[str]:
-    """The attempt keys of a completion's reasoning, in order (`parsing.attempt_key`)."""
-    keys = (attempt_key(line.strip()) for line in reasoning_text(text).splitlines())
-    return [k for k in keys if k is not None]
 
 
 def first_repeat_gap(keys: Sequence[str]) -> int | None:
@@ -53,7 +47,7 @@ def breakdown(samples: Sequence[str]) -> dict:
     gaps: dict[int, int] = {}
     for text in samples:
         rules[readable_violation(text) or "readable"] += 1
-        keys = attempts(text)
+        keys = attempt_keys(reasoning_text(text))
         gap = first_repeat_gap(keys)
         bucket = str(len(keys)) if len(keys) < LONG else f"{LONG}+"
         cell = by_len.setdefault(bucket, [0, 0])

@@ -207,6 +207,11 @@ def attempt_key(line: str) -> str | None:
     return " ".join(w for w in words if toy_language.language_of(w) is None)
 
 
+def attempt_keys(reasoning: str) -> list[str]:
+    """The `attempt_key` of every attempt line of a reasoning text, in order (repeats kept)."""
+    return [k for k in map(attempt_key, reasoning.splitlines()) if k is not None]
+
+
 def readable_violation(text: str, think_opened: bool = False) -> str | None:
     """The first rule of READABLE_RULES that `text` breaks, or None for a readable completion.
 
@@ -244,7 +249,7 @@ def readable_violation(text: str, think_opened: bool = False) -> str | None:
     restated = summary.replace(answer, " ")
     if toy_language.is_mixed("\n".join(lines) + "\n" + restated):
         return "language"
-    keys = [k for k in map(attempt_key, lines) if k is not None]
+    keys = attempt_keys("\n".join(lines))
     if len(set(keys)) != len(keys):
         return "repeated"
     return None
