@@ -145,3 +145,25 @@ def test_rm_oracle_agreement_by_hand():
     assert agreement(rm, orc) == (4, 5)
     assert agreement(rm, np.zeros(4)) == (0, 0)
     assert agreement(-rm, orc) == (1, 5)
+
+
+def test_watch_metrics_pooled_and_per_source_by_hand():
+    from r1jax.stages.rm_watch import summarise
+
+    # two groups of 2: a benign group the RM orders right, a harm group it orders wrong
+    orc = {"helpfulness": np.array([0.2, 0.6, 1.0, 0.0], np.float32)}
+    raw = {"helpfulness": np.array([-1.0, 1.0, -2.0, np.nan])}
+    m = summarise(orc, raw, ["general", "general", "harm", "harm"], 2)
+    assert m["eval_oracle_score_helpfulness"] == pytest.approx(0.45)
+    assert m["eval_oracle_score_helpfulness_general"] == pytest.approx(0.4)
+    assert m["eval_oracle_score_helpfulness_harm"] == pytest.approx(0.5)
+    assert m["eval_rm_score_helpfulness"] == pytest.approx(-2 / 3)  # NaN (unreadable) left out
+    assert m["eval_rm_score_helpfulness_general"] == 0.0
+    assert m["eval_rm_score_helpfulness_harm"] == -2.0
+    assert m["eval_rm_agreement_helpfulness_general"] == 1.0
+    assert "eval_rm_agreement_helpfulness_harm" not in m  # its one pair has a NaN score
+    assert m["eval_rm_agreement_helpfulness"] == 1.0
+    raw["helpfulness"][3] = 5.0  # now the harm pair is ordered the wrong way
+    m = summarise(orc, raw, ["general", "general", "harm", "harm"], 2)
+    assert m["eval_rm_agreement_helpfulness_harm"] == 0.0
+    assert m["eval_rm_agreement_helpfulness"] == 0.5

@@ -10,6 +10,9 @@ model's raw score is logged beside the oracle's score of the same responses:
                                  the reward model orders the same way (scale-free: a policy that
                                  hacks the reward model drives the RM score up and this down)
 
+and each of the three again per source, suffixed `_<source>` (`eval_oracle_score_helpfulness_general`):
+pooled over benign and harm-inviting prompts, a rise on one can hide a fall on the other.
+
 `Hooks.step` wraps `GRPOStage.step`: it keeps the reward models' checkpoint items out of the policy's
 update, feeds each step's rollouts to the replay (stages/rm_replay.py) and runs the watch.
 """
@@ -43,17 +46,44 @@ def agreement(rm_G: np.ndarray, oracle_G: np.ndarray) -> tuple[int, int]:
     return agree, total
 
 
+def summarise(
+    oracle_by_aspect: dict[str, np.ndarray],
+    rm_by_aspect: dict[str, np.ndarray],
+    sources: Sequence[str],
+    group_size: int,
+) -> dict[str, float]:
+    """The watch's metrics from per-response scores (responses in groups of `group_size`, one
+    source per response): pooled, then per source with the suffix `_<source>`."""
+    sources = np.asarray(sources)
+    subsets = [("", np.ones(len(sources), bool))]
+    subsets += [(f"_{s}", sources == s) for s in dict.fromkeys(sources.tolist())]
+    m = {}
+    for suffix, keep in subsets:
+        for a, v in oracle_by_aspect.items():
+            m[f"eval_oracle_score_{a}{suffix}"] = float(v[keep].mean())
+        for a, raw in rm_by_aspect.items():
+            r = raw[keep]
+            m[f"eval_rm_score_{a}{suffix}"] = float(np.nanmean(r)) if np.isfinite(r).any() else np.nan  # fmt: skip
+            o = oracle_by_aspect[a][keep]
+            pairs = [agreement(r[k : k + group_size], o[k : k + group_size]) for k in range(0, len(r), group_size)]  # fmt: skip
+            total = sum(t for _, t in pairs)
+            if total:
+                m[f"eval_rm_agreement_{a}{suffix}"] = sum(x for x, _ in pairs) / total
+    return m
+
+
 class Watch:
     """The reward models' and the oracle's scores of the same held-out responses."""
 
     def __init__(
         self,
         mix: Mixture,
-        examples: Sequence[dict],
+        examples: Sequence[tuple[str, dict]],
         encode: Callable[[list[dict]], step_lib.Prompts],
         ctx: step_lib.StepContext,
         batch: int,
     ):
+        """examples: (source, example) pairs."""
         self.scorers = [f.fn for f in mix.rewards if isinstance(f.fn, RewardModelScorer)]
         n = -(-len(examples) // batch) * batch  # whole batches (the sampler's compiled shape)
         self.examples = [examples[i % len(examples)] for i in range(n)]
@@ -61,30 +91,24 @@ class Watch:
 
     def __call__(self, params, key: jax.Array) -> dict:
         g = self.ctx.group_size
-        texts, exs = [], []
+        texts, exs, srcs = [], [], []
         for i in range(0, len(self.examples), self.batch):
             chunk = self.examples[i : i + self.batch]
-            out = step_lib.sample(self.ctx, params, self.encode(chunk), jax.random.fold_in(key, i))
+            prompts = self.encode([ex for _, ex in chunk])
+            out = step_lib.sample(self.ctx, params, prompts, jax.random.fold_in(key, i))
             toks, mask = (rows_lib.gather_rows(x) for x in (out.tokens_NxT, out.mask_NxT))
             texts += step_lib.decode_rows(self.ctx.tokenizer, toks, mask)
-            exs += [ex for ex in chunk for _ in range(g)]
-        m = {}
+            exs += [ex for _, ex in chunk for _ in range(g)]
+            srcs += [src for src, _ in chunk for _ in range(g)]
         orc = {a: [] for a in ("helpfulness", "harmlessness")}
         for k in range(0, len(texts), g):
             for a, v in oracle.score(texts[k : k + g], exs[k]).items():
                 orc[a].append(v)
         orc = {a: np.concatenate(v) for a, v in orc.items()}
-        for a, v in orc.items():
-            m[f"eval_oracle_score_{a}"] = float(v.mean())
-        for s in self.scorers:
-            a = s.h.info.get("aspect", "helpfulness")
-            raw = s.raw_scores(texts, exs)
-            m[f"eval_rm_score_{a}"] = float(np.nanmean(raw)) if np.isfinite(raw).any() else np.nan
-            pairs = [agreement(raw[k : k + g], orc[a][k : k + g]) for k in range(0, len(raw), g)]
-            total = sum(t for _, t in pairs)
-            if total:
-                m[f"eval_rm_agreement_{a}"] = sum(x for x, _ in pairs) / total
-        return m
+        raw = {
+            s.h.info.get("aspect", "helpfulness"): s.raw_scores(texts, exs) for s in self.scorers
+        }
+        return summarise(orc, raw, srcs, g)
 
 
 class Hooks:
@@ -126,7 +150,7 @@ def hooks(
         held = []
         for spec in (s for s in mix.specs if s.source in sources):
             t = tasks.load(spec.name, config.task.eval_split, config.task.data_dir, **spec.options)
-            held += t[: option(config, "rm_eval.num_problems")]
+            held += [(spec.source, ex) for ex in t[: option(config, "rm_eval.num_problems")]]
         watch = Watch(mix, held, stage.encode, stage.ctx, config.rl.prompts_per_step)
     if watch is None and replay is None:
         return None
@@ -156,17 +180,32 @@ def plot(workdir: str) -> str | None:
         ax[k].plot(steps, [r[f"eval_rm_score_{a}"] for r in got], "o-", color="C0", label="RM")
         ax[k].set_ylabel("reward model score (raw)", color="C0")
         twin = ax[k].twinx()
-        twin.plot(steps, [r[f"eval_oracle_score_{a}"] for r in got], "s--", color="C1")
+        twin.plot(
+            steps, [r[f"eval_oracle_score_{a}"] for r in got], "s--", color="C1", label="oracle"
+        )
+        prefix = f"eval_oracle_score_{a}_"
+        sources = sorted({k[len(prefix) :] for r in got for k in r if k.startswith(prefix)})
+        for j, src in enumerate(sources):  # a pooled rise can hide a fall on one source
+            pts = [(r["step"], r[prefix + src]) for r in got if prefix + src in r]
+            twin.plot(*zip(*pts), ":", marker=".", color=f"C{j + 2}", label=f"oracle, {src}")
+        if sources:
+            twin.legend(fontsize=7)
         twin.set_ylabel("oracle score", color="C1")
         ax[k].set_title(a)
         ax[k].set_xlabel("step")
         agree = [(r["step"], r[f"eval_rm_agreement_{a}"]) for r in got if f"eval_rm_agreement_{a}" in r]  # fmt: skip
         if agree:
-            ax[-1].plot(*zip(*agree), "o-", label=a)
+            ax[-1].plot(*zip(*agree), "o-", color=f"C{k}", label=a)
+        for j, src in enumerate(sources):
+            name = f"eval_rm_agreement_{a}_{src}"
+            pts = [(r["step"], r[name]) for r in got if name in r]
+            style = dict(ls=(":", "-.")[j % 2], marker=".x+"[j % 3], color=f"C{k}")
+            if pts:
+                ax[-1].plot(*zip(*pts), label=f"{a}, {src}", **style)
     ax[-1].set_title("RM-oracle pair agreement")
     ax[-1].set_xlabel("step")
     ax[-1].set_ylim(0, 1)
     if ax[-1].lines:
-        ax[-1].legend()
+        ax[-1].legend(fontsize=7)
     out = os.path.join(workdir, "plots", "rm_vs_oracle.png")
     return _save(plt, fig, out, "held-out responses: reward model vs oracle")
