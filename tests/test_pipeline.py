@@ -15,11 +15,13 @@ import pathlib
 import re
 import signal
 
+import numpy as np
 import pytest
 import sft_runs
 
 from r1jax import config_base
 from r1jax.config_check import ConfigError
+from r1jax.eval import readability
 from r1jax.stages import pipeline
 
 EXP = "experiments/r1_pipeline.py"
@@ -133,6 +135,14 @@ def test_tiny_pipeline_end_to_end(tiny_run):
         assert 0 <= row["harmlessness (oracle)"] <= 1 and "helpfulness (oracle)" in row, name
     assert os.path.getsize(os.path.join(wd, "report", "report.png")) > 0
     assert "| reasoning_rl |" in open(os.path.join(wd, "report", "report.md")).read()
+    for name in r1_pipeline.MODELS:  # every sample behind the table, as eval.readability reads it
+        with open(os.path.join(wd, "report", "records", f"{name}.json"), encoding="utf-8") as f:
+            records = json.load(f)["records"]
+        for suite, summary in report["summaries"][name].items():
+            correct = [c for r in records[suite] for c in r["correct"]]
+            assert len(correct) == summary["problems"] * summary["samples_per_problem"]
+            assert np.mean(correct) == pytest.approx(summary["pass@1"]), (name, suite)
+        assert set(readability.samples_by_task({"records": records})) == set(records)
     for stage in ("r1_zero", "reasoning_rl", "cold_start_sft", "rm_helpfulness", "all_scenario_rl"):
         assert os.listdir(os.path.join(wd, stage, "plots")), stage
     again = sft_runs.ok(sft_runs.run(EXP + ":tiny", wd))  # everything finished: all skipped

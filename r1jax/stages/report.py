@@ -7,8 +7,11 @@ helpfulness (rewards/oracle.py, judged on the final answer) on general prompts a
 (whole response) on harm-inviting ones, the mean length, and the wall time of the stage that made
 it (its pipeline DONE.json). Every model sees the same problems with the same sampling keys.
 
-Writes <workdir>/report.json, report.md and report.png (stage comparison); each stage's own
-training curves stay in <stage>/plots/ and report.md links them.
+Writes <workdir>/report.json, report.md and report.png (stage comparison), and every sample behind
+them in <workdir>/records/<model>.json (`records` per suite, the layout `eval/readability.py` and the
+evaluation stage read: question, reference, samples, correctness), so a number in the table can be
+traced to the answers that made it. Each stage's own training curves stay in <stage>/plots/ and
+report.md links them.
 """
 
 from __future__ import annotations
@@ -74,8 +77,11 @@ def _oracle(records: list[dict], examples: list[dict]) -> dict[str, float]:
 _SAMPLERS: dict[tuple, object] = {}
 
 
-def evaluate_model(config, path: str, template: str, suites, mesh, rules) -> dict[str, dict]:
-    """{suite: summary} for the model in `path` (summaries of general-task suites add the oracle)."""
+def evaluate_model(
+    config, path: str, template: str, suites, mesh, rules
+) -> tuple[dict[str, dict], dict[str, list[dict]]]:
+    """({suite: summary}, {suite: per-problem records}) for the model in `path` (summaries of
+    general-task suites add the oracle)."""
     load = ml_collections.ConfigDict(dict(checkpoint=path, hf_dir=""))
     graphdef, params, tok = eval_stage.load_model(load, mesh, rules)
     ecfg = evaluation.EvalConfig(
@@ -97,7 +103,7 @@ def evaluate_model(config, path: str, template: str, suites, mesh, rules) -> dic
             graphdef, ecfg, tok.eos_id, tok.pad_id, params, mesh, rules, stop_ids(tok)
         )
     sample_fn = _SAMPLERS[key]
-    out = {}
+    out, per_problem = {}, {}
     for i, (label, (examples, accuracy, task)) in enumerate(suites.items()):
         key = jax.random.fold_in(jax.random.key(config.seed), i)  # the same for every model
         summary, records = evaluation.evaluate(
@@ -105,8 +111,8 @@ def evaluate_model(config, path: str, template: str, suites, mesh, rules) -> dic
         )
         if task == "general":
             summary.update(_oracle(records, examples))
-        out[label] = summary
-    return out
+        out[label], per_problem[label] = summary, records
+    return out, per_problem
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -131,7 +137,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     results, rows = {}, {}
     for name in config.models:
         template = config.templates.get(name, config.template)
-        results[name] = evaluate_model(config, paths[name], template, suites, mesh, rules)
+        results[name], records = evaluate_model(config, paths[name], template, suites, mesh, rules)
+        common.write_json(os.path.join(workdir, "records"), f"{name}.json", {"records": records})
         rows[name] = stage_report.row(
             results[name], _wall(paths[name], config, name), config.samples
         )
