@@ -11,7 +11,8 @@ the share with a repeated attempt by the number of attempts in the reasoning, an
 attempts from a repeated attempt back to its first occurrence (1 = the line just above).
 
 Reads the JSON the evaluation stage (`eval_<task>.json`: one task's `records` list) and the stages'
-own evaluations (`eval_after.json`, `eval_before.json`: `records` per task) write.
+own evaluations (`eval_after.json`, `eval_before.json`) and the pipeline's report
+(`report/records/<stage>.json`) write (`records` per task).
 """
 
 from __future__ import annotations
