@@ -66,6 +66,10 @@ def test_tiny_runs_with_per_source_metrics_and_resumes_bit_for_bit(tmp_path):
         for a in ("helpfulness", "harmlessness"):
             assert f"eval_rm_score_{a}" in rows[i] and f"eval_oracle_score_{a}" in rows[i]
             assert 0.0 <= rows[i][f"eval_oracle_score_{a}"] <= 1.0
+            # per source too; 2 held-out prompts of each, so the pooled mean is their mean
+            per = [rows[i][f"eval_oracle_score_{a}_{s}"] for s in ("general", "harm")]
+            assert rows[i][f"eval_oracle_score_{a}"] == pytest.approx(sum(per) / 2, abs=1e-6)
+            assert f"eval_rm_score_{a}_general" in rows[i] and f"eval_rm_score_{a}_harm" in rows[i]
     assert "replay_buffer_pairs" in rows[1] and "replay_buffer_pairs" in rows[3]
     for png in ("grpo.png", "rm_vs_oracle.png"):
         assert os.path.exists(os.path.join(wd, "plots", png)), png

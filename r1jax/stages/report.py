@@ -74,6 +74,13 @@ def _oracle(records: list[dict], examples: list[dict]) -> dict[str, float]:
     }
 
 
+def _records_file(name: str) -> str:
+    """records/<name>.json for a stage name; a model given as a path gets its path's parts joined
+    by "__", so the file stays inside the report's folder."""
+    parts = [p for p in os.path.normpath(name).split(os.sep) if p not in ("", ".", "..")]
+    return "__".join(parts) + ".json"
+
+
 _SAMPLERS: dict[tuple, object] = {}
 
 
@@ -138,7 +145,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     for name in config.models:
         template = config.templates.get(name, config.template)
         results[name], records = evaluate_model(config, paths[name], template, suites, mesh, rules)
-        common.write_json(os.path.join(workdir, "records"), f"{name}.json", {"records": records})
+        common.write_json(
+            os.path.join(workdir, "records"), _records_file(name), {"records": records}
+        )
         rows[name] = stage_report.row(
             results[name], _wall(paths[name], config, name), config.samples
         )

@@ -87,6 +87,7 @@ class Watch:
         self.scorers = [f.fn for f in mix.rewards if isinstance(f.fn, RewardModelScorer)]
         n = -(-len(examples) // batch) * batch  # whole batches (the sampler's compiled shape)
         self.examples = [examples[i % len(examples)] for i in range(n)]
+        self.real = len(examples)  # the padding's responses are dropped before scoring
         self.encode, self.ctx, self.batch = encode, ctx, batch
 
     def __call__(self, params, key: jax.Array) -> dict:
@@ -100,6 +101,7 @@ class Watch:
             texts += step_lib.decode_rows(self.ctx.tokenizer, toks, mask)
             exs += [ex for _, ex in chunk for _ in range(g)]
             srcs += [src for src, _ in chunk for _ in range(g)]
+        texts, exs, srcs = (x[: self.real * g] for x in (texts, exs, srcs))
         orc = {a: [] for a in ("helpfulness", "harmlessness")}
         for k in range(0, len(texts), g):
             for a, v in oracle.score(texts[k : k + g], exs[k]).items():
