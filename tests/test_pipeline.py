@@ -276,6 +276,13 @@ def test_the_one_hour_default_cuts_amounts_not_the_method():
     assert not changed["cold_start_sft"] and not changed["report"]
 
 
+def test_full_size_chains_run_two_stages_side_by_side_and_tiny_ones_one():
+    """The main job's wall is what `workers` buys (README: 55.1 minutes from nothing with 2); the
+    tiny chain's stages take seconds, where a process per stage loses."""
+    for arg, workers in (("", 2), ("full", 2), ("seed=1", 2), ("tiny", 1), ("quick", 1)):
+        assert r1_pipeline.get_config(arg).workers == workers, arg
+
+
 def test_quick_is_the_tiny_chain_with_a_larger_report():
     """`:quick` trains exactly what the CI's `:tiny` chain trains (so the end-to-end tests cover
     it); only the report samples more problems, for a table that is less of a coin toss."""
