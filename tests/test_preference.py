@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -202,3 +206,43 @@ def test_a_bare_preference_data_name_is_the_sibling_stage_never_the_current_dire
     c.data.path = "elsewhere"
     with pytest.raises(ConfigError, match="holds no finished preference data"):
         reward_model.preference_file(c, str(tmp_path / "run" / "rm"))
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_BUILD_AT_ONCE = """
+import sys, time
+from r1jax.data import preference_tfds, tfds_base
+data_dir, path, start = sys.argv[1], sys.argv[2], float(sys.argv[3])
+time.sleep(max(0.0, start - time.time()))  # every process reaches the build at the same moment
+with tfds_base.build_lock(data_dir):  # as the reward-model stage reads its pairs
+    b = preference_tfds.PreferenceBuilder(data_dir=data_dir, path=path)
+    print(len(preference_tfds.load(b, "train")))
+"""
+
+
+def test_processes_building_the_same_pairs_at_once_all_read_them(tmp_path):
+    """The two reward-model stages side by side read one preference file: without the lock the
+    second TFDS build to finish failed on its final rename (FileExistsError, seen in CI when two
+    test runs shared the data directory)."""
+    recs = [
+        _record(id=f"p{i}", split=("train", "test")[i % 2], chosen=f"a {i}", rejected=f"b {i}")
+        for i in range(80)
+    ]
+    path = preference.write_jsonl(str(tmp_path / "p.jsonl"), recs)
+    data_dir, start = str(tmp_path / "tfds"), time.time() + 8.0
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _BUILD_AT_ONCE, data_dir, path, str(start)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=ROOT,
+        )  # fmt: skip
+        for _ in range(3)
+    ]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-2000:]
+        assert out.strip().splitlines()[-1] == "40", out

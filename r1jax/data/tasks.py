@@ -13,13 +13,11 @@ decorator, which is the only place to touch:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import fcntl
 import importlib
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from r1jax.data import tfds_base
@@ -88,7 +86,7 @@ def builder(name: str, data_dir: str = "", /, **options: Any) -> tfds_base.TaskB
 def load(name: str, split: str, data_dir: str = "", /, **options: Any) -> list[dict]:
     """Builds the task once (array_record files under data_dir) and reads one split."""
     data_dir = data_dir or os.path.join(tempfile.gettempdir(), "r1jax_tfds")
-    with _build_lock(data_dir):
+    with tfds_base.build_lock(data_dir):
         b = builder(name, data_dir, **options)
         if split not in b.SPLITS:
             raise ValueError(f"task {name!r} has no split {split!r}; it has {list(b.SPLITS)}.")
@@ -101,23 +99,3 @@ def load(name: str, split: str, data_dir: str = "", /, **options: Any) -> list[d
                 f"task {name!r} with options {options} has no examples in one of its splits "
                 f"(reading {split!r}); enlarge the problem space or its test share."
             ) from None
-
-
-@contextlib.contextmanager
-def _build_lock(data_dir: str) -> Iterator[None]:
-    """An exclusive file lock in data_dir while a task is built and read.
-
-    The processes of a multi-process run (or two runs) that build the same task at once would race
-    on TFDS's final rename; under the lock the later ones construct their builder after the data
-    exists and only read it. A remote data_dir (gs://...) gets no lock.
-    """
-    if "://" in data_dir:
-        yield
-        return
-    os.makedirs(data_dir, exist_ok=True)
-    with open(os.path.join(data_dir, ".r1jax_build.lock"), "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)

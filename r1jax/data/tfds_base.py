@@ -18,6 +18,8 @@ never share files.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -123,3 +125,23 @@ def decode(record: Mapping[str, Any]) -> dict:
     out["ground_truth"] = json.loads(out["ground_truth"])
     out["difficulty"] = int(out["difficulty"])
     return out
+
+
+@contextlib.contextmanager
+def build_lock(data_dir: str) -> Iterator[None]:
+    """An exclusive file lock in data_dir while a data set is built and read.
+
+    The processes of a multi-process run, pipeline stages side by side or two runs that build the
+    same data set at once would race on TFDS's final rename (the loser fails); under the lock the later ones construct their builder after the data
+    exists and only read it. A remote data_dir (gs://...) gets no lock.
+    """
+    if "://" in data_dir:
+        yield
+        return
+    os.makedirs(data_dir, exist_ok=True)
+    with open(os.path.join(data_dir, ".r1jax_build.lock"), "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -22,7 +22,7 @@ import jax
 import ml_collections
 
 from r1jax import config_base, config_check
-from r1jax.data import preference_batches, preference_tfds
+from r1jax.data import preference_batches, preference_tfds, tfds_base
 from r1jax.data.prompts import PromptStream
 from r1jax.model import reward_head
 from r1jax.parallel import distributed, sharding
@@ -52,11 +52,13 @@ def preference_file(config: ml_collections.ConfigDict, workdir: str) -> str:
 
 def load_pairs(config, file: str, tok, split: str) -> preference_batches.PairArrays:
     data_dir = config.data.data_dir or os.path.join(os.environ.get("TMPDIR", "/tmp"), "r1jax_tfds")
-    try:
-        builder = preference_tfds.PreferenceBuilder(data_dir=data_dir, path=file)
-    except ValueError as e:
-        raise config_check.ConfigError(str(e)) from None
-    recs = [r for r in preference_tfds.load(builder, split) if r["aspect"] == config.rm.aspect]
+    with tfds_base.build_lock(data_dir):  # the two reward models may build it side by side
+        try:
+            builder = preference_tfds.PreferenceBuilder(data_dir=data_dir, path=file)
+        except ValueError as e:
+            raise config_check.ConfigError(str(e)) from None
+        recs = preference_tfds.load(builder, split)
+    recs = [r for r in recs if r["aspect"] == config.rm.aspect]
     pairs, dropped = preference_batches.encode_pairs(
         recs, tok, config.rm.on, config.data.seq_len, config.rm.template
     )

@@ -62,9 +62,10 @@ def load_records(
     records, counts, digests = [], [], []
     for path in paths:
         if reader == "tfds":
-            from r1jax.data import sft_tfds
+            from r1jax.data import sft_tfds, tfds_base
 
-            got = sft_tfds.load(sft_tfds.SftBuilder(data_dir=_tfds_dir(), path=path))
+            with tfds_base.build_lock(_tfds_dir()):  # stages side by side may build it at once
+                got = sft_tfds.load(sft_tfds.SftBuilder(data_dir=_tfds_dir(), path=path))
         else:
             got = sft_format.read(path)
         if max_examples:
