@@ -34,6 +34,7 @@ overridden, e.g. `--config.stages.reasoning_rl.rl.beta=0.0`; `--config.only=repo
                        corpus with the base's tokenizer (byte for byte: KD can compare logits)
     distill            SFT of the student on the reasoning model's rejection-sampled data
     distill_rl         the same student trained by R1-Zero GRPO directly (the comparison)
+    eval_<model>       the report's evaluation of each model above, as soon as it is trained
     report             every model above on one held-out suite: report.md / .json / .png
 
 The default is the one-hour budget (`one_hour` below: fewer steps and prompts per stage, the
@@ -117,7 +118,31 @@ def stages(tiny: bool, seed: int, quick: bool = False) -> dict[str, ml_collectio
         if name != "base" and "init" in c:
             c.init.build_if_missing = False
     s["report"] = report(tiny, seed, quick)
+    s.update(eval_stages(s["report"]))
     return s
+
+
+def eval_stages(rep: ml_collections.ConfigDict) -> dict[str, ml_collections.ConfigDict]:
+    """`eval_<model>`: the report's evaluation of one model, a stage that can start as soon as
+    the model is trained (beside the chain when `workers` > 1), so that the report stage only
+    gathers (`rep.evaluated`). Every key is a reference to the report's own (nested dicts are the
+    same objects): `--config.stages.report.num_problems=2` changes every eval stage with it, and
+    the report refuses an evaluation made with other settings."""
+    out = {}
+    for m in MODELS:
+        e = ml_collections.ConfigDict()
+        for k in rep.keys():
+            if k == "models":
+                e[k] = (m,)
+            elif k == "evaluated":
+                e[k] = ml_collections.ConfigDict({})
+            elif isinstance(rep[k], ml_collections.ConfigDict):
+                e[k] = rep[k]
+            else:
+                e[k] = rep.get_ref(k)
+        out[f"eval_{m}"] = e
+    rep.evaluated = {m: f"eval_{m}" for m in MODELS}
+    return out
 
 
 def one_hour(s: dict[str, ml_collections.ConfigDict]) -> None:
@@ -182,7 +207,8 @@ NEEDS = {
     "all_scenario_rl": ("multi_domain_sft", "rm_helpfulness", "rm_harmlessness"),
     "distill": ("student_base", "rejection_sampling"),
     "distill_rl": ("student_base",),
-    "report": MODELS,
+    **{f"eval_{m}": (m,) for m in MODELS},
+    "report": MODELS + tuple(f"eval_{m}" for m in MODELS),
 }
 
 
@@ -200,9 +226,11 @@ def get_config(arg=None):
         # "What the main job does"); the tiny chain's stages take seconds, where a process per
         # stage costs more than it gains (1.17x slower)
         c.workers = 2
-    order = list(s)
+    order = [n for n in s if not n.startswith("eval_")]
     order.remove("student_base")
     order.insert(order.index("distill"), "student_base")
+    # last but the report: with workers > 1 the chain's stages take a free slot first
+    order[-1:-1] = [f"eval_{m}" for m in MODELS]
     c.order = tuple(order)
     c.stages = s
     c.needs = {k: tuple(v) for k, v in NEEDS.items()}

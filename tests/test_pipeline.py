@@ -14,6 +14,8 @@ import os
 import pathlib
 import re
 import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -35,6 +37,10 @@ DOWNSTREAM_OF_REASONING_RL = {
     "rm_harmlessness",
     "all_scenario_rl",
     "distill",
+    "eval_reasoning_rl",
+    "eval_multi_domain_sft",
+    "eval_all_scenario_rl",
+    "eval_distill",
     "report",
 }
 
@@ -165,7 +171,8 @@ def test_killed_mid_stage_then_rerun_gives_the_same_report(tiny_run, tmp_path):
     """Every stage but r1_zero and the report is linked from the finished run; r1_zero is killed
     after its second step (R1JAX_FAULTS), the rerun resumes it, and the report equals the first run's."""
     wd, _, report = tiny_run
-    linked = [n for n in pipeline.Plan(_tiny()).order if n not in ("r1_zero", "report")]
+    fresh = ("r1_zero", "eval_r1_zero", "report")  # the resumed model is evaluated again
+    linked = [n for n in pipeline.Plan(_tiny()).order if n not in fresh]
     reuse = (f"--config.reuse_from={wd}", f"--config.reuse={tuple(linked)!r}")
     w2 = str(tmp_path / "killed")
     p = sft_runs.run(EXP + ":tiny", w2, *reuse, faults="kill_after_step=1")
@@ -183,7 +190,7 @@ def test_side_by_side_stages_killed_then_resumed_give_the_same_report(tiny_run, 
     process; both are SIGKILLed after step 1, the run ends with one line naming them, and a rerun
     resumes them, runs distill_rl after student_base, and reports what the sequential run did."""
     wd, _, report = tiny_run
-    fresh = ("r1_zero", "student_base", "distill_rl", "report")
+    fresh = ("r1_zero", "student_base", "distill_rl", "eval_r1_zero", "eval_distill_rl", "report")
     linked = [n for n in pipeline.Plan(_tiny()).order if n not in fresh]
     args = (f"--config.reuse_from={wd}", f"--config.reuse={tuple(linked)!r}", "--config.workers=2")
     w2 = str(tmp_path / "side_by_side")
@@ -200,15 +207,57 @@ def test_side_by_side_stages_killed_then_resumed_give_the_same_report(tiny_run, 
     _assert_same_report(w2, report)
 
 
+_DIRECT_REPORT = """
+import sys
+from r1jax import config_base
+from r1jax.config_check import ConfigError
+from r1jax.stages import report
+exp, wd = sys.argv[1:]
+tiny = config_base.sibling(exp, "r1_pipeline").get_config("tiny").stages.report
+direct = tiny.copy_and_resolve_references()
+direct.evaluated = {}
+report.run(direct, wd + "/report_direct")
+other = tiny.copy_and_resolve_references()
+other.models, other.evaluated, other.num_problems = ("base",), {"base": "eval_base"}, 3
+try:
+    report.run(other, wd + "/report_other")
+except ConfigError as e:
+    print("refused:", e)
+"""
+
+
 @pytest.mark.slow
-def test_only_reruns_one_stale_stage_from_existing_artifacts(tiny_run):
+def test_the_report_gathers_what_it_would_have_computed(tiny_run):
+    """The report stage read every model's evaluation from its eval_<model> stage; evaluating the
+    same models itself (one device, as the pipeline's processes) gives the same report, and an
+    evaluation made with other settings is refused with one line."""
+    wd, _, report = tiny_run
+    cmd = [sys.executable, "-c", _DIRECT_REPORT, os.path.join(sft_runs.ROOT, EXP), wd]
+    p = subprocess.run(cmd, cwd=sft_runs.ROOT, env=sft_runs.env(), capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    with open(os.path.join(wd, "report_direct", "report.json"), encoding="utf-8") as f:
+        direct = json.load(f)
+    assert direct["summaries"] == report["summaries"] and direct["rows"] == report["rows"]
+    assert direct["settings"] == report["settings"]
+    refused = [ln for ln in p.stdout.splitlines() if ln.startswith("refused:")]
+    assert len(refused) == 1, p.stdout[-3000:]
+    assert re.search(r"evaluated 'base' with num_problems=4, this report asks for 3", refused[0])
+
+
+@pytest.mark.slow
+def test_a_changed_report_key_reruns_exactly_the_evaluations_and_the_report(tiny_run):
+    """`--config.stages.report.num_problems` reaches every eval_<model> stage (they share the
+    report's settings): the models stay finished, the evaluations and the report run again."""
     wd, _, _ = tiny_run
     before = {n: os.path.getmtime(os.path.join(wd, n, "DONE.json")) for n in r1_pipeline.MODELS}
-    args = ("--config.only=report", "--config.stages.report.num_problems=2")
-    p = sft_runs.run(EXP + ":tiny", wd, *args)
+    args = ("--config.stages.report.num_problems=2",)
+    p = sft_runs.run(EXP + ":tiny", wd, "--config.only=report", *args)
     assert p.returncode == 2 and "config.stages.report.num_problems 4 -> 2" in p.stderr
+    p = sft_runs.run(EXP + ":tiny", wd, *args)
+    assert p.returncode == 2 and "config.stages.eval_base.num_problems 4 -> 2" in p.stderr
     sft_runs.ok(sft_runs.run(EXP + ":tiny", wd, *args, "--config.rerun_stale=True"))
-    assert os.path.isdir(os.path.join(wd, "report.stale-1"))
+    for name in ("report", "eval_base", "eval_distill_rl"):
+        assert os.path.isdir(os.path.join(wd, f"{name}.stale-1")), name
     after = {n: os.path.getmtime(os.path.join(wd, n, "DONE.json")) for n in r1_pipeline.MODELS}
     assert after == before
     with open(os.path.join(wd, "report", "report.json"), encoding="utf-8") as f:
@@ -224,7 +273,8 @@ def test_logit_distillation_runs_inside_the_pipeline(tiny_run, tmp_path):
         s: pathlib.Path(wd, s, "tokenizer.model").read_bytes() for s in ("base", "student_base")
     }
     assert tokenizers["base"] == tokenizers["student_base"]
-    linked = [n for n in pipeline.Plan(_tiny()).order if n not in ("distill", "report")]
+    order = pipeline.Plan(_tiny()).order  # the evaluations: an earlier test reran them
+    linked = [n for n in order if n not in ("distill", "report") and not n.startswith("eval_")]
     w2 = str(tmp_path / "kd")
     args = (
         f"--config.reuse_from={wd}",
@@ -289,10 +339,11 @@ def test_quick_is_the_tiny_chain_with_a_larger_report():
     quick, tiny = r1_pipeline.get_config("quick"), r1_pipeline.get_config("tiny")
     assert quick.order == tiny.order and quick.needs == tiny.needs
     for name in tiny.order:
-        if name != "report":
+        if name != "report" and not name.startswith("eval_"):
             assert _flat(quick.stages[name]) == _flat(tiny.stages[name]), name
-    a, b = _flat(quick.stages.report), _flat(tiny.stages.report)
-    assert {k for k in a if a[k] != b[k]} == {"num_problems", "samples"}
+    for name in [n for n in tiny.order if n.startswith("eval_")] + ["report"]:
+        a, b = _flat(quick.stages[name]), _flat(tiny.stages[name])
+        assert {k for k in a if a[k] != b[k]} == {"num_problems", "samples"}, name
     assert (a["num_problems"], a["samples"]) == (16, 4) and (b["num_problems"], b["samples"]) == (
         4,
         2,

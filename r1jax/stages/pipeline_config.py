@@ -53,4 +53,7 @@ def report() -> ml_collections.ConfigDict:
     c.batch_prompts = 16
     c.prompt_bucket = 16
     c.stage_dirs = ml_collections.ConfigDict({})  # {name: dir} wall times come from (DONE.json)
+    # {model: a report stage that evaluated it}: read from there (same settings) instead of
+    # evaluated again; the pipeline's eval_<model> stages (experiments/r1_pipeline.py)
+    c.evaluated = ml_collections.ConfigDict({})
     return c

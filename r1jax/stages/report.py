@@ -7,6 +7,10 @@ helpfulness (rewards/oracle.py, judged on the final answer) on general prompts a
 (whole response) on harm-inviting ones, the mean length, and the wall time of the stage that made
 it (its pipeline DONE.json). Every model sees the same problems with the same sampling keys.
 
+A model that another report stage already evaluated with the same settings is read from it
+(`config.evaluated`: {model: that stage}): the pipeline evaluates each model in a stage of its own
+as soon as the model is trained, beside the chain, and the report only gathers them.
+
 Writes <workdir>/report.json, report.md and report.png (stage comparison), and every sample behind
 them in <workdir>/records/<model>.json (`records` per suite, the layout `eval/readability.py` and the
 evaluation stage read: question, reference, samples, correctness), so a number in the table can be
@@ -53,13 +57,68 @@ def _suites(config: ml_collections.ConfigDict) -> dict[str, tuple[list[dict], ob
     return out
 
 
-def _wall(path: str, config: ml_collections.ConfigDict, name: str) -> float | None:
+def _marker(path: str, config: ml_collections.ConfigDict, name: str) -> dict:
+    """The pipeline's DONE.json of the stage that made the model ({} outside a pipeline)."""
     marker = os.path.join(config.stage_dirs.get(name, path), "DONE.json")
     try:
         with open(marker, encoding="utf-8") as f:
-            return json.load(f).get("wall_s")
+            return json.load(f)
     except (FileNotFoundError, json.JSONDecodeError):
-        return None
+        return {}
+
+
+# What decides a model's numbers: a report reads a model's evaluation from another report stage
+# (config.evaluated) only when these, the template and the model's stage fingerprint all agree.
+SETTINGS = (
+    "seed",
+    "suites",
+    "num_problems",
+    "samples",
+    "temperature",
+    "top_p",
+    "max_new_tokens",
+    "batch_prompts",
+    "prompt_bucket",
+    "mesh",
+)
+
+
+def settings(config: ml_collections.ConfigDict, name: str, path: str) -> dict:
+    """The evaluation settings of model `name` (in `path`) under this report, as JSON values."""
+    flat = json.loads(config.to_json_best_effort())
+    out = {k: flat[k] for k in SETTINGS}
+    out["template"] = config.templates.get(name, config.template)
+    out["model_fingerprint"] = _marker(path, config, name).get("fingerprint")
+    return out
+
+
+def _read_evaluated(
+    config: ml_collections.ConfigDict, name: str, workdir: str, want: dict
+) -> tuple[dict[str, dict], dict[str, list[dict]]]:
+    """({suite: summary}, {suite: records}) of `name` from the report stage config.evaluated names,
+    refused with one line unless it evaluated this model with this report's settings."""
+    src = inputs.resolve(config.evaluated[name], workdir)
+    try:
+        with open(os.path.join(src, "report.json"), encoding="utf-8") as f:
+            done = json.load(f)
+        with open(os.path.join(src, "records", _records_file(name)), encoding="utf-8") as f:
+            records = json.load(f)["records"]
+        got, summaries = done["settings"][name], done["summaries"][name]
+    except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError):
+        raise config_check.ConfigError(
+            f"config.evaluated.{name}: {src} holds no finished evaluation of {name!r} "
+            f"(report.json with its settings, records/{_records_file(name)}); run that stage "
+            "first or drop the entry."
+        ) from None
+    diff = sorted(k for k in set(want) | set(got) if want.get(k) != got.get(k))
+    if diff:
+        k = diff[0]
+        raise config_check.ConfigError(
+            f"config.evaluated.{name}: {src} evaluated {name!r} with {k}={got.get(k)!r}, this "
+            f"report asks for {want.get(k)!r}; rerun that stage with this report's settings or "
+            "drop the entry."
+        )
+    return summaries, records
 
 
 def _oracle(records: list[dict], examples: list[dict]) -> dict[str, float]:
@@ -140,21 +199,33 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
                 f"config.models: {name!r} ({paths[name]}) holds no checkpoint; run stage {name!r} "
                 "first (or drop it from config.models)."
             )
+    unknown = sorted(set(config.evaluated) - set(config.models))
+    if unknown:
+        raise config_check.ConfigError(
+            f"config.evaluated names {unknown}, which are not in config.models; drop them."
+        )
     suites = _suites(config)
-    results, rows = {}, {}
+    results, rows, used = {}, {}, {}
     for name in config.models:
-        template = config.templates.get(name, config.template)
-        results[name], records = evaluate_model(config, paths[name], template, suites, mesh, rules)
+        used[name] = settings(config, name, paths[name])
+        if name in config.evaluated:
+            results[name], records = _read_evaluated(config, name, workdir, used[name])
+        else:
+            template = used[name]["template"]
+            results[name], records = evaluate_model(
+                config, paths[name], template, suites, mesh, rules
+            )
         common.write_json(
             os.path.join(workdir, "records"), _records_file(name), {"records": records}
         )
-        rows[name] = stage_report.row(
-            results[name], _wall(paths[name], config, name), config.samples
-        )
+        wall = _marker(paths[name], config, name).get("wall_s")
+        rows[name] = stage_report.row(results[name], wall, config.samples)
         print(f"r1jax: report: {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in rows[name].items()))
     if jax.process_index() == 0:
         os.makedirs(workdir, exist_ok=True)
-        common.write_json(workdir, "report.json", {"rows": rows, "summaries": results})
+        common.write_json(
+            workdir, "report.json", {"rows": rows, "summaries": results, "settings": used}
+        )
         title = f"Stage comparison ({config.samples} samples per problem, evaluation seed {config.seed})"
         text = stage_report.markdown(rows, title)
         text += "\nTraining curves: " + ", ".join(
