@@ -39,8 +39,8 @@ overridden, e.g. `--config.stages.reasoning_rl.rl.beta=0.0`; `--config.only=repo
 
 The default is the one-hour budget (`one_hour` below: fewer steps and prompts per stage, the
 stages' own final evaluations left to the report) with two stages side by side where their inputs
-allow (`workers=2`; `--config.workers=1` runs one stage at a time; tests/test_pipeline.py checks on the tiny chain
-that both give the same report); `:full` runs every stage at its experiment
+allow (`workers=2`; `--config.workers=1` runs one stage at a time; tests/test_pipeline.py checks
+on the tiny chain that both give the same report); `:full` runs every stage at its experiment
 file's defaults (about 3.5 hours on the 2-core CPU). `:quick` is the CI's `:tiny` chain (every
 stage, unit-test-sized models on a 2-number Countdown) with a report over 16 problems x 4 samples
 instead of 4 x 2: a few minutes that show the relay, the artifacts and the report, not the paper's

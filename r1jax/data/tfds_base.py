@@ -132,8 +132,9 @@ def build_lock(data_dir: str) -> Iterator[None]:
     """An exclusive file lock in data_dir while a data set is built and read.
 
     The processes of a multi-process run, pipeline stages side by side or two runs that build the
-    same data set at once would race on TFDS's final rename (the loser fails); under the lock the later ones construct their builder after the data
-    exists and only read it. A remote data_dir (gs://...) gets no lock.
+    same data set at once would race on TFDS's final rename (the loser fails); under the lock the
+    later ones construct their builder after the data exists and only read it. A remote data_dir
+    (gs://...) gets no lock.
     """
     if "://" in data_dir:
         yield

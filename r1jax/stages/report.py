@@ -83,13 +83,10 @@ SETTINGS = (
 )
 
 
-def settings(config: ml_collections.ConfigDict, name: str, path: str) -> dict:
-    """The evaluation settings of model `name` (in `path`) under this report, as JSON values."""
+def settings(config: ml_collections.ConfigDict) -> dict:
+    """This report's SETTINGS as JSON values (each model adds its template and fingerprint)."""
     flat = json.loads(config.to_json_best_effort())
-    out = {k: flat[k] for k in SETTINGS}
-    out["template"] = config.templates.get(name, config.template)
-    out["model_fingerprint"] = _marker(path, config, name).get("fingerprint")
-    return out
+    return {k: flat[k] for k in SETTINGS}
 
 
 def _read_evaluated(
@@ -205,21 +202,21 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
             f"config.evaluated names {unknown}, which are not in config.models; drop them."
         )
     suites = _suites(config)
-    results, rows, used = {}, {}, {}
+    results, rows, used, shared = {}, {}, {}, settings(config)
     for name in config.models:
-        used[name] = settings(config, name, paths[name])
+        marker = _marker(paths[name], config, name)
+        template = config.templates.get(name, config.template)
+        used[name] = dict(shared, template=template, model_fingerprint=marker.get("fingerprint"))
         if name in config.evaluated:
             results[name], records = _read_evaluated(config, name, workdir, used[name])
         else:
-            template = used[name]["template"]
             results[name], records = evaluate_model(
                 config, paths[name], template, suites, mesh, rules
             )
         common.write_json(
             os.path.join(workdir, "records"), _records_file(name), {"records": records}
         )
-        wall = _marker(paths[name], config, name).get("wall_s")
-        rows[name] = stage_report.row(results[name], wall, config.samples)
+        rows[name] = stage_report.row(results[name], marker.get("wall_s"), config.samples)
         print(f"r1jax: report: {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in rows[name].items()))
     if jax.process_index() == 0:
         os.makedirs(workdir, exist_ok=True)
