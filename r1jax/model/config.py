@@ -21,6 +21,8 @@ REMAT_POLICIES = (
     "everything_saveable",  # keep all (remat off, but through the same code path)
 )
 
+ATTENTION_KERNELS = ("blocked", "cudnn")  # see ModelConfig's docstring
+
 
 @dataclasses.dataclass(frozen=True)
 class RopeScaling:
@@ -43,6 +45,13 @@ class ModelConfig:
     `jax.lax.scan` (compile time flat in depth; `model/layers.py` converts between the layouts).
     `remat` recomputes each layer's activations in the backward pass; `remat_policy` names what it
     keeps (`REMAT_POLICIES`).
+
+    `attention` picks the kernel of the uncached calls (training, reference and log-prob forwards):
+    "blocked" (any device; causal query blocks, tuned on the CPU) or "cudnn" (a CUDA GPU with a
+    16-bit compute dtype: the fused flash kernel through `jax.nn.dot_product_attention`, which keeps
+    no [T, S] score tensor). Cached calls (prefill into a cache, decode) always use "blocked".
+    "cudnn" has been checked on the CPU only (its mask, through the same call's "xla" kernel,
+    tests/test_fused_attention.py): no GPU was lent after it was written (2026-12-04).
     """
 
     vocab_size: int = 512
@@ -63,6 +72,7 @@ class ModelConfig:
     remat: bool = False
     remat_policy: str = "nothing_saveable"
     scan_layers: bool = False
+    attention: str = "blocked"
 
     def __post_init__(self):
         if self.head_dim == 0:
@@ -82,6 +92,18 @@ class ModelConfig:
         if self.remat_policy not in REMAT_POLICIES:
             raise ValueError(
                 f"model.remat_policy={self.remat_policy!r} is not one of {list(REMAT_POLICIES)}."
+            )
+        if self.attention not in ATTENTION_KERNELS:
+            raise ValueError(
+                f"model.attention={self.attention!r} is not one of {list(ATTENTION_KERNELS)}."
+            )
+        if self.attention == "cudnn" and (
+            self.dtype == "float32" or self.head_dim % 8 or self.head_dim > 128
+        ):
+            raise ValueError(
+                f"model.attention='cudnn' needs model.dtype bfloat16 or float16 and a head_dim that "
+                f"is a multiple of 8 up to 128 (got {self.dtype}, {self.head_dim}); "
+                "use model.attention='blocked'."
             )
         for name in ("dtype", "param_dtype"):
             if getattr(self, name) not in _DTYPES:

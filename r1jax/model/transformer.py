@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from r1jax.model import packing
+from r1jax.model import fused_attention, packing
 from r1jax.model.config import ModelConfig
 from r1jax.model.kv_cache import KVCache
 from r1jax.model.layers import scan_layers, stack_modules
@@ -111,7 +111,9 @@ class Attention(nnx.Module):
         else:
             new_kv = None
         blocks = causal_blocks(q.shape[1])  # one block below 2 x _CAUSAL_BLOCK
-        if layer_kv is None and len(blocks) > 1:
+        if layer_kv is None and cfg.attention == "cudnn":  # the fused kernel (config.py)
+            out = fused_attention.cudnn(q, k, v, q_slot_T, key_valid_BxS, cfg.compute_dtype)
+        elif layer_kv is None and len(blocks) > 1:
             # Without a cache, queries [s, e) see only keys [0, e): each block of queries is
             # computed against the keys up to its own end, which skips about half of the
             # score/softmax work (and its saved probabilities) at long T. Valid rows get the same

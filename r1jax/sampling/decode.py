@@ -39,8 +39,8 @@ from r1jax.parallel.sharding import constrain, embed_lookup
 _KNOWN_CONFIG = frozenset(
     "vocab_size d_model n_layers n_heads n_kv_heads head_dim mlp_dim rope_theta rope_scaling "
     "norm_eps qkv_bias tie_embeddings max_len dtype param_dtype remat remat_policy "
-    "scan_layers".split()
-)
+    "scan_layers attention".split()
+)  # `attention` picks the kernel of uncached calls only: every call here is cached
 _KNOWN_LAYER = {
     "attn": {"q_proj", "k_proj", "v_proj", "o_proj", "q_bias", "k_bias", "v_bias"},
     "attn_norm": {"scale"},
