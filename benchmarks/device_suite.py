@@ -12,8 +12,12 @@
    params and compute. Tokens/s of the decode steps (the whole call minus the prefill-only call)
    against the roofline: each decode step reads every weight once and the KV cache it attends to
    (the prompt part once per prompt), at the HBM bandwidth measured in the same run (a large copy).
+   Then the same with the layers unrolled (`scan_layers=False`): no loop over layers per token.
 3. GRPO step at that size: the same 64 rollouts of 512 tokens, then the update (reference forward,
-   policy forward + backward, AdamW; mu 1, beta 0.04, f32 params, bf16 compute): seconds of each.
+   policy forward + backward, AdamW; mu 1, beta 0.04, f32 params, bf16 compute): seconds of each;
+   the update once with the prompt shared by its group (the default) and once on full sequences.
+On a GPU the model's uncached calls use the fused cuDNN attention (`model.attention="cudnn"`), and
+`device_numerics.py` compares its bf16 logits and gradients with the blocked kernel's.
 Prints and writes one JSON object. `--cpu-smoke` runs the same code on tiny shapes.
 """
 
@@ -27,6 +31,7 @@ import statistics
 import sys
 import time
 
+import device_numerics
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -107,10 +112,21 @@ def train_mfu(cfg: ModelConfig, mesh, batch: int, seq: int, reps: int, peak: flo
 
 
 def decode_and_grpo(
-    cfg: ModelConfig, mesh, b: int, g: int, p: int, t: int, reps: int, bw: float, smoke: bool
-):
-    """Decode throughput vs the roofline (bf16 params), then one GRPO step (f32 params). The
-    smoke run keeps one param dtype, so that both parts share their programs."""
+    cfg: ModelConfig,
+    mesh,
+    b: int,
+    g: int,
+    p: int,
+    t: int,
+    reps: int,
+    bw: float,
+    smoke: bool,
+    res: dict,
+    out: str,
+) -> None:
+    """Decode throughput vs the roofline (bf16 params), then one GRPO step (f32 params), into
+    `res["decode"]` and `res["grpo_step"]`, each written as soon as it is measured. The smoke run
+    keeps one param dtype, so that both parts share their programs."""
     serve = cfg if smoke else dataclasses.replace(cfg, param_dtype="bfloat16")
     graphdef, params, pshard = api.create(serve, 0, mesh, sharding.DEFAULT_RULES)
     rng = np.random.default_rng(0)
@@ -132,10 +148,24 @@ def decode_and_grpo(
     roofline = n * bw / (weights + kv_step)
     # None when the prefill-only call is not faster (tiny smoke shapes: timer noise)
     decode_tok_s = n * (t - 1) / (full_s - pre_s) if full_s > pre_s else None
-    out = {"rows": n, "prompt_len": p, "new_tokens": t, "generate_s": round(full_s, 4),
+    out_d = {"rows": n, "prompt_len": p, "new_tokens": t, "generate_s": round(full_s, 4),
            "prefill_s": round(pre_s, 4), "decode_tok_s": decode_tok_s and round(decode_tok_s, 1),
            "roofline_tok_s": round(roofline, 1),
            "fraction_of_roofline": decode_tok_s and round(decode_tok_s / roofline, 4)}  # fmt: skip
+    res["decode"] = out_d
+    _write(res, out, "decode")
+    if not smoke:  # the same weights with the layers unrolled: no loop over layers per token
+        ucfg = dataclasses.replace(serve, scan_layers=False)
+        gd_u, params_u, _ = api.create(ucfg, 0, mesh, sharding.DEFAULT_RULES)
+        full_u, pre_u = sampler(gd_u, t), sampler(gd_u, 1)
+        _, full_us = _median_time(lambda: full_u(params_u, prompt, valid, key).tokens_NxT, reps)
+        _, pre_us = _median_time(lambda: pre_u(params_u, prompt, valid, key).tokens_NxT, reps)
+        tok_s = n * (t - 1) / (full_us - pre_us)
+        res["decode_unrolled_layers"] = {"generate_s": round(full_us, 4),
+            "prefill_s": round(pre_us, 4), "decode_tok_s": round(tok_s, 1),
+            "fraction_of_roofline": round(tok_s / roofline, 4)}  # fmt: skip
+        del params_u
+        _write(res, out, "decode_unrolled_layers")
     if not smoke:  # GRPO step: f32 params, bf16 compute
         del params
         graphdef, params, pshard = api.create(cfg, 0, mesh, sharding.DEFAULT_RULES)
@@ -145,6 +175,10 @@ def decode_and_grpo(
     state = train_step.state_with_ref(state, 0.04)
     ucfg = train_step.UpdateConfig(group_size=g, loss=grpo_loss.LossOptions(beta=0.04))
     update = jax.jit(lambda s, r: train_step.update(graphdef, tx, s, r, ucfg))
+    # the prompt once per group (blocked attention over prompt + completion) against the full
+    # sequences, which the model's own kernel (cuDNN on a GPU) attends
+    ucfg_full = dataclasses.replace(ucfg, share_prefix=False)
+    update_full = jax.jit(lambda s, r: train_step.update(graphdef, tx, s, r, ucfg_full))
     gen = full
     rollout = gen(params, prompt, valid, key)
     roll = {"prompt": prompt, "prompt_valid": valid, "completion": rollout.tokens_NxT,
@@ -153,10 +187,34 @@ def decode_and_grpo(
             "truncated_N": rollout.truncated_N}  # fmt: skip
     _, sample_s = _median_time(lambda: gen(params, prompt, valid, key).tokens_NxT, reps)
     first, update_s = _median_time(lambda: update(state, roll)[1]["loss"], reps)
-    grpo = {"prompts": b, "group": g, "prompt_len": p, "new_tokens": t,
-            "sample_s": round(sample_s, 4), "update_s": round(update_s, 4),
-            "step_s": round(sample_s + update_s, 4), "update_compile_and_first_s": round(first, 2)}  # fmt: skip
-    return out, grpo
+    res["grpo_step"] = {"prompts": b, "group": g, "prompt_len": p, "new_tokens": t,
+            "attention": cfg.attention, "sample_s": round(sample_s, 4),
+            "update_s": round(update_s, 4), "step_s": round(sample_s + update_s, 4),
+            "update_compile_and_first_s": round(first, 2)}  # fmt: skip
+    _write(res, out, "grpo_step")
+    try:
+        first, full_s = _median_time(lambda: update_full(state, roll)[1]["loss"], reps)
+        res["grpo_step"].update(update_unshared_prompt_s=round(full_s, 4),
+                                update_unshared_compile_and_first_s=round(first, 2))  # fmt: skip
+    except Exception as e:  # noqa: BLE001 - as in main: record, keep the finished numbers
+        res["grpo_step"]["update_unshared_error"] = f"{type(e).__name__}: {e}"[:800]
+    _write(res, out, "grpo_step_unshared")
+
+
+def _write(res: dict, out: str, part: str) -> None:
+    """Write the results so far: a run cut off by its time limit keeps its finished parts. On
+    devices that keep memory statistics, the peak so far is recorded after each part (cumulative:
+    the train step's peak bounds the later parts' readings from below)."""
+    stats = jax.devices()[0].memory_stats()
+    if stats and "peak_bytes_in_use" in stats:
+        res.setdefault("device_peak_gib_after", {})[part] = round(
+            stats["peak_bytes_in_use"] / 2**30, 2
+        )
+    print(json.dumps(res), flush=True)
+    if out:
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        with open(out, "w") as f:
+            f.write(json.dumps(res, indent=1) + "\n")
 
 
 def main(argv: list[str]) -> None:
@@ -178,21 +236,30 @@ def main(argv: list[str]) -> None:
            "bf16_matmul_peak_tflops_measured": round(peak / 1e12, 2),
            "bf16_peak_tflops_nominal": nominal, "hbm_gb_per_s_measured": round(bw / 1e9, 1)}  # fmt: skip
     batch, seq = (2, 32) if smoke else (8, 2048)
-    res["train_step"] = train_mfu(base, mesh, batch, seq, reps, peak)
+    _write(res, args.out, "peaks")
+    # The fused kernel where there is one (model.attention, model/fused_attention.py). It had not
+    # run on a GPU when this was written, so a failure is recorded and the blocked kernel measured.
+    base = dataclasses.replace(base, attention="cudnn" if dev.platform == "gpu" else "blocked")
+    try:
+        res["train_step"] = train_mfu(base, mesh, batch, seq, reps, peak)
+    except Exception as e:  # noqa: BLE001 - an untried kernel must not cost the other numbers
+        res["cudnn_error"] = f"{type(e).__name__}: {e}"[:800]
+        base = dataclasses.replace(base, attention="blocked")
+        res["train_step"] = train_mfu(base, mesh, batch, seq, reps, peak)
+    res["model"]["attention"] = base.attention
     if nominal:
         ts = res["train_step"]
         ts["mfu_vs_nominal_peak"] = round(
             ts["model_gflop_per_step"] / 1e3 / ts["step_s"] / nominal, 4
         )
+    _write(res, args.out, "train_step")
+    if base.attention == "cudnn":
+        res["attention_numerics"] = device_numerics.compare(base, mesh)
+        _write(res, args.out, "attention_numerics")
     b, g, p, t = (2, 2, 8, 8) if smoke else (8, 8, 128, 512)
-    res["decode"], res["grpo_step"] = decode_and_grpo(base, mesh, b, g, p, t, reps, bw, smoke)
+    decode_and_grpo(base, mesh, b, g, p, t, reps, bw, smoke, res, args.out)
     res["wall_s"] = round(time.perf_counter() - t0, 1)
-    text = json.dumps(res, indent=1)
-    print(text)
-    if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    _write(res, args.out, "end")
 
 
 if __name__ == "__main__":
