@@ -12,6 +12,8 @@ block_until_ready), so all variants see the same machine load; values are median
 - `generate_s` / `generate_tok_s`: the whole sampler call (prefill + 64 tokens for 64 rows), i.e.
   `sampling.decode` (what `sample` runs); `generate_cpu_s` is its process CPU time;
 - `decode_tok_s`: the 63 fed-back tokens per row over (generate_s - prefill_s);
+- `generate_unfused_s`: the same with the decode step's q/k/v and gate/up matmuls unfused
+  (`decode.fuse_weights` off: 7 weight matmuls per layer and token instead of 4);
 - `generic_cached_*`: the same loop with the model's own cached call per step instead of
   `sampling_decode.decode_step` (the fallback path);
 - `naive_*`: sampling without a KV cache (full forward over the [N, P + T] buffer every step, one
@@ -168,13 +170,14 @@ def main() -> None:
     cfg = SamplingConfig(max_new_tokens=t, temperature=1.0, eos_id=-1)
     cfg1 = SamplingConfig(max_new_tokens=1, temperature=1.0, eos_id=-1)
 
-    run = jax.jit(decode, static_argnums=(0, 5, 6, 7))
-    gen = lambda c, fast=True: (
-        run(graphdef, params, prompt_BxP, valid_BxP, key, G, c, fast).tokens_NxT
+    run = jax.jit(decode, static_argnums=(0, 5, 6, 7, 8))
+    gen = lambda c, fast=True, fuse=None: (
+        run(graphdef, params, prompt_BxP, valid_BxP, key, G, c, fast, fuse).tokens_NxT
     )
     fns = {
         "prefill": lambda: gen(cfg1),
         "generate": lambda: gen(cfg),
+        "generate_unfused": lambda: gen(cfg, True, False),  # 7 weight matmuls per layer, not 4
         "generic_cached": lambda: gen(cfg, False),  # the model's own cached call per step
     }
     if args.sampler_devices > 1:  # the placement rl.sampler_mesh=(N,1,1) uses
@@ -187,7 +190,8 @@ def main() -> None:
         fns["naive"] = lambda: naive_fn(graphdef, params, prompt_BxP, key, G, cfg)
     if args.hf:
         fns["hf_generate"] = hf_generate_fn(os.cpu_count() or 1)
-    timed = ("prefill", "generate", "generic_cached", "hf_generate", "generate_mesh")
+    timed = ("prefill", "generate", "generate_unfused", "generic_cached", "hf_generate")
+    timed += ("generate_mesh",)
     reps = {k: args.reps for k in timed}
     got = measure(fns, args.rounds, reps)
     med = {k: statistics.median(w) for k, (w, _) in got.items()}
@@ -207,6 +211,8 @@ def main() -> None:
         "generate_tok_s": n_tok / med["generate"],
         "generate_tok_s_best": n_tok / best["generate"],
         "decode_tok_s": B * G * (t - 1) / (med["generate"] - med["prefill"]),
+        "generate_unfused_s": med["generate_unfused"],
+        "speedup_fused_vs_unfused": med["generate_unfused"] / med["generate"],
         "generic_cached_s": med["generic_cached"],
         "speedup_vs_generic_cached": med["generic_cached"] / med["generate"],
     }

@@ -16,7 +16,13 @@ from sampling_reference import abstract_state, draw_reference, numpy_model
 
 from r1jax.data.prompts import pad_prompts
 from r1jax.model import api, init_cache
-from r1jax.sampling.decode import DecodeCache, decode_step, rope_table, unsupported
+from r1jax.sampling.decode import (
+    DecodeCache,
+    decode_step,
+    fuse_weights,
+    rope_table,
+    unsupported,
+)
 from r1jax.sampling.filters import draw_uniforms
 from r1jax.sampling.sample import SamplingConfig, decode, sample
 
@@ -222,6 +228,35 @@ def test_decode_step_matches_model_cached_call(model, prompts, tiny_model_cfg, d
     for want, got in jax.jit(both)(params, tokens):
         assert np.abs(np.asarray(want)).max() < 4
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=0, atol=atol)
+
+
+@pytest.mark.parametrize("scan", [False, True])
+def test_fused_projections_give_the_unfused_step(tiny_model_cfg, one_device_mesh, prompts, scan):
+    """`fuse_weights` (q/k/v as one matmul, gate/up as one; q/k/v biases, unrolled and scanned
+    layers) gives the unfused decode step's logits and caches, which the test above ties to the
+    model's own cached call."""
+    cfg = dataclasses.replace(tiny_model_cfg, qkv_bias=True, scan_layers=scan)
+    graphdef, params, _ = numpy_model(cfg, one_device_mesh)
+    prompt_BxP, valid_BxP = prompts
+
+    def both(params, tokens_Bx3):
+        m = nnx.merge(graphdef, params)
+        _, prefill = m(prompt_BxP, valid_BxP, init_cache(m.cfg, *prompt_BxP.shape))
+        plain = fused = DecodeCache.from_prefill(prefill, 2, 3)
+        tokens_Nx3 = jnp.repeat(tokens_Bx3, 2, axis=0)
+        out, rope, fw = [], rope_table(m.cfg, 11), fuse_weights(m)
+        for i in range(3):
+            want, plain = decode_step(m, plain, tokens_Nx3[:, i], rope)
+            got, fused = decode_step(m, fused, tokens_Nx3[:, i], rope, fw)
+            out.append((want, got))
+        return out, (plain.k, plain.v), (fused.k, fused.v)
+
+    tokens = jnp.asarray([[3, 4, 5], [60, 1, 2], [9, 9, 9]], jnp.int32)
+    steps, plain_kv, fused_kv = jax.jit(both)(params, tokens)
+    for want, got in steps:
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=0, atol=1e-5)
+    for a, b in zip(jax.tree.leaves(fused_kv), jax.tree.leaves(plain_kv)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=1e-5)
 
 
 def test_stop_ids_end_rows_like_eos(model, prompts):

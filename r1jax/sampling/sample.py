@@ -26,7 +26,13 @@ from flax import nnx, struct
 
 from r1jax.model.kv_cache import KVCache, init_cache
 from r1jax.parallel.sharding import constrain
-from r1jax.sampling.decode import DecodeCache, decode_step, rope_table, unsupported
+from r1jax.sampling.decode import (
+    DecodeCache,
+    decode_step,
+    fuse_weights,
+    rope_table,
+    unsupported,
+)
 from r1jax.sampling.filters import choose_tokens, draw_uniforms, token_stats
 
 
@@ -122,6 +128,14 @@ def _record(
     )
 
 
+def _fusable() -> bool:
+    """Whether the decode step may run fused projections (`decode.fuse_weights`): not when the
+    weights are split over a `tensor` mesh axis, where side-by-side matrices of differently sharded
+    heads would be gathered every call."""
+    mesh = jax.sharding.get_abstract_mesh()
+    return mesh.empty or dict(zip(mesh.axis_names, mesh.axis_sizes)).get("tensor", 1) == 1
+
+
 def decode(
     graphdef: nnx.GraphDef,
     params: dict,
@@ -131,11 +145,13 @@ def decode(
     num_samples: int,
     cfg: SamplingConfig,
     fast: bool | None = None,
+    fuse: bool | None = None,
 ) -> DecodeState:
     """Prefill + decode; returns the final loop state (`sample` wraps it into a SampleOutput).
 
     `fast` picks `sampling_decode.decode_step` (None: whenever it supports the model) over the
-    model's own cached call, which is the slower but always-correct fallback.
+    model's own cached call, which is the slower but always-correct fallback. `fuse` runs that
+    step with `decode.fuse_weights` (None: unless the weights are split over a tensor axis).
     """
     b, p = prompt_BxP.shape
     g, t = num_samples, cfg.max_new_tokens
@@ -155,6 +171,7 @@ def decode(
     if fast:  # one prompt copy, read by its G rows; completion slots per row
         cache = DecodeCache.from_prefill(cache, g, max(t - 1, 1))
         rope_LxH2 = rope_table(model_cfg, p + t)  # positions < P + T - 1
+        fused = fuse_weights(model) if (_fusable() if fuse is None else fuse) else None
     else:  # the generic cached call needs every row's whole sequence: G copies of the prompt
         cache = cache.repeat(g)
     logits_NxV = jnp.repeat(logits_BxV, g, axis=0)
@@ -179,7 +196,7 @@ def decode(
     def body(s: DecodeState) -> DecodeState:
         model = nnx.merge(graphdef, params)
         if fast:
-            logits_NxV, new_cache = decode_step(model, s.cache, s.last_N, rope_LxH2)
+            logits_NxV, new_cache = decode_step(model, s.cache, s.last_N, rope_LxH2, fused)
         else:
             logits_Nx1xV, new_cache = model(s.last_N[:, None], None, s.cache)
             logits_NxV = logits_Nx1xV[:, 0]
