@@ -118,3 +118,20 @@ def chunked_token_logprobs(
         h_MxD, w_DxV, targets_M.astype(jnp.int32), temperature, chunk, with_entropy
     )
     return logp_M, jax.lax.stop_gradient(entropy_M) if with_entropy else None
+
+
+def chunked_logprobs_NxT(
+    h_NxTxD: jax.Array,
+    w_DxV: jax.Array,
+    targets_NxT: jax.Array,
+    temperature: float,
+    chunk: int,
+    with_entropy: bool,
+) -> tuple[jax.Array, jax.Array | None]:
+    """`chunked_token_logprobs` over [N, T] rows of hidden states: (logp_NxT, entropy_NxT or None)."""
+    n, t, d = h_NxTxD.shape
+    logp, ent = chunked_token_logprobs(
+        h_NxTxD.reshape(n * t, d), w_DxV, targets_NxT.reshape(n * t), temperature, chunk,
+        with_entropy,
+    )  # fmt: skip
+    return logp.reshape(n, t), None if ent is None else ent.reshape(n, t)

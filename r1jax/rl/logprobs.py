@@ -21,7 +21,7 @@ from flax import nnx
 
 from r1jax.model import api
 from r1jax.model.prefix_forward import shared_prefix_hidden
-from r1jax.model.vocab_head import chunked_token_logprobs
+from r1jax.model.vocab_head import chunked_logprobs_NxT
 
 
 def _from_logits(
@@ -51,16 +51,9 @@ def _from_hidden(
     if vocab_chunk <= 0 or w_DxV.shape[1] <= vocab_chunk:
         logits = api.head(graphdef, params, hidden_NxTxD)
         return _from_logits(logits, completion_NxT, temperature, with_entropy)
-    n, t, d = hidden_NxTxD.shape
-    logp, ent = chunked_token_logprobs(
-        hidden_NxTxD.reshape(n * t, d),
-        w_DxV,
-        completion_NxT.reshape(n * t),
-        temperature,
-        vocab_chunk,
-        with_entropy,
+    return chunked_logprobs_NxT(
+        hidden_NxTxD, w_DxV, completion_NxT, temperature, vocab_chunk, with_entropy
     )
-    return logp.reshape(n, t), None if ent is None else ent.reshape(n, t)
 
 
 def completion_logprobs(

@@ -21,7 +21,7 @@ import optax
 from flax import nnx
 
 from r1jax import model as model_lib
-from r1jax.model.vocab_head import chunked_token_logprobs
+from r1jax.model.vocab_head import chunked_logprobs_NxT
 from r1jax.parallel import sharding
 from r1jax.train import host_memory
 
@@ -77,20 +77,17 @@ def loss_sum(
     """(sum of target-token NLL, number of target tokens) for one micro-batch.
 
     A vocabulary larger than `vocab_chunk` (> 0) is scored one chunk at a time
-    (`model/vocab_head.py`): at Qwen's V = 151,936 the whole [B, T, V] float32 logits, their
-    log-softmax and its gradient were ~30 GB of a GPU train step at 8 x 2048 tokens.
+    (`model/vocab_head.py`): at Qwen's V = 151,936 the whole [B, T, V] float32 logits of 8 x 2048
+    tokens are ~10 GB, and the plain path keeps more than one such tensor (log-softmax, gradient).
     """
     inputs, targets = tokens_BxT1[:, :-1], tokens_BxT1[:, 1:]
     weight = mask_BxT1[:, 1:].astype(jnp.float32)
     model = nnx.merge(graphdef, params)
     if 0 < vocab_chunk < model.cfg.vocab_size:
         hidden, _ = model_lib.apply(graphdef, params, inputs, return_hidden=True)
-        b, t, d = hidden.shape
-        logp, _ = chunked_token_logprobs(
-            hidden.reshape(b * t, d), model.head_weight(), targets.reshape(b * t), 1.0,
-            vocab_chunk, False,
-        )  # fmt: skip
-        logp = logp.reshape(b, t)
+        logp, _ = chunked_logprobs_NxT(
+            hidden, model.head_weight(), targets, 1.0, vocab_chunk, False
+        )
     else:
         logits, _ = model_lib.apply(graphdef, params, inputs)
         logp = model_lib.token_logprobs(logits, targets)
