@@ -197,8 +197,13 @@ def decode_and_grpo(
         res["grpo_step"].update(update_unshared_prompt_s=round(full_s, 4),
                                 update_unshared_compile_and_first_s=round(first, 2))  # fmt: skip
     except Exception as e:  # noqa: BLE001 - as in main: record, keep the finished numbers
-        res["grpo_step"]["update_unshared_error"] = f"{type(e).__name__}: {e}"[:800]
+        res["grpo_step"]["update_unshared_error"] = _error(e)
     _write(res, out, "grpo_step_unshared")
+
+
+def _error(e: Exception) -> str:
+    """An exception as one line for the JSON (a part that failed is recorded, not fatal)."""
+    return f"{type(e).__name__}: {e}"[:800]
 
 
 def _write(res: dict, out: str, part: str) -> None:
@@ -243,7 +248,7 @@ def main(argv: list[str]) -> None:
     try:
         res["train_step"] = train_mfu(base, mesh, batch, seq, reps, peak)
     except Exception as e:  # noqa: BLE001 - an untried kernel must not cost the other numbers
-        res["cudnn_error"] = f"{type(e).__name__}: {e}"[:800]
+        res["cudnn_error"] = _error(e)
         base = dataclasses.replace(base, attention="blocked")
         res["train_step"] = train_mfu(base, mesh, batch, seq, reps, peak)
     res["model"]["attention"] = base.attention
@@ -257,7 +262,7 @@ def main(argv: list[str]) -> None:
         try:
             res["attention_numerics"] = device_numerics.compare(base, mesh)
         except Exception as e:  # noqa: BLE001 - as above: record, keep the other parts
-            res["attention_numerics"] = {"error": f"{type(e).__name__}: {e}"[:800]}
+            res["attention_numerics"] = {"error": _error(e)}
         _write(res, args.out, "attention_numerics")
     b, g, p, t = (2, 2, 8, 8) if smoke else (8, 8, 128, 512)
     decode_and_grpo(base, mesh, b, g, p, t, reps, bw, smoke, res, args.out)
