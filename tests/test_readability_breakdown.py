@@ -69,3 +69,18 @@ def test_cli_reads_both_evaluation_layouts(tmp_path):
     rows = [json.loads(line) for line in out.splitlines()]
     assert [(r["task"], r["samples"]) for r in rows] == [("countdown", 6), ("all", 6)]
     assert all(r["rule_share"]["repeated"] == pytest.approx(2 / 6) for r in rows)
+    want = readability.independent_repeat_share([SAMPLES])
+    assert all(r["independent_repeat_share_by_attempts"] == pytest.approx(want) for r in rows)
+
+
+def test_independent_repeat_share_against_hand_computed_values():
+    assert readability.distinct_probability([0.25] * 4, 2) == pytest.approx(12 / 16)
+    assert readability.distinct_probability([0.25] * 4, 3) == pytest.approx(24 / 64)
+    assert readability.distinct_probability([0.5, 0.5], 3) == 0.0
+    assert readability.distinct_probability([0.7, 0.3], 1) == pytest.approx(1.0)
+    # one problem: A A HIT and A B HIT pool to A 3/6, B 1/6, HIT 2/6; three distinct draws
+    # in any order: 3! * (1/2 * 1/6 * 1/3) = 1/6, so a repeat 5/6 of the time
+    group = [_completion([A, A, HIT]), _completion([A, B, HIT])]
+    assert readability.independent_repeat_share([group]) == {"3": pytest.approx(5 / 6)}
+    two = readability.independent_repeat_share([group, [_completion([HIT])]])
+    assert two == {"1": 0.0, "3": pytest.approx(5 / 6)}

@@ -8,7 +8,10 @@ this says why the others do not, from an evaluation's own samples:
 prints one JSON object per file (and task): the share of samples breaking each rule of
 `text.parsing.READABLE_RULES` (the first rule broken counts, as `readable_violation` reports it),
 the share with a repeated attempt by the number of attempts in the reasoning, and the distance in
-attempts from a repeated attempt back to its first occurrence (1 = the line just above).
+attempts from a repeated attempt back to its first occurrence (1 = the line just above); where
+the file keeps one problem's samples together, also the repeat share that k attempts drawn
+independently from that problem's pooled attempts would show (`independent_repeat_share`): a
+model whose repeats match it writes each attempt without regard to the lines above it.
 
 Reads the JSON the evaluation stage (`eval_<task>.json`: one task's `records` list) and the stages'
 own evaluations (`eval_after.json`, `eval_before.json`) and the pipeline's report
@@ -18,6 +21,8 @@ own evaluations (`eval_after.json`, `eval_before.json`) and the pipeline's repor
 from __future__ import annotations
 
 import json
+import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 
 from absl import app, flags
@@ -66,14 +71,48 @@ def breakdown(samples: Sequence[str]) -> dict:
     }
 
 
-def samples_by_task(data: Mapping) -> dict[str, list[str]]:
-    """{task: every sample} from an evaluation file's `records` (a list, or one list per task)."""
+def distinct_probability(p_K: Sequence[float], k: int) -> float:
+    """P(k independent draws from the distribution p_K are all different) = k! * e_k(p_K), the
+    elementary symmetric polynomial by the usual recurrence (exact, no sampling)."""
+    e = [1.0] + [0.0] * k
+    for x in p_K:
+        for j in range(k, 0, -1):
+            e[j] += e[j - 1] * x
+    return math.factorial(k) * e[k]
+
+
+def independent_repeat_share(groups: Sequence[Sequence[str]]) -> dict[str, float]:
+    """Per attempts bucket, the mean chance that a sample's k attempts would repeat one if drawn
+    independently from its problem's attempt distribution (pooled over the problem's samples, the
+    sample itself included): the baseline that `repeated_share_by_attempts` is read against."""
+    by_len: dict[str, list[float]] = {}
+    for group in groups:
+        keys = [attempt_keys(reasoning_text(t)) for t in group]
+        pool = Counter(k for ks in keys for k in ks)
+        total = sum(pool.values())
+        p_K = [c / total for c in pool.values()]
+        for ks in keys:
+            bucket = str(len(ks)) if len(ks) < LONG else f"{LONG}+"
+            by_len.setdefault(bucket, []).append(1.0 - distinct_probability(p_K, len(ks)))
+    return {
+        b: sum(v) / len(v) for b, v in sorted(by_len.items(), key=lambda i: int(i[0].rstrip("+")))
+    }
+
+
+def groups_by_task(data: Mapping) -> dict[str, list[list[str]]]:
+    """{task: [one problem's samples, ...]} from an evaluation file's `records` (a list, or one
+    list per task)."""
     records = data.get("records")
     if isinstance(records, list):
         records = {"all": records}
     if not isinstance(records, Mapping):
         raise ValueError("no `records` in this file: is it an evaluation's JSON (eval_*.json)?")
-    return {task: [s for r in recs for s in r["samples"]] for task, recs in records.items()}
+    return {task: [list(r["samples"]) for r in recs] for task, recs in records.items()}
+
+
+def samples_by_task(data: Mapping) -> dict[str, list[str]]:
+    """{task: every sample} from an evaluation file's `records` (a list, or one list per task)."""
+    return {task: [s for g in gs for s in g] for task, gs in groups_by_task(data).items()}
 
 
 FLAGS = flags.FLAGS
@@ -89,11 +128,13 @@ def main(argv: Sequence[str]) -> None:
         raise app.UsageError("--evals=<eval json>[,<eval json>...] is required")
     for path in FLAGS.evals:
         with open(path) as f:
-            by_task = samples_by_task(json.load(f))
-        for task, samples in by_task.items():
+            by_task = groups_by_task(json.load(f))
+        for task, groups in by_task.items():
             if FLAGS.task and task not in (FLAGS.task, "all"):
                 continue
-            print(json.dumps({"file": path, "task": task, **breakdown(samples)}))
+            row = {"file": path, "task": task, **breakdown([s for g in groups for s in g])}
+            row["independent_repeat_share_by_attempts"] = independent_repeat_share(groups)
+            print(json.dumps(row))
 
 
 if __name__ == "__main__":
