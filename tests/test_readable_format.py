@@ -7,6 +7,8 @@ follow every rule and keep their (verified) answer.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -125,3 +127,72 @@ def test_general_reference_responses_are_readable_and_exact():
     assert match(texts, exs).tolist() == [1.0] * 40
     assert all(parsing.readable_format_ok(t) for t in texts)
     assert all(parsing.summary_text(t) == "so " + ex["answer"] for t, ex in zip(texts, exs))
+
+
+def test_tree_order_groups_each_first_step_in_a_fixed_operation_order():
+    """tree_order visits every attempt once; the attempts of one first step are adjacent, in
+    `attempts`' + * - / order, so a designed "tree" search's next line follows from the line above
+    it; its searches are readable and the hits correct."""
+    for numbers, target in [([2, 8, 9], 15), ([3, 3, 6], 12), ([4, 7, 9], 99)]:
+        pool = countdown.attempts(numbers)
+        order = countdown.tree_order(numbers, target, np.random.default_rng(1), 0.7)
+        assert sorted(map(repr, order)) == sorted(map(repr, pool))
+        firsts = [a[0][0] for a in order]
+        runs = [f for i, f in enumerate(firsts) if i == 0 or f != firsts[i - 1]]
+        assert len(runs) == len(set(runs))  # each first step one contiguous block
+        for f in runs:
+            block = [a for a in order if a[0][0] == f]
+            assert block == [a for a in pool if a[0][0] == f]
+            assert ["+*-/".index(a[0][1][1]) for a in block] == sorted(
+                "+*-/".index(a[0][1][1]) for a in block
+            )
+    cfg = cold_start.DesignConfig(order="tree")
+    score = rewards.build(["countdown_accuracy"])[0]
+    exs = list(countdown.examples("train", 30))
+    texts = [
+        cold_start.designed_countdown(ex, np.random.default_rng(i), cfg) for i, ex in enumerate(exs)
+    ]
+    assert all(parsing.readable_format_ok(t) for t in texts)
+    hits = [(t, ex) for t, ex in zip(texts, exs) if not cold_start.gives_up(t)]
+    assert len(hits) >= 15
+    assert score([t for t, _ in hits], [ex for _, ex in hits]).tolist() == [1.0] * len(hits)
+    with pytest.raises(ValueError, match="designed.order"):
+        cold_start.designed_countdown(
+            exs[0], np.random.default_rng(0), dataclasses.replace(cfg, order="bfs")
+        )
+
+
+def test_sorted_search_writes_the_same_draws_in_increasing_order():
+    """order="sorted" writes the intuition search's draws (up to its hit, at most max_attempts)
+    in increasing `attempt_sort_key` order, up to the hit, so each line is larger than the line above and no
+    line can repeat an earlier one; it ends on the same hit or gives up on the same problems."""
+    exs = list(countdown.examples("train", 40))
+    srt, base = cold_start.DesignConfig(order="sorted"), cold_start.DesignConfig()
+    for i, ex in enumerate(exs):
+        a = cold_start.designed_countdown(ex, np.random.default_rng(i), srt)
+        b = cold_start.designed_countdown(ex, np.random.default_rng(i), base)
+        assert parsing.readable_format_ok(a)
+        lines_a = parsing.reasoning_text(a).strip().splitlines()
+        lines_b = parsing.reasoning_text(b).strip().splitlines()
+        assert cold_start.gives_up(a) == cold_start.gives_up(b)
+        if cold_start.gives_up(a):  # the same attempts, reordered
+            assert sorted(lines_a) == sorted(lines_b) and lines_a != lines_b or len(lines_a) < 3
+        else:  # the same hit; the draws written after it in key order are left out
+            assert lines_a[-1] == lines_b[-1] and set(lines_a) <= set(lines_b)
+            assert parsing.extract_answer(a) == parsing.extract_answer(b)
+            att = [ln.split(" vs ")[0] for ln in lines_a]
+            keys = [
+                tuple(int(t) if t.isdigit() else "+*-/".index(t) for t in _tokens(x)) for x in att
+            ]
+            assert keys == sorted(keys) and len(set(keys)) == len(keys)
+
+
+def _tokens(attempt_line: str) -> list[str]:
+    """'9*2=18,18+8=26' -> the numbers and operations of each step, results dropped."""
+    out = []
+    for step in attempt_line.split(","):
+        lhs = step.split("=")[0]
+        op = next(c for c in lhs[1:] if c in "+*-/")
+        a, b = lhs.split(op, 1)
+        out += [a, op, b]
+    return out

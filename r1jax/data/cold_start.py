@@ -95,6 +95,10 @@ class DesignConfig:
     # (True), or the problem is skipped (False: the model then never sees a search end without a
     # hit, and at evaluation keeps trying until the token budget runs out, which is not readable)
     give_up: bool = True
+    # "intuition": each attempt drawn closer values first (countdown.search_order); "tree": first
+    # steps drawn so, each followed by its completions in a fixed operation order
+    # (countdown.tree_order), so that the next line follows from the line above
+    order: str = "intuition"
 
 
 def designed_countdown(
@@ -104,7 +108,16 @@ def designed_countdown(
     summary; without a hit, `give up` and the last attempt (or None when cfg.give_up is off)."""
     gt = example["ground_truth"]
     target = int(gt["target"])
-    order = countdown.search_order(list(gt["numbers"]), target, rng, cfg.intuition)
+    orders = {"intuition": countdown.search_order, "tree": countdown.tree_order}
+    orders["sorted"] = countdown.search_order
+    if cfg.order not in orders:
+        raise ValueError(f"designed.order={cfg.order!r}: use one of {sorted(orders)}.")
+    order = orders[cfg.order](list(gt["numbers"]), target, rng, cfg.intuition)
+    if cfg.order == "sorted":  # the same draws, written in attempt_sort_key order up to the hit
+        drawn = order[: cfg.max_attempts]
+        hit = [i for i, a in enumerate(drawn) if countdown.value(a) == target][:1]
+        drawn = drawn[: hit[0] + 1] if hit else drawn
+        order = sorted(drawn, key=countdown.attempt_sort_key)
     lines = []
     for att in order[: cfg.max_attempts]:
         hit = countdown.value(att) == target

@@ -186,3 +186,32 @@ def search_order(
         w = np.ones(len(pool))
     order = rng.choice(len(pool), size=len(pool), replace=False, p=w / w.sum())
     return [pool[i] for i in order]
+
+
+def tree_order(
+    numbers: Sequence[int], target: int, rng: np.random.Generator, intuition: float
+) -> list[Attempt]:
+    """All attempts without repeats, grouped by their first step: the first steps drawn as
+    `search_order` draws attempts (each weighted by its closest completion), and the attempts of
+    one first step in `attempts`' fixed operation order (+ * - /).
+
+    Why: a search whose next line depends only on the line above (the same first step, the next
+    operation) can be continued without remembering every earlier line; `search_order`'s lines are
+    independent draws, which a small model reproduces as independent draws, repeats included.
+    """
+    blocks: dict[Step, list[Attempt]] = {}
+    for a in attempts(numbers):
+        blocks.setdefault(a[0][0], []).append(a)
+    firsts = list(blocks)
+    if intuition > 0:
+        closest = [min(abs(math.log(value(a) / target)) for a in blocks[f]) for f in firsts]
+        w = np.array([math.exp(-c / intuition) for c in closest])
+    else:
+        w = np.ones(len(firsts))
+    order = rng.choice(len(firsts), size=len(firsts), replace=False, p=w / w.sum())
+    return [a for i in order for a in blocks[firsts[i]]]
+
+
+def attempt_sort_key(attempt: Attempt) -> tuple[int, ...]:
+    """The order of a sorted search: the steps' numbers left to right, operations as + * - /."""
+    return tuple(x for a, op, b, _ in attempt[0] for x in (a, "+*-/".index(op), b))

@@ -95,7 +95,7 @@ def rewritten(config, workdir: str, mesh, rules) -> tuple[list[dict], dict]:
 def designed(config) -> tuple[list[dict], dict]:
     """Hand-designed examples of the corpus generator, in the readable pattern."""
     d, out = config.designed, []
-    dcfg = cold_start.DesignConfig(d.intuition, d.max_attempts, d.give_up)
+    dcfg = cold_start.DesignConfig(d.intuition, d.max_attempts, d.give_up, d.order)
     rng = np.random.default_rng([config.seed, 31])
     prov = {"generator": "data/cold_start.py", "seed": config.seed}
     if d.countdown:

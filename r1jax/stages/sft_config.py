@@ -130,7 +130,14 @@ def cold_start_data() -> ml_collections.ConfigDict:
     c.language = "en"
     # hand-designed examples in the same pattern, from the corpus generator (data/cold_start.py)
     c.designed = ml_collections.ConfigDict(
-        dict(countdown=1000, arithmetic=500, intuition=0.7, max_attempts=8, give_up=True)
+        dict(
+            countdown=1000,
+            arithmetic=500,
+            intuition=0.7,
+            max_attempts=8,
+            give_up=True,
+            order="intuition",
+        )
     )
     return c
 
