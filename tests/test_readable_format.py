@@ -160,39 +160,3 @@ def test_tree_order_groups_each_first_step_in_a_fixed_operation_order():
         cold_start.designed_countdown(
             exs[0], np.random.default_rng(0), dataclasses.replace(cfg, order="bfs")
         )
-
-
-def test_sorted_search_writes_the_same_draws_in_increasing_order():
-    """order="sorted" writes the intuition search's draws (up to its hit, at most max_attempts)
-    in increasing `attempt_sort_key` order, up to the hit, so each line is larger than the line above and no
-    line can repeat an earlier one; it ends on the same hit or gives up on the same problems."""
-    exs = list(countdown.examples("train", 40))
-    srt, base = cold_start.DesignConfig(order="sorted"), cold_start.DesignConfig()
-    for i, ex in enumerate(exs):
-        a = cold_start.designed_countdown(ex, np.random.default_rng(i), srt)
-        b = cold_start.designed_countdown(ex, np.random.default_rng(i), base)
-        assert parsing.readable_format_ok(a)
-        lines_a = parsing.reasoning_text(a).strip().splitlines()
-        lines_b = parsing.reasoning_text(b).strip().splitlines()
-        assert cold_start.gives_up(a) == cold_start.gives_up(b)
-        if cold_start.gives_up(a):  # the same attempts, reordered
-            assert sorted(lines_a) == sorted(lines_b) and lines_a != lines_b or len(lines_a) < 3
-        else:  # the same hit; the draws written after it in key order are left out
-            assert lines_a[-1] == lines_b[-1] and set(lines_a) <= set(lines_b)
-            assert parsing.extract_answer(a) == parsing.extract_answer(b)
-            att = [ln.split(" vs ")[0] for ln in lines_a]
-            keys = [
-                tuple(int(t) if t.isdigit() else "+*-/".index(t) for t in _tokens(x)) for x in att
-            ]
-            assert keys == sorted(keys) and len(set(keys)) == len(keys)
-
-
-def _tokens(attempt_line: str) -> list[str]:
-    """'9*2=18,18+8=26' -> the numbers and operations of each step, results dropped."""
-    out = []
-    for step in attempt_line.split(","):
-        lhs = step.split("=")[0]
-        op = next(c for c in lhs[1:] if c in "+*-/")
-        a, b = lhs.split(op, 1)
-        out += [a, op, b]
-    return out

@@ -109,15 +109,9 @@ def designed_countdown(
     gt = example["ground_truth"]
     target = int(gt["target"])
     orders = {"intuition": countdown.search_order, "tree": countdown.tree_order}
-    orders["sorted"] = countdown.search_order
     if cfg.order not in orders:
         raise ValueError(f"designed.order={cfg.order!r}: use one of {sorted(orders)}.")
     order = orders[cfg.order](list(gt["numbers"]), target, rng, cfg.intuition)
-    if cfg.order == "sorted":  # the same draws, written in attempt_sort_key order up to the hit
-        drawn = order[: cfg.max_attempts]
-        hit = [i for i, a in enumerate(drawn) if countdown.value(a) == target][:1]
-        drawn = drawn[: hit[0] + 1] if hit else drawn
-        order = sorted(drawn, key=countdown.attempt_sort_key)
     lines = []
     for att in order[: cfg.max_attempts]:
         hit = countdown.value(att) == target

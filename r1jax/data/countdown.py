@@ -210,8 +210,3 @@ def tree_order(
         w = np.ones(len(firsts))
     order = rng.choice(len(firsts), size=len(firsts), replace=False, p=w / w.sum())
     return [a for i in order for a in blocks[firsts[i]]]
-
-
-def attempt_sort_key(attempt: Attempt) -> tuple[int, ...]:
-    """The order of a sorted search: the steps' numbers left to right, operations as + * - /."""
-    return tuple(x for a, op, b, _ in attempt[0] for x in (a, "+*-/".index(op), b))
