@@ -34,6 +34,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise config_check.ConfigError(
             f"config.language={config.language!r} is not one of {sorted(toy_language.LANGS)}."
         )
+    d = config.designed
+    _quota(d.countdown, d.give_up_share, d.give_up)  # raises on a share it cannot keep
 
 
 def _record(ex: dict, completion: str, source: str, provenance: dict) -> dict:
@@ -92,6 +94,23 @@ def rewritten(config, workdir: str, mesh, rules) -> tuple[list[dict], dict]:
     return out, counts
 
 
+def _quota(n: int, give_up_share: float, give_up: bool) -> dict[bool, int] | None:
+    """{gave up: how many searches of that kind to keep}, or None to keep searches as they fall."""
+    if not 0.0 <= give_up_share < 1.0:
+        raise config_check.ConfigError(
+            f"designed.give_up_share={give_up_share}: use a share in [0, 1) (0 = as the searches "
+            "fall)."
+        )
+    if not give_up_share:
+        return None
+    if not give_up:
+        raise config_check.ConfigError(
+            "designed.give_up_share > 0 needs designed.give_up=True (searches that give up)."
+        )
+    gave_up = round(give_up_share * n)
+    return {True: gave_up, False: n - gave_up}
+
+
 def designed(config) -> tuple[list[dict], dict]:
     """Hand-designed examples of the corpus generator, in the readable pattern."""
     d, out = config.designed, []
@@ -101,12 +120,25 @@ def designed(config) -> tuple[list[dict], dict]:
     if d.countdown:
         t = config.task if config.task.name == "countdown" else config_base.task("countdown")
         pool = tasks.load("countdown", "train", t.data_dir, **t.options.to_dict())
+        # give_up_share > 0: that share of the searches are ones that gave up (problems picked, no
+        # search altered), so a sharp intuition that rarely fails still shows the model how to stop
+        quota = _quota(d.countdown, d.give_up_share, d.give_up)
         for ex in data_sampling.pick(pool, 0, config.seed + 1):
             text = cold_start.designed_countdown(ex, rng, dcfg)
-            if text is not None:
+            kind = None if text is None else cold_start.gives_up(text)
+            if text is not None and (quota is None or quota[kind] > 0):
                 out.append(_record(ex, text, "hand_designed", prov))
+                if quota is not None:
+                    quota[kind] -= 1
             if len(out) == d.countdown:
                 break
+        if quota is not None and quota[True] > 0:
+            raise config_check.ConfigError(
+                f"designed.give_up_share={d.give_up_share}: {len(pool)} Countdown train problems "
+                f"give {sum(map(cold_start.gives_up, (r['completion'] for r in out)))} searches "
+                "that give up, short of the share; lower the share, designed.countdown or "
+                "designed.max_attempts, or raise designed.intuition (wider searches give up more)."
+            )
     n_count = len(out)
     n_give_up = sum(cold_start.gives_up(r["completion"]) for r in out)
     if d.arithmetic:

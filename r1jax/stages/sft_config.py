@@ -137,6 +137,7 @@ def cold_start_data() -> ml_collections.ConfigDict:
             max_attempts=8,
             give_up=True,
             order="intuition",
+            give_up_share=0.0,  # > 0: that share of the searches are give-ups (problems picked)
         )
     )
     return c

@@ -1,0 +1,66 @@
+"""The cold-start data stage's hand-designed Countdown searches: the give-up share (issue 16).
+
+A sharper designed intuition (designed.intuition) makes searches hit sooner but leaves few that
+give up, and a model that never saw a search stop keeps searching until its tokens run out
+(README, "Why the model repeats"); designed.give_up_share picks problems so that a set share of
+the searches are ones that gave up, without altering any search.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from r1jax import config_base
+from r1jax.config_check import ConfigError
+from r1jax.data import cold_start
+from r1jax.stages import cold_start_data, sft_config
+from r1jax.text import parsing
+
+
+def _config(**designed) -> object:
+    c = sft_config.cold_start_data()
+    c.task = config_base.task("countdown", n_numbers=3, max_number=9, max_target=99)
+    c.designed.arithmetic = 0
+    c.designed.update(designed)
+    return c
+
+
+def _give_ups(records: list[dict]) -> int:
+    return sum(cold_start.gives_up(r["completion"]) for r in records)
+
+
+def test_give_up_share_keeps_that_share_of_unaltered_searches():
+    natural, stats = cold_start_data.designed(_config(countdown=200, intuition=0.45))
+    assert stats == {"countdown": 200, "countdown_give_up": _give_ups(natural), "arithmetic": 0}
+    assert _give_ups(natural) < 24  # left alone, this intuition gives up less than 12 %
+    shared, stats = cold_start_data.designed(
+        _config(countdown=200, intuition=0.45, give_up_share=0.12)
+    )
+    assert stats["countdown"] == 200 and stats["countdown_give_up"] == 24 == _give_ups(shared)
+    for r in shared:  # every search as the generator wrote it: readable, one answer
+        assert parsing.readable_format_ok(r["completion"]), r["completion"]
+    # the same draws in the same order: the share only chooses which searches are kept, so the
+    # hits kept are the first hits written without a share, and its give-ups begin the same way
+    kind = lambda recs, gave: [  # noqa: E731
+        (r["prompt"], r["completion"]) for r in recs if cold_start.gives_up(r["completion"]) == gave
+    ]
+    assert kind(shared, False) == kind(natural, False)[:176]
+    assert kind(shared, True)[: _give_ups(natural)] == kind(natural, True)
+
+
+@pytest.mark.parametrize(
+    "designed, message",
+    [
+        (dict(give_up_share=1.0), "share in \\[0, 1\\)"),
+        (dict(give_up_share=-0.1), "share in \\[0, 1\\)"),
+        (dict(give_up_share=0.1, give_up=False), "needs designed.give_up=True"),
+    ],
+)
+def test_impossible_shares_are_one_line_errors(designed, message):
+    with pytest.raises(ConfigError, match=message):
+        cold_start_data.validate(_config(**designed))
+
+
+def test_a_share_the_problems_cannot_give_is_refused_not_shrunk():
+    with pytest.raises(ConfigError, match="short of the share"):
+        cold_start_data.designed(_config(intuition=0.2, give_up_share=0.15))
