@@ -101,6 +101,10 @@ class DesignConfig:
     order: str = "intuition"
 
 
+# DesignConfig.order -> how a designed search orders its attempts
+SEARCH_ORDERS = {"intuition": countdown.search_order, "tree": countdown.tree_order}
+
+
 def designed_countdown(
     example: Mapping[str, Any], rng: np.random.Generator, cfg: DesignConfig
 ) -> str | None:
@@ -108,10 +112,9 @@ def designed_countdown(
     summary; without a hit, `give up` and the last attempt (or None when cfg.give_up is off)."""
     gt = example["ground_truth"]
     target = int(gt["target"])
-    orders = {"intuition": countdown.search_order, "tree": countdown.tree_order}
-    if cfg.order not in orders:
-        raise ValueError(f"designed.order={cfg.order!r}: use one of {sorted(orders)}.")
-    order = orders[cfg.order](list(gt["numbers"]), target, rng, cfg.intuition)
+    if cfg.order not in SEARCH_ORDERS:
+        raise ValueError(f"designed.order={cfg.order!r}: use one of {sorted(SEARCH_ORDERS)}.")
+    order = SEARCH_ORDERS[cfg.order](list(gt["numbers"]), target, rng, cfg.intuition)
     lines = []
     for att in order[: cfg.max_attempts]:
         hit = countdown.value(att) == target

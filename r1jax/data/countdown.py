@@ -172,6 +172,23 @@ def examples(
         yield example(shown, target, solution)
 
 
+def _distance(attempt: Attempt, target: int) -> float:
+    """|log(value / target)|: how far an attempt lands from the target, as intuition sees it."""
+    return abs(math.log(value(attempt) / target))
+
+
+def _intuition_draw(
+    distances: Sequence[float], rng: np.random.Generator, intuition: float
+) -> np.ndarray:
+    """A permutation of range(len(distances)) drawn with weight exp(-distance / intuition)
+    (uniform for intuition = 0)."""
+    if intuition > 0:
+        w = np.array([math.exp(-d / intuition) for d in distances])
+    else:
+        w = np.ones(len(distances))
+    return rng.choice(len(distances), size=len(distances), replace=False, p=w / w.sum())
+
+
 def search_order(
     numbers: Sequence[int], target: int, rng: np.random.Generator, intuition: float
 ) -> list[Attempt]:
@@ -180,11 +197,7 @@ def search_order(
     intuition = 0 gives a uniformly random order; smaller positive values try close values first.
     """
     pool = attempts(numbers)
-    if intuition > 0:
-        w = np.array([math.exp(-abs(math.log(value(a) / target)) / intuition) for a in pool])
-    else:
-        w = np.ones(len(pool))
-    order = rng.choice(len(pool), size=len(pool), replace=False, p=w / w.sum())
+    order = _intuition_draw([_distance(a, target) for a in pool], rng, intuition)
     return [pool[i] for i in order]
 
 
@@ -203,10 +216,6 @@ def tree_order(
     for a in attempts(numbers):
         blocks.setdefault(a[0][0], []).append(a)
     firsts = list(blocks)
-    if intuition > 0:
-        closest = [min(abs(math.log(value(a) / target)) for a in blocks[f]) for f in firsts]
-        w = np.array([math.exp(-c / intuition) for c in closest])
-    else:
-        w = np.ones(len(firsts))
-    order = rng.choice(len(firsts), size=len(firsts), replace=False, p=w / w.sum())
+    closest = [min(_distance(a, target) for a in blocks[f]) for f in firsts]
+    order = _intuition_draw(closest, rng, intuition)
     return [a for i in order for a in blocks[firsts[i]]]

@@ -33,6 +33,15 @@ from r1jax.text.parsing import READABLE_RULES, attempt_keys, readable_violation,
 LONG = 8
 
 
+def _bucket(attempts: int) -> str:
+    """The attempts bucket of a completion: "0" ... str(LONG - 1), then f"{LONG}+"."""
+    return str(attempts) if attempts < LONG else f"{LONG}+"
+
+
+def _bucket_order(buckets) -> list[str]:
+    return sorted(buckets, key=lambda b: int(b.rstrip("+")))
+
+
 def first_repeat_gap(keys: Sequence[str]) -> int | None:
     """Attempts between the first repeated attempt and its earlier occurrence (None: no repeat)."""
     seen: dict[str, int] = {}
@@ -55,13 +64,12 @@ def breakdown(samples: Sequence[str]) -> dict:
         rules[readable_violation(text) or "readable"] += 1
         keys = attempt_keys(reasoning_text(text))
         gap = first_repeat_gap(keys)
-        bucket = str(len(keys)) if len(keys) < LONG else f"{LONG}+"
-        cell = by_len.setdefault(bucket, [0, 0])
+        cell = by_len.setdefault(_bucket(len(keys)), [0, 0])
         cell[0] += gap is not None
         cell[1] += 1
         if gap is not None:
             gaps[gap] = gaps.get(gap, 0) + 1
-    order = sorted(by_len, key=lambda b: int(b.rstrip("+")))
+    order = _bucket_order(by_len)
     return {
         "samples": n,
         "rule_share": {k: v / n for k, v in rules.items()},
@@ -92,11 +100,8 @@ def independent_repeat_share(groups: Sequence[Sequence[str]]) -> dict[str, float
         total = sum(pool.values())
         p_K = [c / total for c in pool.values()]
         for ks in keys:
-            bucket = str(len(ks)) if len(ks) < LONG else f"{LONG}+"
-            by_len.setdefault(bucket, []).append(1.0 - distinct_probability(p_K, len(ks)))
-    return {
-        b: sum(v) / len(v) for b, v in sorted(by_len.items(), key=lambda i: int(i[0].rstrip("+")))
-    }
+            by_len.setdefault(_bucket(len(ks)), []).append(1.0 - distinct_probability(p_K, len(ks)))
+    return {b: sum(by_len[b]) / len(by_len[b]) for b in _bucket_order(by_len)}
 
 
 def groups_by_task(data: Mapping) -> dict[str, list[list[str]]]:

@@ -135,7 +135,7 @@ def designed(config) -> tuple[list[dict], dict]:
         if quota is not None and quota[True] > 0:
             raise config_check.ConfigError(
                 f"designed.give_up_share={d.give_up_share}: {len(pool)} Countdown train problems "
-                f"give {sum(map(cold_start.gives_up, (r['completion'] for r in out)))} searches "
+                f"give {round(d.give_up_share * d.countdown) - quota[True]} searches "
                 "that give up, short of the share; lower the share, designed.countdown or "
                 "designed.max_attempts, or raise designed.intuition (wider searches give up more)."
             )
