@@ -12,7 +12,9 @@
    params and compute. Tokens/s of the decode steps (the whole call minus the prefill-only call)
    against the roofline: each decode step reads every weight once and the KV cache it attends to
    (the prompt part once per prompt), at the HBM bandwidth measured in the same run (a large copy).
-   Then the same with the layers unrolled (`scan_layers=False`): no loop over layers per token.
+   Then the same stacked weights with the layer scan emitted as L bodies
+   (`SamplingConfig.unroll_layers`), and the unrolled layout (`scan_layers=False`, L modules).
+   `--skip` leaves parts out (PARTS), to fit a short device lease.
 3. GRPO step at that size: the same 64 rollouts of 512 tokens, then the update (reference forward,
    policy forward + backward, AdamW; mu 1, beta 0.04, f32 params, bf16 compute): seconds of each;
    the update once with the prompt shared by its group (the default) and once on full sequences.
@@ -50,6 +52,8 @@ SMOKE = dict(
     vocab_size=512, d_model=64, n_layers=1, n_heads=4, n_kv_heads=2, mlp_dim=128, max_len=128,
     qkv_bias=True, tie_embeddings=True, scan_layers=True,
 )  # fmt: skip
+PARTS = ("train_step", "attention_numerics", "decode_unroll_scan", "decode_unrolled_layers")
+_T0 = time.perf_counter()  # the run's start (main resets it); each part records its end
 NOMINAL_BF16_TFLOPS = {"H200": 989.4, "H100": 989.4, "A100": 312.0, "L4": 121.0}  # dense
 
 
@@ -123,6 +127,7 @@ def decode_and_grpo(
     smoke: bool,
     res: dict,
     out: str,
+    skip: tuple[str, ...] = (),
 ) -> None:
     """Decode throughput vs the roofline (bf16 params), then one GRPO step (f32 params), into
     `res["decode"]` and `res["grpo_step"]`, each written as soon as it is measured. The smoke run
@@ -134,8 +139,8 @@ def decode_and_grpo(
     valid = jnp.ones((b, p), bool)
     key = jax.random.key(0)
 
-    def sampler(gd, t_new):
-        scfg = sampling.SamplingConfig(max_new_tokens=t_new, eos_id=-1)
+    def sampler(gd, t_new, unroll=False):
+        scfg = sampling.SamplingConfig(max_new_tokens=t_new, eos_id=-1, unroll_layers=unroll)
         return jax.jit(lambda pr, x, v, k: sampling.sample(gd, pr, x, v, k, g, scfg))
 
     full, prefill = sampler(graphdef, t), sampler(graphdef, 1)
@@ -154,7 +159,15 @@ def decode_and_grpo(
            "fraction_of_roofline": decode_tok_s and round(decode_tok_s / roofline, 4)}  # fmt: skip
     res["decode"] = out_d
     _write(res, out, "decode")
-    if not smoke:  # the same weights with the layers unrolled: no loop over layers per token
+    if "decode_unroll_scan" not in skip:  # the same stacked weights, the layer scan unrolled
+        full_r = sampler(graphdef, t, unroll=True)
+        _, full_rs = _median_time(lambda: full_r(params, prompt, valid, key).tokens_NxT, reps)
+        tok_s = n * (t - 1) / (full_rs - pre_s) if full_rs > pre_s else None
+        res["decode_unroll_scan"] = {"generate_s": round(full_rs, 4),
+            "decode_tok_s": tok_s and round(tok_s, 1),
+            "fraction_of_roofline": tok_s and round(tok_s / roofline, 4)}  # fmt: skip
+        _write(res, out, "decode_unroll_scan")
+    if not smoke and "decode_unrolled_layers" not in skip:  # the unrolled layout: L modules
         ucfg = dataclasses.replace(serve, scan_layers=False)
         gd_u, params_u, _ = api.create(ucfg, 0, mesh, sharding.DEFAULT_RULES)
         full_u, pre_u = sampler(gd_u, t), sampler(gd_u, 1)
@@ -186,19 +199,22 @@ def decode_and_grpo(
             "rewards_NxR": jnp.asarray(rng.random((n, 1)), jnp.float32),
             "truncated_N": rollout.truncated_N}  # fmt: skip
     _, sample_s = _median_time(lambda: gen(params, prompt, valid, key).tokens_NxT, reps)
-    first, update_s = _median_time(lambda: update(state, roll)[1]["loss"], reps)
     res["grpo_step"] = {"prompts": b, "group": g, "prompt_len": p, "new_tokens": t,
-            "attention": cfg.attention, "sample_s": round(sample_s, 4),
-            "update_s": round(update_s, 4), "step_s": round(sample_s + update_s, 4),
-            "update_compile_and_first_s": round(first, 2)}  # fmt: skip
-    _write(res, out, "grpo_step")
-    try:
-        first, full_s = _median_time(lambda: update_full(state, roll)[1]["loss"], reps)
-        res["grpo_step"].update(update_unshared_prompt_s=round(full_s, 4),
-                                update_unshared_compile_and_first_s=round(first, 2))  # fmt: skip
-    except Exception as e:  # noqa: BLE001 - as in main: record, keep the finished numbers
-        res["grpo_step"]["update_unshared_error"] = _error(e)
-    _write(res, out, "grpo_step_unshared")
+            "attention": cfg.attention, "sample_s": round(sample_s, 4)}  # fmt: skip
+    for name, fn in (("", update), ("unshared_prompt_", update_full)):
+        try:  # as in main: a failed part is recorded, the finished numbers kept
+            first, upd_s = _median_time(lambda f=fn: f(state, roll)[1]["loss"], reps)
+            res["grpo_step"].update(
+                {
+                    f"update_{name}s": round(upd_s, 4),
+                    f"update_{name}compile_and_first_s": round(first, 2),
+                }
+            )
+        except Exception as e:  # noqa: BLE001
+            res["grpo_step"][f"update_{name}error"] = _error(e)
+        _write(res, out, f"grpo_step_{name or 'shared_'}update")
+    if "update_s" in res["grpo_step"]:
+        res["grpo_step"]["step_s"] = round(sample_s + res["grpo_step"]["update_s"], 4)
 
 
 def _error(e: Exception) -> str:
@@ -210,6 +226,7 @@ def _write(res: dict, out: str, part: str) -> None:
     """Write the results so far: a run cut off by its time limit keeps its finished parts. On
     devices that keep memory statistics, the peak so far is recorded after each part (cumulative:
     the train step's peak bounds the later parts' readings from below)."""
+    res.setdefault("elapsed_s_after", {})[part] = round(time.perf_counter() - _T0, 1)
     stats = jax.devices()[0].memory_stats()
     if stats and "peak_bytes_in_use" in stats:
         res.setdefault("device_peak_gib_after", {})[part] = round(
@@ -226,8 +243,13 @@ def main(argv: list[str]) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cpu-smoke", action="store_true", help="tiny shapes, seconds, any device")
     ap.add_argument("--out", default="")
+    ap.add_argument("--skip", default="", help="comma-separated parts: " + ",".join(PARTS))
     args = ap.parse_args(argv)
-    t0 = time.perf_counter()
+    skip = tuple(x for x in args.skip.split(",") if x)
+    if set(skip) - set(PARTS):
+        ap.error(f"--skip {sorted(set(skip) - set(PARTS))}: the parts are {', '.join(PARTS)}")
+    global _T0
+    _T0 = time.perf_counter()
     smoke = args.cpu_smoke
     dev = jax.devices()[0]
     mesh = sharding.make_mesh((1, 1, 1), [dev])
@@ -242,31 +264,33 @@ def main(argv: list[str]) -> None:
            "bf16_peak_tflops_nominal": nominal, "hbm_gb_per_s_measured": round(bw / 1e9, 1)}  # fmt: skip
     batch, seq = (2, 32) if smoke else (8, 2048)
     _write(res, args.out, "peaks")
-    # The fused kernel where there is one (model.attention, model/fused_attention.py). It had not
-    # run on a GPU when this was written, so a failure is recorded and the blocked kernel measured.
+    # The fused kernel where there is one (model.attention, model/fused_attention.py); a failure
+    # (another GPU, another cuDNN) is recorded and the blocked kernel measured.
     base = dataclasses.replace(base, attention="cudnn" if dev.platform == "gpu" else "blocked")
     try:
-        res["train_step"] = train_mfu(base, mesh, batch, seq, reps, peak)
+        res["train_step"] = (
+            {} if "train_step" in skip else train_mfu(base, mesh, batch, seq, reps, peak)
+        )
     except Exception as e:  # noqa: BLE001 - an untried kernel must not cost the other numbers
         res["cudnn_error"] = _error(e)
         base = dataclasses.replace(base, attention="blocked")
         res["train_step"] = train_mfu(base, mesh, batch, seq, reps, peak)
     res["model"]["attention"] = base.attention
-    if nominal:
+    if nominal and res["train_step"]:
         ts = res["train_step"]
         ts["mfu_vs_nominal_peak"] = round(
             ts["model_gflop_per_step"] / 1e3 / ts["step_s"] / nominal, 4
         )
     _write(res, args.out, "train_step")
-    if base.attention == "cudnn":
+    if base.attention == "cudnn" and "attention_numerics" not in skip:
         try:
             res["attention_numerics"] = device_numerics.compare(base, mesh)
         except Exception as e:  # noqa: BLE001 - as above: record, keep the other parts
             res["attention_numerics"] = {"error": _error(e)}
         _write(res, args.out, "attention_numerics")
     b, g, p, t = (2, 2, 8, 8) if smoke else (8, 8, 128, 512)
-    decode_and_grpo(base, mesh, b, g, p, t, reps, bw, smoke, res, args.out)
-    res["wall_s"] = round(time.perf_counter() - t0, 1)
+    decode_and_grpo(base, mesh, b, g, p, t, reps, bw, smoke, res, args.out, skip)
+    res["wall_s"] = round(time.perf_counter() - _T0, 1)
     _write(res, args.out, "end")
 
 

@@ -30,7 +30,8 @@ def test_cpu_smoke_writes_every_measurement(tmp_path):
     for part, keys in {
         "train_step": ("step_s", "model_gflop_per_step", "mfu_vs_measured_peak"),
         "decode": ("generate_s", "prefill_s", "roofline_tok_s"),
-        "grpo_step": ("sample_s", "update_s", "step_s"),
+        "decode_unroll_scan": ("generate_s",),
+        "grpo_step": ("sample_s", "update_s", "step_s", "update_unshared_prompt_s"),
     }.items():
         for k in keys:
             v = res[part][k]
@@ -38,3 +39,5 @@ def test_cpu_smoke_writes_every_measurement(tmp_path):
     assert res["grpo_step"]["step_s"] == pytest.approx(
         res["grpo_step"]["sample_s"] + res["grpo_step"]["update_s"], abs=1e-3
     )
+    done = res["elapsed_s_after"]  # each part's end, for sizing a short device lease
+    assert list(done)[-1] == "end" and list(done.values()) == sorted(done.values())

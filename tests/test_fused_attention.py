@@ -54,6 +54,41 @@ def test_fused_mask_equals_blocked_core_on_packed_rows():
     np.testing.assert_allclose(np.asarray(got)[valid], np.asarray(core)[valid], atol=2e-6)
 
 
+@pytest.mark.parametrize("packed", [False, True])
+def test_even_padding_leaves_valid_outputs_and_gradients_unchanged(packed):
+    """cuDNN's masked training kernel takes only even lengths, so `cudnn` pads T and S by one
+    (`pad_even`): at an odd length, outputs and input gradients at valid queries equal the
+    unpadded call's, for 2-D (left padding) and packed 3-D validity."""
+    b, t = 2, 23
+    q, k, v = _qkv(b, t, 2)
+    if packed:
+        seg = jnp.asarray(np.array([[0] * 10 + [1] * 13, [4] * 23], np.int32))
+        _, valid = packing.positions_and_mask(seg, jnp.ones((b, t), bool))
+        valid_q = np.ones((b, t), bool)
+    else:
+        valid_q = np.arange(t)[None, :] >= np.array([[0], [9]])
+        valid = jnp.asarray(valid_q)
+    w = jnp.asarray(np.random.default_rng(3).normal(size=q.shape), jnp.float32)
+    w = w * jnp.asarray(valid_q)[:, :, None, None]  # the loss reads valid queries only
+
+    def loss(q, k, v, pad):
+        args = (q, k, v, jnp.arange(t), valid)
+        if pad:
+            padded = fused_attention.pad_even(*args)
+            assert all(x.shape[1] % 2 == 0 for x in padded[:3])
+            out = fused_attention.attention(*padded, "xla")[:, :t]
+        else:
+            out = fused_attention.attention(*args, "xla")
+        return jnp.sum(out * w), out
+
+    (l0, o0), g0 = jax.value_and_grad(loss, (0, 1, 2), has_aux=True)(q, k, v, False)
+    (l1, o1), g1 = jax.value_and_grad(loss, (0, 1, 2), has_aux=True)(q, k, v, True)
+    np.testing.assert_allclose(np.asarray(o1)[valid_q], np.asarray(o0)[valid_q], atol=1e-6)
+    np.testing.assert_allclose(float(l1), float(l0), rtol=1e-6)
+    for a, b_ in zip(g1, g0):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b_), atol=1e-6)
+
+
 def test_cudnn_attention_config_errors():
     """Float32 compute or an unknown kernel is refused by the config; on a machine without a
     CUDA GPU the first uncached call names the fix."""

@@ -50,8 +50,9 @@ class ModelConfig:
     "blocked" (any device; causal query blocks, tuned on the CPU) or "cudnn" (a CUDA GPU with a
     16-bit compute dtype: the fused flash kernel through `jax.nn.dot_product_attention`, which keeps
     no [T, S] score tensor). Cached calls (prefill into a cache, decode) always use "blocked".
-    "cudnn" has been checked on the CPU only (its mask, through the same call's "xla" kernel,
-    tests/test_fused_attention.py): no GPU was lent after it was written (2026-12-04).
+    "cudnn" ran on an H200 (2026-12-04): its bf16 logits and gradients are as close to blocked
+    float32 as blocked bf16's, and the train step took 0.65x the blocked kernel's time at 39 GiB
+    against 90 (README, Performance); its mask is tested on the CPU through the "xla" kernel.
     """
 
     vocab_size: int = 512

@@ -56,4 +56,36 @@ def cudnn(
             f"{jax.default_backend()!r}); use model.attention='blocked'."
         )
     q, k, v = (x.astype(dtype) for x in (q_BxTxNxH, k_BxSxKxH, v_BxSxKxH))
-    return attention(q, k, v, q_slot_T, key_valid_BxS, "cudnn")
+    q, k, v, q_slot_T, key_valid_BxS = pad_even(q, k, v, q_slot_T, key_valid_BxS)
+    out = attention(q, k, v, q_slot_T, key_valid_BxS, "cudnn")
+    return out[:, : q_BxTxNxH.shape[1]]
+
+
+def pad_even(
+    q_BxTxNxH: jax.Array,
+    k_BxSxKxH: jax.Array,
+    v_BxSxKxH: jax.Array,
+    q_slot_T: jax.Array,
+    key_valid_BxS: jax.Array,
+) -> tuple[jax.Array, ...]:
+    """`attention`'s arguments with T and S padded to even lengths.
+
+    cuDNN's training kernel with a mask takes only even query and key lengths (jax raises
+    "Unsupported sequence length Q 1023, KV 1023" on an H200, 2026-12-04), and a causal LM feeds
+    T - 1 tokens. A padded key is invalid and lies past every query's slot; a padded query reads
+    slot 0 (its own-slot term keeps the row non-empty) and is sliced off by the caller, so no
+    gradient reaches it and the valid outputs are unchanged.
+    """
+    t, s = q_BxTxNxH.shape[1], k_BxSxKxH.shape[1]
+    pt, ps = t % 2, s % 2
+    if not (pt or ps):
+        return q_BxTxNxH, k_BxSxKxH, v_BxSxKxH, q_slot_T, key_valid_BxS
+    seq = lambda x, n: jnp.pad(x, [(0, 0), (0, n)] + [(0, 0)] * (x.ndim - 2))  # noqa: E731
+    q = seq(q_BxTxNxH, pt)
+    k, v = seq(k_BxSxKxH, ps), seq(v_BxSxKxH, ps)
+    q_slot = jnp.pad(q_slot_T, (0, pt))  # the padded query's slot is 0
+    if key_valid_BxS.ndim == 3:  # packed [B, T, S]
+        valid = jnp.pad(key_valid_BxS, [(0, 0), (0, pt), (0, ps)])
+    else:
+        valid = jnp.pad(key_valid_BxS, [(0, 0), (0, ps)])
+    return q, k, v, q_slot, valid

@@ -54,6 +54,9 @@ class SamplingConfig:
     return_entropy: bool = False
     # further ids that end a row like EOS (a chat model's end-of-turn and end-of-text tokens)
     stop_ids: tuple[int, ...] = ()
+    # The fast decode step's loop over stacked layers (`scan_layers`) emitted as L bodies, one
+    # after another; None: on a GPU only. Same arithmetic; a GPU pays per loop iteration.
+    unroll_layers: bool | None = None
 
     def __post_init__(self):
         if self.max_new_tokens < 1:
@@ -136,6 +139,13 @@ def _fusable() -> bool:
     return mesh.empty or dict(zip(mesh.axis_names, mesh.axis_sizes)).get("tensor", 1) == 1
 
 
+def _unroll(cfg: SamplingConfig) -> bool:
+    """`cfg.unroll_layers`, None resolved by the backend (see SamplingConfig)."""
+    if cfg.unroll_layers is None:
+        return jax.default_backend() == "gpu"
+    return cfg.unroll_layers
+
+
 def decode(
     graphdef: nnx.GraphDef,
     params: dict,
@@ -196,7 +206,9 @@ def decode(
     def body(s: DecodeState) -> DecodeState:
         model = nnx.merge(graphdef, params)
         if fast:
-            logits_NxV, new_cache = decode_step(model, s.cache, s.last_N, rope_LxH2, fused)
+            logits_NxV, new_cache = decode_step(
+                model, s.cache, s.last_N, rope_LxH2, fused, _unroll(cfg)
+            )
         else:
             logits_Nx1xV, new_cache = model(s.last_N[:, None], None, s.cache)
             logits_NxV = logits_Nx1xV[:, 0]
