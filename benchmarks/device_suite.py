@@ -12,8 +12,10 @@
    params and compute. Tokens/s of the decode steps (the whole call minus the prefill-only call)
    against the roofline: each decode step reads every weight once and the KV cache it attends to
    (the prompt part once per prompt), at the HBM bandwidth measured in the same run (a large copy).
-   Then the same stacked weights with the layer scan emitted as L bodies
-   (`SamplingConfig.unroll_layers`), and the unrolled layout (`scan_layers=False`, L modules).
+   Then the same stacked weights sampled through the unrolled layout (`SamplingConfig.
+   unroll_layers`, the GPU default: sliced inside the sampler), and a model built unrolled
+   (`scan_layers=False`, L modules). The first GPU default (the scan's L bodies emitted one
+   after another) is what `..._h200_numerics.json` calls "decode_unroll_scan".
    `--skip` leaves parts out (PARTS), to fit a short device lease.
 3. GRPO step at that size: the same 64 rollouts of 512 tokens, then the update (reference forward,
    policy forward + backward, AdamW; mu 1, beta 0.04, f32 params, bf16 compute): seconds of each;
@@ -52,7 +54,7 @@ SMOKE = dict(
     vocab_size=512, d_model=64, n_layers=1, n_heads=4, n_kv_heads=2, mlp_dim=128, max_len=128,
     qkv_bias=True, tie_embeddings=True, scan_layers=True,
 )  # fmt: skip
-PARTS = ("train_step", "attention_numerics", "decode_unroll_scan", "decode_unrolled_layers")
+PARTS = ("train_step", "attention_numerics", "decode_sampler_unrolled", "decode_unrolled_layers")
 _T0 = time.perf_counter()  # the run's start (main resets it); each part records its end
 NOMINAL_BF16_TFLOPS = {"H200": 989.4, "H100": 989.4, "A100": 312.0, "L4": 121.0}  # dense
 
@@ -139,7 +141,7 @@ def decode_and_grpo(
     valid = jnp.ones((b, p), bool)
     key = jax.random.key(0)
 
-    def sampler(gd, t_new, unroll=False):
+    def sampler(gd, t_new, unroll=False):  # the scanned loop unless asked
         scfg = sampling.SamplingConfig(max_new_tokens=t_new, eos_id=-1, unroll_layers=unroll)
         return jax.jit(lambda pr, x, v, k: sampling.sample(gd, pr, x, v, k, g, scfg))
 
@@ -159,14 +161,14 @@ def decode_and_grpo(
            "fraction_of_roofline": decode_tok_s and round(decode_tok_s / roofline, 4)}  # fmt: skip
     res["decode"] = out_d
     _write(res, out, "decode")
-    if "decode_unroll_scan" not in skip:  # the same stacked weights, the layer scan unrolled
+    if "decode_sampler_unrolled" not in skip:  # stacked weights, unrolled layout
         full_r = sampler(graphdef, t, unroll=True)
         _, full_rs = _median_time(lambda: full_r(params, prompt, valid, key).tokens_NxT, reps)
         tok_s = n * (t - 1) / (full_rs - pre_s) if full_rs > pre_s else None
-        res["decode_unroll_scan"] = {"generate_s": round(full_rs, 4),
+        res["decode_sampler_unrolled"] = {"generate_s": round(full_rs, 4),
             "decode_tok_s": tok_s and round(tok_s, 1),
             "fraction_of_roofline": tok_s and round(tok_s / roofline, 4)}  # fmt: skip
-        _write(res, out, "decode_unroll_scan")
+        _write(res, out, "decode_sampler_unrolled")
     if not smoke and "decode_unrolled_layers" not in skip:  # the unrolled layout: L modules
         ucfg = dataclasses.replace(serve, scan_layers=False)
         gd_u, params_u, _ = api.create(ucfg, 0, mesh, sharding.DEFAULT_RULES)

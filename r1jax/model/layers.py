@@ -47,14 +47,11 @@ def scan_layers(
     x: jax.Array,
     per_layer: Any,
     remat_policy: str | None,
-    unroll: bool = False,
 ) -> tuple[jax.Array, Any]:
     """x -> step(layer_i, x, per_layer[i]) for i = 0..L-1 as one scan; returns (x, stacked outputs).
 
     `per_layer` is a pytree of [L, ...] arrays (or None); `remat_policy` names a
-    `jax.checkpoint_policies` entry applied to each layer (None: no rematerialisation). `unroll`
-    emits the L bodies one after another (no loop; compile time grows with depth again), for the
-    sampler's per-token step, where a GPU pays for each loop iteration (sample.SamplingConfig).
+    `jax.checkpoint_policies` entry applied to each layer (None: no rematerialisation).
     """
     graphdef, state = nnx.split(stacked)
     params = nnx.to_pure_dict(state)
@@ -65,7 +62,7 @@ def scan_layers(
 
     if remat_policy is not None:
         body = jax.checkpoint(body, policy=getattr(jax.checkpoint_policies, remat_policy))
-    return jax.lax.scan(body, x, (params, per_layer), unroll=unroll)
+    return jax.lax.scan(body, x, (params, per_layer))
 
 
 def is_stacked(params: dict) -> bool:

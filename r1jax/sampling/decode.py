@@ -258,13 +258,11 @@ def decode_step(
     tokens_N: jax.Array,
     rope_LxH2: tuple[jax.Array, jax.Array],
     fused: dict | tuple[dict, ...] | None = None,
-    unroll: bool = False,
 ) -> tuple[jax.Array, DecodeCache]:
     """Feeds one token per row; returns (float32 next-token logits [N, V], updated cache).
 
     `rope_LxH2` is `rope_table(cfg, L)` with L above every row's position; `fused` is
-    `fuse_weights(model)` (None: the model's own projections, 7 matmuls per layer); `unroll` emits
-    the scan over stacked layers as L bodies (`layers.scan_layers`; the same arithmetic).
+    `fuse_weights(model)` (None: the model's own projections, 7 matmuls per layer).
     """
     cfg, g = model.cfg, cache.group
     c = (cache.k if cfg.scan_layers else cache.k[0]).shape[-1]
@@ -286,9 +284,7 @@ def decode_step(
             return (x, k_all, v_all), None
 
         xs = (jnp.arange(cfg.n_layers), cache.pk, cache.pv, fused)
-        (x, new_k, new_v), _ = scan_layers(
-            model.layers, step, (x, cache.k, cache.v), xs, None, unroll
-        )
+        (x, new_k, new_v), _ = scan_layers(model.layers, step, (x, cache.k, cache.v), xs, None)
     else:
         new_k, new_v = [], []
         for i, layer in enumerate(model.layers):
