@@ -52,7 +52,7 @@ class ModelConfig:
     no [T, S] score tensor). Cached calls (prefill into a cache, decode) always use "blocked".
     "cudnn" ran on an H200 (2026-12-04): its bf16 logits and gradients are as close to blocked
     float32 as blocked bf16's, and the train step took 0.65x the blocked kernel's time at 39 GiB
-    against 90 (README, Performance); its mask is tested on the CPU through the "xla" kernel.
+    against 90 (two runs, README, Performance); its mask is tested on the CPU ("xla" kernel).
     """
 
     vocab_size: int = 512
