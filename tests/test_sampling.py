@@ -274,28 +274,3 @@ def test_stop_ids_end_rows_like_eos(model, prompts):
         assert lengths[r] == want
         assert (toks[r, :want] == base[r, :want]).all() and (toks[r, want:] == cfg.pad_id).all()
         assert bool(np.asarray(out.truncated_N)[r]) == (not hits.size)
-
-
-def test_unrolled_layer_scan_samples_what_the_loop_samples(
-    tiny_model_cfg, one_device_mesh, prompts
-):
-    """`unroll_layers` (the default on a GPU, where the unrolled layout decoded 1.73x faster on an
-    H200) samples a stacked model through its unrolled layout: the same tokens, log-probs and
-    lengths as the scan."""
-    cfg = dataclasses.replace(tiny_model_cfg, scan_layers=True)
-    graphdef, params, _ = numpy_model(cfg, one_device_mesh)
-    gd_u, params_u = api.unrolled(graphdef, params)  # what the sampler runs when unrolling
-    assert not api.model_config(gd_u, params_u).scan_layers and 1 in params_u["layers"]
-    prompt_BxP, valid_BxP = prompts
-    key = jax.random.key(5)
-    outs = []
-    for unroll in (False, True):
-        scfg = SamplingConfig(max_new_tokens=T, temperature=0.9, eos_id=-1, unroll_layers=unroll)
-        run = jax.jit(lambda p, x, v, k, c=scfg: sample(graphdef, p, x, v, k, 3, c))
-        outs.append(run(params, prompt_BxP, valid_BxP, key))
-    loop, unrolled = outs
-    np.testing.assert_array_equal(np.asarray(unrolled.tokens_NxT), np.asarray(loop.tokens_NxT))
-    np.testing.assert_array_equal(np.asarray(unrolled.lengths_N), np.asarray(loop.lengths_N))
-    np.testing.assert_allclose(
-        np.asarray(unrolled.logp_NxT), np.asarray(loop.logp_NxT), rtol=0, atol=1e-5
-    )
