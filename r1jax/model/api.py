@@ -14,6 +14,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from r1jax.model.config import ModelConfig
+from r1jax.model.hf_import import abstract_model
 from r1jax.model.kv_cache import KVCache
 from r1jax.model.layers import unstack_layers
 from r1jax.model.transformer import Transformer
@@ -70,7 +71,5 @@ def unrolled(graphdef: nnx.GraphDef, params: dict) -> tuple[nnx.GraphDef, dict]:
     cfg = model_config(graphdef, params)
     if not cfg.scan_layers:
         return graphdef, params
-    ucfg = dataclasses.replace(cfg, scan_layers=False)
-    with nnx.use_eager_sharding(False):
-        abstract = nnx.eval_shape(lambda: Transformer(ucfg, nnx.Rngs(0)))
-    return nnx.graphdef(abstract), unstack_layers(params)
+    graphdef_u, _, _ = abstract_model(dataclasses.replace(cfg, scan_layers=False))
+    return graphdef_u, unstack_layers(params)
