@@ -14,6 +14,8 @@ block_until_ready), so all variants see the same machine load; values are median
 - `decode_tok_s`: the 63 fed-back tokens per row over (generate_s - prefill_s);
 - `generate_unfused_s`: the same with the decode step's q/k/v and gate/up matmuls unfused
   (`decode.fuse_weights` off: 7 weight matmuls per layer and token instead of 4);
+- `generate_one_piece_s`: the same with the decode loop in one piece (`cache_pieces=1`: every step
+  attends to all T - 1 completion slots; the default splits the loop, `SamplingConfig.cache_pieces`);
 - `generic_cached_*`: the same loop with the model's own cached call per step instead of
   `sampling_decode.decode_step` (the fallback path);
 - `naive_*`: sampling without a KV cache (full forward over the [N, P + T] buffer every step, one
@@ -42,6 +44,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from r1jax.model import ModelConfig, api  # noqa: E402
 from r1jax.parallel import sharding
 from r1jax.rl import sampler_mesh  # noqa: E402
+from r1jax.sampling import sample as sample_mod  # noqa: E402
 from r1jax.sampling.filters import choose_tokens, draw_uniforms  # noqa: E402
 from r1jax.sampling.sample import SamplingConfig, decode  # noqa: E402
 from r1jax.train import heap_policy  # noqa: E402
@@ -169,6 +172,7 @@ def main() -> None:
     key = jax.random.key(0)
     cfg = SamplingConfig(max_new_tokens=t, temperature=1.0, eos_id=-1)
     cfg1 = SamplingConfig(max_new_tokens=1, temperature=1.0, eos_id=-1)
+    cfg_one_piece = SamplingConfig(max_new_tokens=t, temperature=1.0, eos_id=-1, cache_pieces=1)
 
     run = jax.jit(decode, static_argnums=(0, 5, 6, 7, 8))
     gen = lambda c, fast=True, fuse=None: (
@@ -178,6 +182,7 @@ def main() -> None:
         "prefill": lambda: gen(cfg1),
         "generate": lambda: gen(cfg),
         "generate_unfused": lambda: gen(cfg, True, False),  # 7 weight matmuls per layer, not 4
+        "generate_one_piece": lambda: gen(cfg_one_piece),
         "generic_cached": lambda: gen(cfg, False),  # the model's own cached call per step
     }
     if args.sampler_devices > 1:  # the placement rl.sampler_mesh=(N,1,1) uses
@@ -190,7 +195,8 @@ def main() -> None:
         fns["naive"] = lambda: naive_fn(graphdef, params, prompt_BxP, key, G, cfg)
     if args.hf:
         fns["hf_generate"] = hf_generate_fn(os.cpu_count() or 1)
-    timed = ("prefill", "generate", "generate_unfused", "generic_cached", "hf_generate")
+    timed = ("prefill", "generate", "generate_unfused", "generate_one_piece", "generic_cached")
+    timed += ("hf_generate",)
     timed += ("generate_mesh",)
     reps = {k: args.reps for k in timed}
     got = measure(fns, args.rounds, reps)
@@ -213,6 +219,9 @@ def main() -> None:
         "decode_tok_s": B * G * (t - 1) / (med["generate"] - med["prefill"]),
         "generate_unfused_s": med["generate_unfused"],
         "speedup_fused_vs_unfused": med["generate_unfused"] / med["generate"],
+        "cache_pieces": sample_mod._pieces(cfg),
+        "generate_one_piece_s": med["generate_one_piece"],
+        "speedup_pieces_vs_one_piece": med["generate_one_piece"] / med["generate"],
         "generic_cached_s": med["generic_cached"],
         "speedup_vs_generic_cached": med["generic_cached"] / med["generate"],
     }

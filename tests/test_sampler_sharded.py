@@ -37,7 +37,8 @@ def prompts():
 @pytest.fixture(scope="module")
 def unsharded8(model):
     prompt_BxP, valid_BxP = (jnp.asarray(x) for x in pad_prompts(PROMPTS8))
-    cfg = SamplingConfig(max_new_tokens=6, greedy=True, eos_id=-1)
+    # in 2 pieces: the cache grown between them keeps its sharding (tests/test_sampler_pieces.py)
+    cfg = SamplingConfig(max_new_tokens=6, greedy=True, eos_id=-1, cache_pieces=2)
     return cfg, run_sample(model[0], model[1], prompt_BxP, valid_BxP, jax.random.key(0), 2, cfg)
 
 

@@ -26,10 +26,9 @@ import math
 
 import jax
 import jax.numpy as jnp
-from flax import nnx, struct
+from flax import nnx
 
 from r1jax.model.config import ModelConfig
-from r1jax.model.kv_cache import KVCache, Layers, map_layers
 from r1jax.model.layers import scan_layers
 from r1jax.model.transformer import (
     _NEG,
@@ -41,6 +40,7 @@ from r1jax.model.transformer import (
     rope_inv_freq,
 )
 from r1jax.parallel.sharding import constrain, embed_lookup
+from r1jax.sampling.decode_cache import K_AXES, V_AXES, DecodeCache
 
 # What this step implements. A model with other config fields or parameters (a new attention
 # variant, say) makes `unsupported` say why, and the sampler falls back to the model's own call.
@@ -56,9 +56,6 @@ _KNOWN_LAYER = {
     "mlp": {"gate_proj", "up_proj", "down_proj"},
 }
 _KNOWN_TOP = {"embed", "layers", "final_norm", "lm_head"}
-
-K_AXES = ("batch", "kv_heads", "head_dim", "cache_length")  # keys transposed: [., K, H, S]
-V_AXES = ("batch", "kv_heads", "cache_length", "head_dim")  # values: [., K, S, H]
 
 
 def unsupported(model: nnx.Module, params: dict) -> str | None:
@@ -91,58 +88,6 @@ def _rope(x_NxCxH: jax.Array, cos_NxH2: jax.Array, sin_NxH2: jax.Array) -> jax.A
     x1, x2 = jnp.split(x, 2, axis=-1)
     out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
     return out.astype(x_NxCxH.dtype)
-
-
-def _axes(x: Layers, names: tuple) -> tuple:
-    return names if isinstance(x, tuple) or x.ndim == len(names) else ("layers", *names)
-
-
-@struct.dataclass
-class DecodeCache:
-    """The prompt's keys/values once per prompt, the completion's per row; one write slot per step.
-
-    pk [B, K, H, P] / pv [B, K, P, H] and k [N, K, H, C] / v [N, K, C, H] per layer (an L-tuple, or
-    one array with a leading [L] axis under `scan_layers`). Completion slot `index` is written by
-    the step that feeds the row's next token; slots after it are never attended.
-    """
-
-    pk: Layers
-    pv: Layers
-    prompt_valid_BxP: jax.Array  # bool: prompt slot holds a real token (False: left padding)
-    k: Layers
-    v: Layers
-    pos_N: jax.Array  # int32: rotary position of the row's next token
-    index: jax.Array  # int32 scalar: next completion slot to write
-
-    @property
-    def group(self) -> int:
-        """G: rows per prompt."""
-        return self.pos_N.shape[0] // self.prompt_valid_BxP.shape[0]
-
-    @classmethod
-    def from_prefill(cls, cache: KVCache, g: int, slots: int) -> DecodeCache:
-        """A prefilled [B]-row model cache (its slots = the prompt) -> G rows per prompt with room
-        for `slots` completion tokens; the prompt part is re-laid out, never repeated."""
-        keys = lambda x: constrain(jnp.swapaxes(jnp.swapaxes(x, -3, -2), -2, -1), _axes(x, K_AXES))
-        values = lambda x: constrain(jnp.swapaxes(x, -3, -2), _axes(x, V_AXES))
-        b, _, k_heads, h = (cache.k if cache.stacked else cache.k[0]).shape[-4:]
-        n, dt = b * g, (cache.k if cache.stacked else cache.k[0]).dtype
-
-        def empty(shape, names):
-            zeros = lambda: jnp.zeros(shape, dt)  # noqa: E731
-            if cache.stacked:
-                return constrain(jnp.zeros((cache.k.shape[0], *shape), dt), ("layers", *names))
-            return tuple(constrain(zeros(), names) for _ in cache.k)
-
-        return cls(
-            pk=map_layers(keys, cache.k),
-            pv=map_layers(values, cache.v),
-            prompt_valid_BxP=cache.valid_BxS,
-            k=empty((n, k_heads, h, slots), K_AXES),
-            v=empty((n, k_heads, slots, h), V_AXES),
-            pos_N=constrain(jnp.repeat(cache.next_pos_B, g), ("batch",)),
-            index=jnp.zeros((), jnp.int32),
-        )
 
 
 def _to_rows(x_BxKxGxQx_: jax.Array) -> jax.Array:
