@@ -68,6 +68,12 @@ ap.add_argument(
     help="N > 0: decode on a mesh of N CPU devices (data-parallel rows; rl/sampler_mesh.py), "
     "train on one; N CPU devices come from XLA_FLAGS=--xla_force_host_platform_device_count=N",
 )
+ap.add_argument(
+    "--cache-pieces",
+    type=int,
+    default=0,
+    help="the decode loop in N pieces (SamplingConfig.cache_pieces); 0: the sampler's default",
+)
 args = ap.parse_args()
 
 
@@ -118,7 +124,11 @@ def main():
     state = train_step.state_with_ref(state, C.BETA)
     sshard = dict(sshard, ref_params=pshard)
     scfg = sampling.SamplingConfig(
-        max_new_tokens=C.MAX_COMPLETION, temperature=C.TEMPERATURE, eos_id=C.EOS_ID, pad_id=C.PAD_ID
+        max_new_tokens=C.MAX_COMPLETION,
+        temperature=C.TEMPERATURE,
+        eos_id=C.EOS_ID,
+        pad_id=C.PAD_ID,
+        cache_pieces=args.cache_pieces or None,
     )
     ucfg = train_step.UpdateConfig(
         group_size=C.NUM_GENERATIONS,
@@ -186,6 +196,7 @@ def main():
             scan_layers=bool(args.scan_layers),
             grad_accum=args.grad_accum,
             sampler_devices=args.sampler_data or 1,
+            cache_pieces=sampling._pieces(scfg),
             peak_rss_mib_before_and_after_each_step=rss,
         ),
     )
