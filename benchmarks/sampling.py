@@ -14,8 +14,9 @@ block_until_ready), so all variants see the same machine load; values are median
 - `decode_tok_s`: the 63 fed-back tokens per row over (generate_s - prefill_s);
 - `generate_unfused_s`: the same with the decode step's q/k/v and gate/up matmuls unfused
   (`decode.fuse_weights` off: 7 weight matmuls per layer and token instead of 4);
-- `generate_one_piece_s`: the same with the decode loop in one piece (`cache_pieces=1`: every step
-  attends to all T - 1 completion slots; the default splits the loop, `SamplingConfig.cache_pieces`);
+- `generate_one_piece_s` / `generate_pieces_s`: the same with the decode loop in one piece
+  (`cache_pieces=1`: every step attends to all T - 1 completion slots) / in `--pieces` pieces
+  (`SamplingConfig.cache_pieces`; `cache_pieces` is what the default `generate` ran);
 - `generic_cached_*`: the same loop with the model's own cached call per step instead of
   `sampling_decode.decode_step` (the fallback path);
 - `naive_*`: sampling without a KV cache (full forward over the [N, P + T] buffer every step, one
@@ -29,6 +30,7 @@ across runs (`loadavg_1min_start_end` says how busy the machine was).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -145,6 +147,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=5, help="sampler calls per round")
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--skip-naive", action="store_true")
+    ap.add_argument("--pieces", type=int, default=4, help="cache_pieces of `generate_pieces`")
     ap.add_argument(
         "--hf", action="store_true", help="also time PyTorch + HF generate (needs torch)"
     )
@@ -172,7 +175,8 @@ def main() -> None:
     key = jax.random.key(0)
     cfg = SamplingConfig(max_new_tokens=t, temperature=1.0, eos_id=-1)
     cfg1 = SamplingConfig(max_new_tokens=1, temperature=1.0, eos_id=-1)
-    cfg_one_piece = SamplingConfig(max_new_tokens=t, temperature=1.0, eos_id=-1, cache_pieces=1)
+    cfg_one_piece = dataclasses.replace(cfg, cache_pieces=1)
+    cfg_pieces = dataclasses.replace(cfg, cache_pieces=args.pieces)
 
     run = jax.jit(decode, static_argnums=(0, 5, 6, 7, 8))
     gen = lambda c, fast=True, fuse=None: (
@@ -183,6 +187,7 @@ def main() -> None:
         "generate": lambda: gen(cfg),
         "generate_unfused": lambda: gen(cfg, True, False),  # 7 weight matmuls per layer, not 4
         "generate_one_piece": lambda: gen(cfg_one_piece),
+        "generate_pieces": lambda: gen(cfg_pieces),
         "generic_cached": lambda: gen(cfg, False),  # the model's own cached call per step
     }
     if args.sampler_devices > 1:  # the placement rl.sampler_mesh=(N,1,1) uses
@@ -196,7 +201,7 @@ def main() -> None:
     if args.hf:
         fns["hf_generate"] = hf_generate_fn(os.cpu_count() or 1)
     timed = ("prefill", "generate", "generate_unfused", "generate_one_piece", "generic_cached")
-    timed += ("hf_generate",)
+    timed += ("generate_pieces", "hf_generate")
     timed += ("generate_mesh",)
     reps = {k: args.reps for k in timed}
     got = measure(fns, args.rounds, reps)
@@ -221,7 +226,10 @@ def main() -> None:
         "speedup_fused_vs_unfused": med["generate_unfused"] / med["generate"],
         "cache_pieces": sample_mod._pieces(cfg),
         "generate_one_piece_s": med["generate_one_piece"],
-        "speedup_pieces_vs_one_piece": med["generate_one_piece"] / med["generate"],
+        "speedup_vs_one_piece": med["generate_one_piece"] / med["generate"],
+        "pieces": args.pieces,
+        "generate_pieces_s": med["generate_pieces"],
+        "speedup_pieces_vs_one_piece": med["generate_one_piece"] / med["generate_pieces"],
         "generic_cached_s": med["generic_cached"],
         "speedup_vs_generic_cached": med["generic_cached"] / med["generate"],
     }

@@ -44,10 +44,10 @@ def test_piece_ends_split_the_steps_evenly():
 
 
 def test_default_pieces_on_the_cpu():
-    """One piece per 16 new tokens, at most 8 (what benchmarks/sampling.py measured)."""
+    """From 128 tokens on one piece per 32, at most 8 (what benchmarks/sampling.py measured)."""
     pieces = lambda t: sampling._pieces(SamplingConfig(max_new_tokens=t))  # noqa: E731
     assert jax.default_backend() == "cpu"
-    assert [pieces(t) for t in (1, 8, 17, 64, 192, 1024)] == [1, 1, 1, 4, 8, 8]
+    assert [pieces(t) for t in (1, 64, 127, 128, 192, 384, 1024)] == [1, 1, 1, 4, 6, 8, 8]
     assert sampling._pieces(SamplingConfig(max_new_tokens=64, cache_pieces=2)) == 2
 
 

@@ -61,9 +61,10 @@ class SamplingConfig:
     unroll_layers: bool | None = None
     # The decode loop in this many pieces, each a while loop whose steps attend to only the
     # completion slots written by the piece's end (the cache grows between pieces): the cache reads
-    # fall from T^2 towards T^2 / 2 slot-steps, at one compiled loop body per piece. None: on a
-    # CPU one piece per 16 new tokens, at most 8 (measured 1.1-1.35x faster at 64-256 tokens,
-    # README); elsewhere 1 (not measured on an accelerator).
+    # fall from T^2 towards T^2 / 2 slot-steps, at one compiled loop body per piece (compile time
+    # and compile memory). None: on a CPU one piece per 32 new tokens from 128 tokens on, at most
+    # 8 (1.19-1.35x faster sampling at 192-256 tokens; at 64 tokens 1.1x for +1.4 s of compile and
+    # +146 MiB peak RSS in the peer benchmark, so 1 there: README); elsewhere 1 (not measured).
     cache_pieces: int | None = None
 
     def __post_init__(self):
@@ -162,7 +163,9 @@ def _pieces(cfg: SamplingConfig) -> int:
         return cfg.cache_pieces
     if jax.default_backend() != "cpu":
         return 1
-    return max(1, min(8, -(-(cfg.max_new_tokens - 1) // 16)))
+    if cfg.max_new_tokens < 128:
+        return 1
+    return min(8, -(-(cfg.max_new_tokens - 1) // 32))
 
 
 def decode(
