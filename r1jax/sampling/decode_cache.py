@@ -74,18 +74,16 @@ class DecodeCache:
         )
 
     def resize(self, slots: int) -> DecodeCache:
-        """The same cache with `slots` completion slots: grown with empty slots at the end (or
-        cut to the first `slots`, which must not hold written keys); one copy of the cache."""
+        """The same cache grown to `slots` completion slots, the new ones empty at the end: one
+        copy of the completion part (the sampler grows it between pieces of its decode loop)."""
         c = (self.k if isinstance(self.k, jax.Array) else self.k[0]).shape[-1]
+        if slots < c:
+            raise ValueError(f"resize({slots}) would drop completion slots (the cache has {c}).")
 
         def fit(x, axis, names):
-            if slots <= c:
-                out = jax.lax.slice_in_dim(x, 0, slots, axis=axis)
-            else:
-                pad = [(0, 0)] * x.ndim
-                pad[axis % x.ndim] = (0, slots - c)
-                out = jnp.pad(x, pad)
-            return constrain(out, _axes(out, names))
+            pad = [(0, 0)] * x.ndim
+            pad[axis % x.ndim] = (0, slots - c)
+            return constrain(jnp.pad(x, pad), _axes(x, names))
 
         return self.replace(
             k=map_layers(lambda x: fit(x, -1, K_AXES), self.k),

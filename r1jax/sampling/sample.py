@@ -63,8 +63,8 @@ class SamplingConfig:
     # completion slots written by the piece's end (the cache grows between pieces): the cache reads
     # fall from T^2 towards T^2 / 2 slot-steps, at one compiled loop body per piece (compile time
     # and compile memory). None: on a CPU one piece per 32 new tokens from 128 tokens on, at most
-    # 8 (1.19-1.35x faster sampling at 192-256 tokens; at 64 tokens 1.1x for +1.4 s of compile and
-    # +146 MiB peak RSS in the peer benchmark, so 1 there: README); elsewhere 1 (not measured).
+    # 8 (8 pieces sampled 1.19x faster at 192 tokens; at 64 tokens 4 pieces gave 1.1x for +1.4 s
+    # of compile and +146 MiB peak RSS in the peer benchmark, so 1 there: README); elsewhere 1.
     cache_pieces: int | None = None
 
     def __post_init__(self):
@@ -197,13 +197,15 @@ def decode(
         if why is not None:
             logging.warning("sampling: using the model's generic cached call: %s", why)
         fast = why is None
+    ends = piece_ends(t, _pieces(cfg) if fast else 1)  # the step at which each decode loop stops
     # (1) Prefill the B prompts once (the generic path leaves room for the T - 1 fed-back tokens).
     cache = init_cache(model_cfg, b, p if fast else p + t - 1)
     hidden_BxPxD, cache = model(prompt_BxP, prompt_valid_BxP, cache, return_hidden=True)
     logits_BxV = model.logits(hidden_BxPxD[:, -1:])[:, 0]  # left padding: last column is real
     # (2) Share each prompt's cache and next-token logits among its G samples.
     if fast:  # one prompt copy, read by its G rows; completion slots per row
-        cache = DecodeCache.from_prefill(cache, g, max(t - 1, 1))
+        # room for the first piece's tokens only; `resize` grows it between pieces
+        cache = DecodeCache.from_prefill(cache, g, max(ends[0] - 1, 1))
         rope_LxH2 = rope_table(model_cfg, p + t)  # positions < P + T - 1
         fused = fuse_weights(model) if (_fusable() if fuse is None else fuse) else None
     else:  # the generic cached call needs every row's whole sequence: G copies of the prompt
@@ -224,9 +226,6 @@ def decode(
     state = _record(state, logits_NxV, u_TxN, cfg)
 
     # (3) Decode: feed token step - 1, sample token step; stop when all rows are done or at T.
-    ends = piece_ends(t, _pieces(cfg) if fast else 1)
-    if fast and len(ends) > 1:
-        state = state.replace(cache=state.cache.resize(ends[0] - 1))
 
     def cond(s: DecodeState) -> jax.Array:
         return (s.step < end) & ~jnp.all(s.done_N)
