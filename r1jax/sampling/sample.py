@@ -12,7 +12,8 @@ Row b * G + g is sample g of prompt b, so a batch-sharded prompt's samples land 
 devices as its prefill (no communication). The G rows of a prompt read ONE copy of its keys and
 values (`decode.DecodeCache`): cache memory O(P + G * T) per prompt, not O(G * (P + T)). The hot
 loop is `decode.decode_step`; token choice, log-probs and entropy are `filters`; host-side padding
-and the jitted `Sampler` are in `sampler.py`.
+and the jitted `Sampler` are in `sampler.py`. The loop may run in pieces (`cache_pieces`), each
+attending only to the completion slots written by its end, the cache grown between them.
 """
 
 from __future__ import annotations
