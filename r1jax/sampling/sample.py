@@ -19,6 +19,7 @@ attending only to the completion slots written by its end, the cache grown betwe
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 
 import jax
@@ -228,7 +229,7 @@ def decode(
 
     # (3) Decode: feed token step - 1, sample token step; stop when all rows are done or at T.
 
-    def cond(s: DecodeState) -> jax.Array:
+    def cond(s: DecodeState, end: int) -> jax.Array:
         return (s.step < end) & ~jnp.all(s.done_N)
 
     def body(s: DecodeState) -> DecodeState:
@@ -243,7 +244,7 @@ def decode(
     for i, end in enumerate(ends):
         if i:
             state = state.replace(cache=state.cache.resize(end - 1))
-        state = jax.lax.while_loop(cond, body, state)
+        state = jax.lax.while_loop(functools.partial(cond, end=end), body, state)
     return state
 
 
