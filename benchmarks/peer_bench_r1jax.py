@@ -196,7 +196,7 @@ def main():
             scan_layers=bool(args.scan_layers),
             grad_accum=args.grad_accum,
             sampler_devices=args.sampler_data or 1,
-            cache_pieces=sampling._pieces(scfg),
+            cache_pieces=sampling.num_pieces(scfg),
             peak_rss_mib_before_and_after_each_step=rss,
         ),
     )

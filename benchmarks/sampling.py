@@ -228,7 +228,7 @@ def main() -> None:
         "decode_tok_s": B * G * (t - 1) / (med["generate"] - med["prefill"]),
         "generate_unfused_s": med["generate_unfused"],
         "speedup_fused_vs_unfused": med["generate_unfused"] / med["generate"],
-        "cache_pieces": sample_mod._pieces(cfg),
+        "cache_pieces": sample_mod.num_pieces(cfg),
         "generate_one_piece_s": med["generate_one_piece"],
         "speedup_vs_one_piece": med["generate_one_piece"] / med["generate"],
         "pieces": args.pieces,

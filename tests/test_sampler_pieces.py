@@ -45,10 +45,10 @@ def test_piece_ends_split_the_steps_evenly():
 
 def test_default_pieces_on_the_cpu():
     """From 128 tokens on one piece per 32, at most 8 (what benchmarks/sampling.py measured)."""
-    pieces = lambda t: sampling._pieces(SamplingConfig(max_new_tokens=t))  # noqa: E731
+    pieces = lambda t: sampling.num_pieces(SamplingConfig(max_new_tokens=t))  # noqa: E731
     assert jax.default_backend() == "cpu"
     assert [pieces(t) for t in (1, 64, 127, 128, 192, 384, 1024)] == [1, 1, 1, 4, 6, 8, 8]
-    assert sampling._pieces(SamplingConfig(max_new_tokens=64, cache_pieces=2)) == 2
+    assert sampling.num_pieces(SamplingConfig(max_new_tokens=64, cache_pieces=2)) == 2
 
 
 @pytest.mark.parametrize("pieces", [3, 7])

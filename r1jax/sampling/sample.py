@@ -65,8 +65,9 @@ class SamplingConfig:
     # completion slots written by the piece's end (the cache grows between pieces): the cache reads
     # fall from T^2 towards T^2 / 2 slot-steps, at one compiled loop body per piece (compile time
     # and compile memory). None: on a CPU one piece per 32 new tokens from 128 tokens on, at most
-    # 8 (8 pieces sampled 1.19x faster at 192 tokens; at 64 tokens 4 pieces gave 1.1x for +1.4 s
-    # of compile and +146 MiB peak RSS in the peer benchmark, so 1 there: README); elsewhere 1.
+    # 8 (at 192 tokens its 6 pieces sampled 1.35x faster; at 64 tokens 4 pieces gave 1.1x for
+    # +1.4 s of compile and +146 MiB peak RSS in the peer benchmark, so 1 there: README);
+    # elsewhere 1.
     cache_pieces: int | None = None
 
     def __post_init__(self):
@@ -159,7 +160,7 @@ def _unroll(cfg: SamplingConfig) -> bool:
     return cfg.unroll_layers
 
 
-def _pieces(cfg: SamplingConfig) -> int:
+def num_pieces(cfg: SamplingConfig) -> int:
     """`cfg.cache_pieces`, None resolved by the backend and length (see SamplingConfig)."""
     if cfg.cache_pieces is not None:
         return cfg.cache_pieces
@@ -199,7 +200,7 @@ def decode(
         if why is not None:
             logging.warning("sampling: using the model's generic cached call: %s", why)
         fast = why is None
-    ends = piece_ends(t, _pieces(cfg) if fast else 1)  # the step at which each decode loop stops
+    ends = piece_ends(t, num_pieces(cfg) if fast else 1)  # the step at which each decode loop stops
     # (1) Prefill the B prompts once (the generic path leaves room for the T - 1 fed-back tokens).
     cache = init_cache(model_cfg, b, p if fast else p + t - 1)
     hidden_BxPxD, cache = model(prompt_BxP, prompt_valid_BxP, cache, return_hidden=True)
@@ -228,7 +229,6 @@ def decode(
     state = _record(state, logits_NxV, u_TxN, cfg)
 
     # (3) Decode: feed token step - 1, sample token step; stop when all rows are done or at T.
-
     def cond(s: DecodeState, end: int) -> jax.Array:
         return (s.step < end) & ~jnp.all(s.done_N)
 
