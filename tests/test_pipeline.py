@@ -45,6 +45,8 @@ def test_tiny_pipeline_end_to_end(tiny_run):
     wd, p, report = tiny_run
     plan = pipeline.Plan(_tiny())
     assert set(pipeline.status(plan, wd).values()) == {"done"}
+    # one process ran every stage (workers=1): no stage's own peak memory to record
+    assert pipeline.read_marker(os.path.join(wd, "base"))["peak_rss_mib"] is None
     assert list(report["rows"]) == list(r1_pipeline.MODELS)
     for name, row in report["rows"].items():
         assert 0 <= row["countdown pass@1"] <= 1 and row["stage wall (min)"] > 0, name
@@ -115,6 +117,12 @@ def test_side_by_side_stages_killed_then_resumed_give_the_same_report(tiny_run, 
     assert p.stdout.index("stage student_base") < first_finish  # both were running at once
     assert p.stdout.index("student_base finished") < p.stdout.index("stage distill_rl")
     _assert_same_report(w2, report)
+    # each stage process's own peak memory, in its marker and its "finished" line
+    for name in ("r1_zero", "student_base", "distill_rl"):
+        with open(os.path.join(w2, name, "DONE.json"), encoding="utf-8") as f:
+            rss = json.load(f)["peak_rss_mib"]
+        assert 100 < rss < 20_000, (name, rss)
+        assert re.search(rf"{name} finished in [0-9.]+ min, peak RSS [0-9.]+ GiB", p.stdout)
 
 
 _DIRECT_REPORT = """

@@ -11,6 +11,7 @@
     config.workers          1: one stage after another in this process; N: up to N stages whose
                             inputs are finished run side by side, each in its own process
                             (pipeline_workers.py; single-process CPU runs only)
+    config.compile_cache    where the stages share XLA's compiled programs (compile_cache.py)
 
 Resume at stage granularity: a finished stage leaves `DONE.json` (its config, the fingerprints of
 its inputs, its wall time). Rerunning skips it when its fingerprint - a hash of its own config and of
@@ -33,7 +34,7 @@ import jax
 import ml_collections
 
 from r1jax import config_base, config_check
-from r1jax.stages import common, inputs, pipeline_workers
+from r1jax.stages import common, compile_cache, inputs, pipeline_workers
 from r1jax.stages.resume_guard import flat_keys
 
 MARKER = "DONE.json"
@@ -152,6 +153,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     workers = _check_workers(config.workers)
     os.makedirs(workdir, exist_ok=True)
     _link_reused(plan, config, workdir)
+    cache = compile_cache.use(config.compile_cache, workdir)
+    if cache:
+        print(f"r1jax: pipeline: compiled programs are cached in {cache}", flush=True)
     walls, todo = {}, []
     for name in chosen:
         path = os.path.join(workdir, name)
@@ -172,7 +176,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
             moved = _move_aside(path)
             print(f"r1jax: pipeline: {name} is stale ({why}); moved to {moved}", flush=True)
         todo.append(name)
-    done = lambda name, wall: _write_marker(os.path.join(workdir, name), plan, name, wall)  # noqa: E731
+
+    def done(name: str, wall: float, rss_mib: float | None = None) -> None:
+        _write_marker(os.path.join(workdir, name), plan, name, wall, rss_mib)
+
     if workers > 1:
         for name in todo:
             _check_needs(plan, workdir, name, made_here=todo[: todo.index(name)])
@@ -218,13 +225,18 @@ def _check_needs(plan: Plan, workdir: str, name: str, made_here: Sequence[str] =
             )
 
 
-def _write_marker(path: str, plan: Plan, name: str, wall_s: float) -> None:
+def _write_marker(
+    path: str, plan: Plan, name: str, wall_s: float, rss_mib: float | None = None
+) -> None:
+    """DONE.json; `peak_rss_mib` is the stage process's peak when the stage ran in a process of
+    its own (`workers` > 1), else null (the pipeline's process holds every stage it ran)."""
     marker = {
         "stage": name,
         "fingerprint": plan.fingerprint[name],
         "inputs": {n: plan.fingerprint[n] for n in plan.needs[name]},
         "config": _json(plan.configs[name]),
         "wall_s": wall_s,
+        "peak_rss_mib": rss_mib,
         "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     common.write_json(path, MARKER, marker)

@@ -25,6 +25,10 @@ def pipeline() -> ml_collections.ConfigDict:
     c.reuse_from = ""  # another pipeline run's workdir whose finished stages may be linked
     c.reuse = ()  # the stage names to link from it (seeds share the tokenizer and base model)
     c.workers = 1  # > 1: stages whose inputs are finished run side by side (separate processes)
+    # a folder (relative: under the workdir) where every stage keeps XLA's compiled programs, so
+    # that a program an earlier stage compiled is loaded, not compiled again (stages/
+    # compile_cache.py); "" = off; JAX_COMPILATION_CACHE_DIR, when set, wins
+    c.compile_cache = "jax_cache"
     return c
 
 

@@ -3,8 +3,8 @@
     python -m r1jax.stages.pipeline_workers SPEC.pkl     (the child; the pipeline starts it)
 
 Why processes: stages share nothing but the files `needs` names, so one that reads nothing of
-another may run beside it, and a JAX process per stage keeps them apart (no shared compile caches
-or heap). What that buys depends on the machine and the stages: on the 2-core VM two pretraining
+another may run beside it, and a JAX process per stage keeps them apart (no shared heap; compiled
+programs are shared only through the pipeline's cache on disk, compile_cache.py). What that buys depends on the machine and the stages: on the 2-core VM two pretraining
 stages side by side took 0.84-0.95x of their time one after the other (one stage already keeps
 most of both cores busy), and on stages of seconds it loses, as each process pays start-up and
 compiles afresh (the `:tiny` chain: 1.17x slower; README, "Stages side by side"). Each stage's
@@ -25,9 +25,11 @@ unmarked stage as the sequential pipeline does.
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import pickle
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -91,6 +93,14 @@ class _Child:
             return f"killed by signal {-code}"
         return f"exit code {code} before the stage finished" if code == 0 else f"exit code {code}"
 
+    def peak_rss_mib(self) -> float | None:
+        """The stage process's peak resident memory, as it wrote it when it finished."""
+        try:
+            with open(self.finished, encoding="utf-8") as f:
+                return float(json.load(f)["peak_rss_mib"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
 
 def run(
     order: Sequence[str],
@@ -98,10 +108,11 @@ def run(
     configs: dict,
     workdir: str,
     workers: int,
-    on_done: Callable[[str, float], None],
+    on_done: Callable[[str, float, float | None], None],
 ) -> dict[str, float]:
     """Runs the stages of `order` (none finished yet) with at most `workers` at once; returns
-    {stage: wall seconds}. `needs` outside `order` must already be finished."""
+    {stage: wall seconds}. `needs` outside `order` must already be finished. `on_done` gets each
+    finished stage's name, wall seconds and its process's peak RSS in MiB."""
     log_dir = os.path.join(workdir, "logs")
     os.makedirs(log_dir, exist_ok=True)
     pending, running, walls = list(order), {}, {}
@@ -132,8 +143,12 @@ def run(
                 print(f"r1jax: pipeline: {failed[-1]}", flush=True)
                 continue
             walls[name] = time.perf_counter() - child.t0
-            on_done(name, walls[name])
-            print(f"r1jax: pipeline: {name} finished in {walls[name] / 60:.1f} min", flush=True)
+            rss = child.peak_rss_mib()
+            on_done(name, walls[name], rss)
+            peak = f", peak RSS {rss / 1024:.2f} GiB" if rss is not None else ""
+            print(
+                f"r1jax: pipeline: {name} finished in {walls[name] / 60:.1f} min{peak}", flush=True
+            )
         if running and time.perf_counter() - last_report > _PROGRESS_EVERY_S:
             last_report = time.perf_counter()
             for name, child in running.items():
@@ -165,7 +180,11 @@ def _child_main(spec_path: str) -> int:
     except (ConfigError, FileNotFoundError, CheckpointError, NonFiniteError) as e:
         print(f"r1jax: {type(e).__name__}: {e}", flush=True)
         return 2
-    open(spec["finished"], "w").close()  # the parent times the stage and writes DONE.json
+    # the parent times the stage and writes DONE.json; the peak RSS (Linux: KiB) only this
+    # process can read
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    with open(spec["finished"], "w", encoding="utf-8") as f:
+        json.dump({"peak_rss_mib": round(peak_mib, 1)}, f)
     return 0
 
 
