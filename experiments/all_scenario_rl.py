@@ -78,9 +78,4 @@ def get_config(arg=None):
         c.replay.rm_steps = 1
         c.rm_eval.num_problems = 2
         c.eval.final = False
-    else:
-        # the update in 4 micro-batches of 32 rows: peak RSS 3.55 -> 1.72 GiB and the update
-        # 0.79x the time, the chain's report byte-identical (2026-12-05, README "What the main
-        # job does"); the same gradient up to float rounding
-        c.rl.grad_accum = 4
     return c

@@ -48,8 +48,4 @@ def get_config(arg=None):
     else:
         c.rl.max_new_tokens = 384  # prompt (~113 tokens) + 384 fits the toy model's 512 positions
         c.eval.max_new_tokens = 384
-        # the update in 4 micro-batches of 32 rows: the stage's peak RSS 4.08 -> 1.7 GiB and the
-        # update 0.8x the time in one pass (6 steps, 2 rounds, 2026-12-04; README, "What the
-        # main job does"); the same gradient up to float rounding
-        c.rl.grad_accum = 4
     return c

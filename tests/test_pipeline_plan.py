@@ -132,10 +132,12 @@ def test_records_of_a_model_given_as_a_path_stay_in_the_report_folder():
 
 def test_the_one_hour_default_cuts_amounts_not_the_method():
     """The default chain differs from `:full` only in how much each stage does (steps, prompts,
-    evaluation and checkpoint cadence), never in model, loss, rewards, data or sampling."""
+    evaluation and checkpoint cadence) and in how an update is split into micro-batches (the same
+    gradient up to float rounding), never in model, loss, rewards, data or sampling."""
     hour, full = r1_pipeline.get_config(), r1_pipeline.get_config("full")
     assert hour.order == full.order and hour.needs == full.needs
     amounts = {"steps", "num_prompts", "eval.every_steps", "eval.final", "checkpoint.every_steps"}
+    amounts.add("rl.grad_accum")
     changed = {}
     for name in full.order:
         a, b = _flat(hour.stages[name]), _flat(full.stages[name])
@@ -148,6 +150,8 @@ def test_the_one_hour_default_cuts_amounts_not_the_method():
     for name in ("r1_zero", "reasoning_rl", "all_scenario_rl", "distill_rl", "rm_helpfulness"):
         assert changed[name]["steps"][0] < changed[name]["steps"][1], name
     assert not changed["cold_start_sft"] and not changed["report"]
+    for name in ("reasoning_rl", "all_scenario_rl"):
+        assert changed[name]["rl.grad_accum"] == (4, 1), name
 
 
 def test_full_size_chains_run_two_stages_side_by_side_and_tiny_ones_one():
