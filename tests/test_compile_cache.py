@@ -68,3 +68,24 @@ def test_off_or_a_user_cache_changes_nothing(tmp_path, folder, env_cache):
     assert path == "None" and entries == []
     if user:  # the user's cache got the programs instead
         assert len([e for e in os.listdir(user) if e.startswith("jit__lambda-")]) == 3
+
+
+def test_a_cache_configured_in_the_process_reaches_the_stage_processes(tmp_path):
+    user = str(tmp_path / "configured")
+    script = SCRIPT.replace(
+        "from r1jax.stages import compile_cache",
+        f"from r1jax.stages import compile_cache; jax.config.update('jax_compilation_cache_dir', {user!r})",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
+    env.update(PYTHONPATH=ROOT, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
+    workdir = str(tmp_path / "run")
+    out = subprocess.run(
+        [sys.executable, "-c", script, "jax_cache", workdir],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "path None" in out and not os.path.exists(os.path.join(workdir, "jax_cache"))
+    # all three programs, the child's included, went to the configured cache
+    assert len([e for e in os.listdir(user) if e.startswith("jit__lambda-")]) == 3

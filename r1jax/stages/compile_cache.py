@@ -10,7 +10,8 @@ the test suite has shared one cache across its processes since the start (tests/
 
 The cache lives in the workdir (`<workdir>/jax_cache` by default), so it goes away with the run
 and never outlives a change of JAX. A cache the user chose wins: when JAX_COMPILATION_CACHE_DIR is
-set, or `jax_compilation_cache_dir` is already configured, nothing is changed.
+set, or `jax_compilation_cache_dir` is already configured (then exported, so that the stage
+processes use it too), nothing else is changed.
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ def use(folder: str, workdir: str) -> str | None:
     """Points this process and the stage processes it starts (they inherit the environment) at
     `folder` (relative: under `workdir`); returns the path, or None when it is off ("") or the
     user chose a cache already."""
-    if not folder or os.environ.get(ENV) or jax.config.jax_compilation_cache_dir:
+    chosen = jax.config.jax_compilation_cache_dir
+    if chosen and not os.environ.get(ENV):  # set in this process only: the stages share it too
+        os.environ[ENV] = chosen
+    if not folder or chosen or os.environ.get(ENV):
         return None
     path = os.path.abspath(os.path.join(workdir, folder))
     os.makedirs(path, exist_ok=True)

@@ -4,8 +4,8 @@
 
 Why processes: stages share nothing but the files `needs` names, so one that reads nothing of
 another may run beside it, and a JAX process per stage keeps them apart (no shared heap; compiled
-programs are shared only through the pipeline's cache on disk, compile_cache.py). What that buys depends on the machine and the stages: on the 2-core VM two pretraining
-stages side by side took 0.84-0.95x of their time one after the other (one stage already keeps
+programs are shared only through the pipeline's cache on disk, compile_cache.py). What that buys
+depends on the machine and the stages: on the 2-core VM two pretraining stages side by side took 0.84-0.95x of their time one after the other (one stage already keeps
 most of both cores busy), and on stages of seconds it loses, as each process pays start-up and
 compiles afresh (the `:tiny` chain: 1.17x slower; README, "Stages side by side"). Each stage's
 output goes to `<workdir>/logs/<stage>.log`, and the parent prints the newest progress line of
