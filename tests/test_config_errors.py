@@ -97,7 +97,7 @@ CASES = [
     ("grpo", {"rl.betta": 0.1}, r"config\.rl\.betta \(did you mean config\.rl\.beta\?\)"),
     ("grpo", {"rl.prompts_per_step": 12}, r"config\.rl\.prompts_per_step \(12\) is not divisible by 8; make it a multiple of the 8 data-parallel devices"),
     ("grpo", {"rl.mini_batches": 3}, r"make it a multiple of rl\.mini_batches \* rl\.grad_accum = 3"),
-    ("grpo", {"rl.mini_batches": 2}, r"prompts per micro-batch \(4\) is not divisible by 8"),
+    ("grpo", {"rl.mini_batches": 2}, r"prompts per micro-batch rl\.prompts_per_step / \(rl\.mini_batches \* rl\.grad_accum\) = 8/2 \(4\) is not divisible by 8; make it a multiple of the 8"),
     ("grpo", {"rl.group_size": 1}, r"config\.rl\.group_size=1: group advantages need at least 2 samples"),
     ("grpo", {"rl.temperature": 0.0}, r"config\.rl\.temperature=0\.0 must be positive"),
     ("grpo", {"rl.kl_estimator": "k4"}, r"config\.rl: .*k4"),

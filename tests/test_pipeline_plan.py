@@ -78,8 +78,10 @@ def test_a_missing_artifact_names_the_stage_that_makes_it(tmp_path):
     for name in ("base", "r1_zero"):
         os.makedirs(os.path.join(wd, name))
         pipeline._write_marker(os.path.join(wd, name), plan, name, 1.0)
+    c = _with(_tiny(), only="cold_start_sft")
+    c.stages.cold_start_sft.data.batch_size = 8  # this process's 8 devices (tiny is a laptop's 1)
     with pytest.raises(ConfigError, match=r"needs the artifacts of stage cold_start_data .*until"):
-        pipeline.run(_with(_tiny(), only="cold_start_sft"), wd)
+        pipeline.run(c, wd)
 
 
 def _with(c, **kv):

@@ -49,11 +49,7 @@ def setup(config: ml_collections.ConfigDict, defaults: ml_collections.ConfigDict
         raise config_check.ConfigError(str(e)) from None
     if how and how != "initialized":
         print(f"r1jax: jax.distributed ({how}): {distributed.describe()}", flush=True)
-    devices = jax.devices()
-    rl = config.get("rl")
-    if rl is not None and rl.get("sampler_mesh") and -1 not in tuple(config.mesh.shape):
-        # the sampler has devices of its own: training may take only the first few of them
-        devices = devices[: math.prod(config.mesh.shape)]
+    devices = jax.devices()[: training_devices(config, jax.device_count())]
     shape = check_mesh(config, len(devices))
     sharding.set_strict(bool(config.get("sharding_strict", False)))
     mesh = sharding.make_mesh(shape, devices)
@@ -137,6 +133,25 @@ def write_json(workdir: str, name: str, obj: Any) -> str:
             json.dump(obj, f, indent=2, default=str)
         os.replace(path + ".tmp", path)
     return path
+
+
+def training_devices(config: ml_collections.ConfigDict, num_devices: int) -> int:
+    """How many of the devices the stage's mesh takes: all, except that with `rl.sampler_mesh` (the
+    sampler has devices of its own) a mesh shape without -1 takes only the first few of them."""
+    rl = config.get("rl")
+    if rl is not None and rl.get("sampler_mesh") and -1 not in tuple(config.mesh.shape):
+        return min(num_devices, math.prod(config.mesh.shape))
+    return num_devices
+
+
+def require_batch(value: int, dp: int, key: str) -> None:
+    """A sampled batch of `value` prompts is split over the `dp` data-parallel devices."""
+    config_check.require_divisible(
+        value,
+        dp,
+        f"config.{key}",
+        f"make it a multiple of the {dp} data-parallel devices (config.mesh.shape)",
+    )
 
 
 def check_mesh(config: ml_collections.ConfigDict, num_devices: int) -> tuple[int, ...]:

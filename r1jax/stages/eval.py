@@ -49,12 +49,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     except ValueError as e:
         raise config_check.ConfigError(str(e)) from None
     accuracy = rewards.build([name])[0]
-    dp = sharding.data_parallel_size(mesh, rules)
-    config_check.require_divisible(
-        config.batch_prompts,
-        dp,
-        "config.batch_prompts",
-        f"make it a multiple of the {dp} data-parallel devices (config.mesh.shape)",
+    common.require_batch(
+        config.batch_prompts, sharding.data_parallel_size(mesh, rules), "batch_prompts"
     )
     examples = tasks.load(
         config.task, config.split, config.data_dir, **config.task_options.to_dict()

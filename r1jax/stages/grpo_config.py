@@ -29,9 +29,13 @@ from r1jax.tokenizers.sentencepiece import R1_TAGS
 
 
 def validate(
-    config: ml_collections.ConfigDict, mesh: Any, rules: Any, reward_fns: Sequence[Reward]
+    config: ml_collections.ConfigDict,
+    mesh: Any,
+    rules: Any,
+    reward_fns: Sequence[Reward] | None,
 ) -> None:
-    """Batch / group / mesh arithmetic and option names, before anything compiles."""
+    """Batch / group / mesh arithmetic and option names, before anything compiles. `reward_fns`
+    None (the pipeline's preflight, before any reward model exists) skips the checks on them."""
     r = config.rl
     config_check.require_positive(
         config,
@@ -70,8 +74,9 @@ def validate(
     config_check.require_divisible(
         r.prompts_per_step // per,
         dp if per > 1 else 1,
-        "prompts per micro-batch",
-        "make rl.prompts_per_step / (mini_batches * grad_accum) a multiple of the data-parallel devices",
+        f"prompts per micro-batch rl.prompts_per_step / (rl.mini_batches * rl.grad_accum) = "
+        f"{r.prompts_per_step}/{per}",
+        f"make it a multiple of the {dp} data-parallel devices (fewer micro-batches or more prompts)",
     )
     config_check.require_divisible(
         r.prompts_per_step,
@@ -91,6 +96,10 @@ def validate(
             f"config.rl.advantage={r.advantage!r} is not a registered estimator; known: "
             f"{advantages.names()}."
         )
+    if reward_fns is None:
+        reward_fns, unchecked = (), True
+    else:
+        unchecked = False
     if reward_fns and all(f.weight == 0 for f in reward_fns):
         raise config_check.ConfigError(
             "config.rewards: every reward has weight 0 (diagnostics only); give one a weight."
@@ -105,7 +114,7 @@ def validate(
             f"config.rl.fused='on' needs jittable rewards and no dynamic sampling; host-only rewards: "
             f"{host_only}. Use fused='auto'."
         )
-    if not reward_fns:
+    if not reward_fns and not unchecked:
         raise config_check.ConfigError("config.rewards is empty; name at least one reward.")
     if r.sampler_mesh:
         if r.fused == "on":

@@ -34,7 +34,7 @@ import jax
 import ml_collections
 
 from r1jax import config_base, config_check
-from r1jax.stages import common, compile_cache, inputs, pipeline_workers
+from r1jax.stages import common, compile_cache, inputs, pipeline_workers, preflight
 from r1jax.stages.resume_guard import flat_keys
 
 MARKER = "DONE.json"
@@ -156,6 +156,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     cache = compile_cache.use(config.compile_cache, workdir)
     if cache:
         print(f"r1jax: pipeline: compiled programs are cached in {cache}", flush=True)
+    _preflight(plan, workdir, chosen)
     walls, todo = {}, []
     for name in chosen:
         path = os.path.join(workdir, name)
@@ -194,6 +195,21 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         walls[name] = time.perf_counter() - t0
         done(name, walls[name])
     return {"stages": chosen, "wall_s": walls}
+
+
+def _preflight(plan: Plan, workdir: str, chosen: Sequence[str]) -> None:
+    """Every stage still to run checked for its batch and mesh arithmetic (preflight.py)."""
+    pending = [
+        n
+        for n in chosen
+        if (read_marker(os.path.join(workdir, n)) or {}).get("fingerprint") != plan.fingerprint[n]
+    ]
+    n_devices = preflight.device_count([plan.configs[n] for n in pending])
+    if n_devices is None:
+        print("r1jax: pipeline: batch arithmetic is checked by each stage (jax.distributed)")
+        return
+    for name in pending:
+        preflight.check_stage(name, plan.configs[name], n_devices)
 
 
 def _check_workers(workers: int) -> int:

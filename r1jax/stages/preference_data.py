@@ -184,10 +184,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         examples[split] = exs[:n] if n else exs
     if config.source == "policy":
         dp = sharding.data_parallel_size(mesh, rules)
-        config_check.require_divisible(
-            config.sampling.batch_prompts, dp, "config.sampling.batch_prompts",
-            f"make it a multiple of the {dp} data-parallel devices",
-        )  # fmt: skip
+        common.require_batch(config.sampling.batch_prompts, dp, "sampling.batch_prompts")
         texts, prov = policy_responses(config, workdir, examples, mesh, rules)
     else:
         texts, prov = perturbed(config, examples)

@@ -184,9 +184,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     sharding.set_rules(rules)
     if not config.models:
         raise config_check.ConfigError("config.models is empty; name the stages to compare.")
-    dp = sharding.data_parallel_size(mesh, rules)
-    config_check.require_divisible(
-        config.batch_prompts, dp, "config.batch_prompts", f"make it a multiple of {dp}"
+    common.require_batch(
+        config.batch_prompts, sharding.data_parallel_size(mesh, rules), "batch_prompts"
     )
     paths = {}
     for name in config.models:
