@@ -31,6 +31,25 @@ def test_tunables_to_reexecute_with(env, glibc, want):
     assert heap_policy.tunables_with_hugepages(env, glibc) == want
 
 
+@pytest.mark.parametrize(
+    "choice, env, want",
+    [
+        ("hugepages", {"PATH": "/bin"}, {"PATH": "/bin", "R1JAX_HEAP": "hugepages"}),
+        ("hugepages", {"R1JAX_HEAP": "glibc"}, None),  # the user's choice wins
+        ("", {"PATH": "/bin"}, None),  # glibc's own heap: the environment as it is
+    ],
+)
+def test_the_pipeline_stage_processes_environment(choice, env, want):
+    """pipeline config.heap -> the stage processes' environment (their configure() re-executes
+    them with the tunable; tests/test_pipeline.py reads the heap each stage ran with)."""
+    assert heap_policy.child_env(choice, env) == want
+
+
+def test_a_bad_heap_choice_is_refused():
+    with pytest.raises(ValueError, match=r"config\.heap='huge' must be 'hugepages' or ''"):
+        heap_policy.child_env("huge", {})
+
+
 @pytest.mark.skipif(
     heap_policy._glibc_version() is None or heap_policy._glibc_version() < (2, 35),
     reason="needs glibc >= 2.35",

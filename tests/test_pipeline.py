@@ -23,6 +23,7 @@ import sft_runs
 from r1jax import config_base
 from r1jax.eval import readability
 from r1jax.stages import pipeline
+from r1jax.train import heap_policy
 
 EXP = "experiments/r1_pipeline.py"
 r1_pipeline = config_base.sibling(os.path.join(sft_runs.ROOT, EXP), "r1_pipeline")
@@ -46,7 +47,8 @@ def test_tiny_pipeline_end_to_end(tiny_run):
     plan = pipeline.Plan(_tiny())
     assert set(pipeline.status(plan, wd).values()) == {"done"}
     # one process ran every stage (workers=1): no stage's own peak memory to record
-    assert pipeline.read_marker(os.path.join(wd, "base"))["peak_rss_mib"] is None
+    marker = pipeline.read_marker(os.path.join(wd, "base"))
+    assert marker["peak_rss_mib"] is None and marker["heap"] is None
     assert list(report["rows"]) == list(r1_pipeline.MODELS)
     for name, row in report["rows"].items():
         assert 0 <= row["countdown pass@1"] <= 1 and row["stage wall (min)"] > 0, name
@@ -118,10 +120,16 @@ def test_side_by_side_stages_killed_then_resumed_give_the_same_report(tiny_run, 
     assert p.stdout.index("student_base finished") < p.stdout.index("stage distill_rl")
     _assert_same_report(w2, report)
     # each stage process's own peak memory, in its marker and its "finished" line
+    # and the heap it ran with: config.heap="hugepages" re-executed it with the tunable
+    glibc = heap_policy._glibc_version()
+    asked = os.environ.get("R1JAX_HEAP", "hugepages") == "hugepages"  # a user's R1JAX_HEAP wins
+    able = sys.platform.startswith("linux") and glibc is not None and glibc >= (2, 35)
+    heap = "hugepages" if asked and able else "glibc"
     for name in ("r1_zero", "student_base", "distill_rl"):
         with open(os.path.join(w2, name, "DONE.json"), encoding="utf-8") as f:
-            rss = json.load(f)["peak_rss_mib"]
-        assert 100 < rss < 20_000, (name, rss)
+            marker = json.load(f)
+        assert 100 < marker["peak_rss_mib"] < 20_000, (name, marker["peak_rss_mib"])
+        assert marker["heap"] == heap, (name, marker["heap"])
         assert re.search(rf"{name} finished in [0-9.]+ min, peak RSS [0-9.]+ GiB", p.stdout)
 
 

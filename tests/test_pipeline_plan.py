@@ -103,8 +103,9 @@ def _with(c, **kv):
         (lambda c: c.update(dict(only="r1_zer0")), r"'r1_zer0', which is not in config\.order"),
         (lambda c: c.update(dict(order=())), r"config\.order is empty"),
         (lambda c: c.update(dict(workers=0)), r"config\.workers=0 must be >= 1"),
+        (lambda c: c.update(dict(heap="huge")), r"config\.heap='huge' must be 'hugepages' or ''"),
     ],
-    ids=["stage_key", "unknown_stage", "needs_later", "only_unknown", "empty", "workers"],
+    ids=["stage_key", "unknown_stage", "needs_later", "only_unknown", "empty", "workers", "heap"],
 )
 def test_bad_pipeline_configs_are_one_line_errors(tmp_path, edit, match):
     c = _tiny()

@@ -12,6 +12,8 @@
                             inputs are finished run side by side, each in its own process
                             (pipeline_workers.py; single-process CPU runs only)
     config.compile_cache    where the stages share XLA's compiled programs (compile_cache.py)
+    config.heap             the stage processes' C heap ("hugepages" or "" = glibc's own;
+                            train/heap_policy.py); recorded per stage in its DONE.json
 
 Resume at stage granularity: a finished stage leaves `DONE.json` (its config, the fingerprints of
 its inputs, its wall time). Rerunning skips it when its fingerprint - a hash of its own config and of
@@ -36,6 +38,7 @@ import ml_collections
 from r1jax import config_base, config_check
 from r1jax.stages import common, compile_cache, inputs, pipeline_workers, preflight
 from r1jax.stages.resume_guard import flat_keys
+from r1jax.train import heap_policy
 
 MARKER = "DONE.json"
 
@@ -151,6 +154,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     plan = Plan(config)
     chosen = plan.select(config.only, config.until)
     workers = _check_workers(config.workers)
+    try:  # the stage processes' heap (pipeline_config.py), checked whatever `workers` is
+        env = heap_policy.child_env(config.heap, dict(os.environ))
+    except ValueError as e:
+        raise config_check.ConfigError(str(e)) from None
     os.makedirs(workdir, exist_ok=True)
     _link_reused(plan, config, workdir)
     cache = compile_cache.use(config.compile_cache, workdir)
@@ -178,13 +185,17 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
             print(f"r1jax: pipeline: {name} is stale ({why}); moved to {moved}", flush=True)
         todo.append(name)
 
-    def done(name: str, wall: float, rss_mib: float | None = None) -> None:
-        _write_marker(os.path.join(workdir, name), plan, name, wall, rss_mib)
+    def done(name: str, wall: float, info: dict | None = None) -> None:
+        _write_marker(os.path.join(workdir, name), plan, name, wall, info)
 
     if workers > 1:
         for name in todo:
             _check_needs(plan, workdir, name, made_here=todo[: todo.index(name)])
-        walls.update(pipeline_workers.run(todo, plan.needs, plan.configs, workdir, workers, done))
+        if env is not None:
+            print(f"r1jax: pipeline: stage processes run with R1JAX_HEAP={config.heap}", flush=True)
+        walls.update(
+            pipeline_workers.run(todo, plan.needs, plan.configs, workdir, workers, done, env)
+        )
         return {"stages": chosen, "wall_s": walls}
     for name in todo:
         _check_needs(plan, workdir, name)
@@ -242,17 +253,20 @@ def _check_needs(plan: Plan, workdir: str, name: str, made_here: Sequence[str] =
 
 
 def _write_marker(
-    path: str, plan: Plan, name: str, wall_s: float, rss_mib: float | None = None
+    path: str, plan: Plan, name: str, wall_s: float, process: dict | None = None
 ) -> None:
-    """DONE.json; `peak_rss_mib` is the stage process's peak when the stage ran in a process of
-    its own (`workers` > 1), else null (the pipeline's process holds every stage it ran)."""
+    """DONE.json; `peak_rss_mib` and `heap` are the stage process's peak and C heap when the
+    stage ran in a process of its own (`workers` > 1), else null (the pipeline's process holds
+    every stage it ran)."""
+    process = process or {}
     marker = {
         "stage": name,
         "fingerprint": plan.fingerprint[name],
         "inputs": {n: plan.fingerprint[n] for n in plan.needs[name]},
         "config": _json(plan.configs[name]),
         "wall_s": wall_s,
-        "peak_rss_mib": rss_mib,
+        "peak_rss_mib": process.get("peak_rss_mib"),
+        "heap": process.get("heap"),
         "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     common.write_json(path, MARKER, marker)

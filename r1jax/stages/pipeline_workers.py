@@ -65,7 +65,7 @@ def last_line(path: str, width: int = 110) -> str:
 
 
 class _Child:
-    def __init__(self, name: str, config, stage_dir: str, log_dir: str):
+    def __init__(self, name: str, config, stage_dir: str, log_dir: str, env: dict | None):
         self.name, self.t0 = name, time.perf_counter()
         self.log = os.path.join(log_dir, f"{name}.log")
         self.finished = os.path.join(log_dir, f"{name}.finished")
@@ -80,6 +80,7 @@ class _Child:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                env=env,
             )
 
     def outcome(self) -> str | None:
@@ -93,13 +94,15 @@ class _Child:
             return f"killed by signal {-code}"
         return f"exit code {code} before the stage finished" if code == 0 else f"exit code {code}"
 
-    def peak_rss_mib(self) -> float | None:
-        """The stage process's peak resident memory, as it wrote it when it finished."""
+    def finished_info(self) -> dict:
+        """What the stage process wrote when it finished: its peak resident memory in MiB and
+        the heap it ran with ({} when unreadable)."""
         try:
             with open(self.finished, encoding="utf-8") as f:
-                return float(json.load(f)["peak_rss_mib"])
+                info = json.load(f)
+            return {"peak_rss_mib": float(info["peak_rss_mib"]), "heap": str(info["heap"])}
         except (OSError, ValueError, KeyError, TypeError):
-            return None
+            return {}
 
 
 def run(
@@ -108,11 +111,13 @@ def run(
     configs: dict,
     workdir: str,
     workers: int,
-    on_done: Callable[[str, float, float | None], None],
+    on_done: Callable[[str, float, dict], None],
+    env: dict[str, str] | None = None,
 ) -> dict[str, float]:
     """Runs the stages of `order` (none finished yet) with at most `workers` at once; returns
     {stage: wall seconds}. `needs` outside `order` must already be finished. `on_done` gets each
-    finished stage's name, wall seconds and its process's peak RSS in MiB."""
+    finished stage's name, wall seconds and `_Child.finished_info`. `env`: the stage
+    processes' environment (None: this process's)."""
     log_dir = os.path.join(workdir, "logs")
     os.makedirs(log_dir, exist_ok=True)
     pending, running, walls = list(order), {}, {}
@@ -129,7 +134,7 @@ def run(
                     f"log {os.path.join(log_dir, name + '.log')}",
                     flush=True,
                 )
-                running[name] = _Child(name, configs[name], path, log_dir)
+                running[name] = _Child(name, configs[name], path, log_dir, env)
         if not running and pending and not failed:  # nothing can start: a need is missing
             raise StageFailed(f"stages {pending} wait for stages that are neither finished nor run")
         time.sleep(0.5)
@@ -143,8 +148,9 @@ def run(
                 print(f"r1jax: pipeline: {failed[-1]}", flush=True)
                 continue
             walls[name] = time.perf_counter() - child.t0
-            rss = child.peak_rss_mib()
-            on_done(name, walls[name], rss)
+            info = child.finished_info()
+            on_done(name, walls[name], info)
+            rss = info.get("peak_rss_mib")
             peak = f", peak RSS {rss / 1024:.2f} GiB" if rss is not None else ""
             print(
                 f"r1jax: pipeline: {name} finished in {walls[name] / 60:.1f} min{peak}", flush=True
@@ -180,11 +186,12 @@ def _child_main(spec_path: str) -> int:
     except (ConfigError, FileNotFoundError, CheckpointError, NonFiniteError) as e:
         print(f"r1jax: {type(e).__name__}: {e}", flush=True)
         return 2
-    # the parent times the stage and writes DONE.json; the peak RSS (Linux: KiB) only this
-    # process can read
+    # the parent times the stage and writes DONE.json; the peak RSS (Linux: KiB) and the heap
+    # this process re-executed itself with (heap_policy.configure) only this process can read
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    huge = heap_policy.TUNABLE in os.environ.get("GLIBC_TUNABLES", "").split(":")
     with open(spec["finished"], "w", encoding="utf-8") as f:
-        json.dump({"peak_rss_mib": round(peak_mib, 1)}, f)
+        json.dump({"peak_rss_mib": round(peak_mib, 1), "heap": "hugepages" if huge else "glibc"}, f)
     return 0
 
 

@@ -23,7 +23,10 @@ block in again, 4 KiB at a time:
 (2026-12-02, 3 interleaved rounds): the toy LM step 0.80x the time (1.54 -> 1.24 s), peak RSS
 1,125 -> 1,132 MiB.
 
-Why opt-in: in the shared peer benchmark's GRPO step (same day, 3 interleaved rounds, the VM
+Where it is the default: the pipeline's stage processes (`config.heap="hugepages"`, 2026-12-05:
+the toy LM step 0.74x, the main job from nothing 39.3 against 45.0 minutes with the same results,
+the peer benchmark's GRPO step 0.95x; README "Host heap"), through `child_env`. Elsewhere opt-in,
+because: in the shared peer benchmark's GRPO step (same day, 3 interleaved rounds, the VM
 under heavy steal) it was slower in every round, 3.33 against 2.91 s median (per round 3.33 /
 3.83 / 2.72 against 3.11 / 2.91 / 2.59), peak RSS 889 against 905 MiB. The cause was not
 investigated (one candidate: the kernel's THP `defrag=madvise` setting makes a fault in an
@@ -109,6 +112,17 @@ def limit_arenas() -> int | None:
     if ctypes.CDLL(None).mallopt(_M_ARENA_MAX, cap) != 1:  # mallopt returns 1 on success
         return None
     return cap
+
+
+def child_env(choice: str, env: dict[str, str]) -> dict[str, str] | None:
+    """The environment for processes a pipeline starts under its `config.heap` choice: `env` with
+    R1JAX_HEAP=`choice` (their `configure` then re-executes them with the tunable), or None to
+    leave it as is ("" = glibc's own heap, or R1JAX_HEAP already set: the user's choice wins)."""
+    if choice not in ("", "hugepages"):
+        raise ValueError(f"config.heap={choice!r} must be 'hugepages' or '' (glibc's own heap).")
+    if not choice or ENV in env:
+        return None
+    return dict(env, **{ENV: choice})
 
 
 def configure() -> None:
