@@ -63,6 +63,14 @@ def _int(value: str | None) -> int:
         return 0
 
 
+def launch_mode(num_processes: int = 1, auto: bool = False) -> str:
+    """How `initialize` would start jax.distributed for these config values: "" (a single
+    process), "explicit", "auto" or the detected cluster's name. R1JAX_NUM_PROCESSES overrides
+    `num_processes`. Starts nothing, so it may be asked before JAX's backends exist."""
+    num_processes = int(os.environ.get(ENV_NUM_PROCESSES, num_processes))
+    return "explicit" if num_processes > 1 else ("auto" if auto else detect_cluster())
+
+
 def initialize(
     coordinator: str = "",
     num_processes: int = 1,
@@ -87,7 +95,7 @@ def initialize(
     process_id = int(os.environ.get(ENV_PROCESS_ID, process_id))
     if jax.distributed.is_initialized():
         return "initialized"
-    how = "explicit" if num_processes > 1 else ("auto" if auto else detect_cluster())
+    how = launch_mode(num_processes, auto)
     if not how:
         return ""
     if how == "explicit" and not coordinator:

@@ -96,10 +96,8 @@ def validate(
             f"config.rl.advantage={r.advantage!r} is not a registered estimator; known: "
             f"{advantages.names()}."
         )
-    if reward_fns is None:
-        reward_fns, unchecked = (), True
-    else:
-        unchecked = False
+    checked = reward_fns is not None
+    reward_fns = reward_fns or ()
     if reward_fns and all(f.weight == 0 for f in reward_fns):
         raise config_check.ConfigError(
             "config.rewards: every reward has weight 0 (diagnostics only); give one a weight."
@@ -114,7 +112,7 @@ def validate(
             f"config.rl.fused='on' needs jittable rewards and no dynamic sampling; host-only rewards: "
             f"{host_only}. Use fused='auto'."
         )
-    if not reward_fns and not unchecked:
+    if checked and not reward_fns:
         raise config_check.ConfigError("config.rewards is empty; name at least one reward.")
     if r.sampler_mesh:
         if r.fused == "on":

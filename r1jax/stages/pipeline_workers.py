@@ -5,9 +5,10 @@
 Why processes: stages share nothing but the files `needs` names, so one that reads nothing of
 another may run beside it, and a JAX process per stage keeps them apart (no shared heap; compiled
 programs are shared only through the pipeline's cache on disk, compile_cache.py). What that buys
-depends on the machine and the stages: on the 2-core VM two pretraining stages side by side took 0.84-0.95x of their time one after the other (one stage already keeps
-most of both cores busy), and on stages of seconds it loses, as each process pays start-up and
-compiles afresh (the `:tiny` chain: 1.17x slower; README, "Stages side by side"). Each stage's
+depends on the machine and the stages: on the 2-core VM two pretraining stages side by side took
+0.84-0.95x of their time one after the other (one stage already keeps most of both cores busy),
+and on stages of seconds it loses, as each process pays start-up and compiles afresh (the `:tiny`
+chain: 1.17x slower; README, "Stages side by side"). Each stage's
 output goes to `<workdir>/logs/<stage>.log`, and the parent prints the newest progress line of
 every running stage every 30 seconds.
 
@@ -189,9 +190,8 @@ def _child_main(spec_path: str) -> int:
     # the parent times the stage and writes DONE.json; the peak RSS (Linux: KiB) and the heap
     # this process re-executed itself with (heap_policy.configure) only this process can read
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    huge = heap_policy.TUNABLE in os.environ.get("GLIBC_TUNABLES", "").split(":")
     with open(spec["finished"], "w", encoding="utf-8") as f:
-        json.dump({"peak_rss_mib": round(peak_mib, 1), "heap": "hugepages" if huge else "glibc"}, f)
+        json.dump({"peak_rss_mib": round(peak_mib, 1), "heap": heap_policy.current(os.environ)}, f)
     return 0
 
 

@@ -14,8 +14,6 @@ count first would start JAX's backends, after which jax.distributed refuses to i
 
 from __future__ import annotations
 
-import os
-
 import jax
 import ml_collections
 
@@ -37,14 +35,10 @@ def device_count(configs: list[ml_collections.ConfigDict]) -> int | None:
     """The devices the stages will see, or None when one of them would start jax.distributed."""
     if jax.distributed.is_initialized():
         return jax.device_count()
-    for c in configs:
-        d = c.get("distributed")
-        if d is None:
-            continue
-        n = int(os.environ.get(distributed.ENV_NUM_PROCESSES, d.num_processes))
-        if n > 1 or d.auto:
-            return None
-    if distributed.detect_cluster():
+    ds = [c.distributed for c in configs if "distributed" in c]
+    if distributed.launch_mode() or any(
+        distributed.launch_mode(d.num_processes, d.auto) for d in ds
+    ):
         return None
     return jax.device_count()
 

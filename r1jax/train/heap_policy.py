@@ -114,6 +114,12 @@ def limit_arenas() -> int | None:
     return cap
 
 
+def current(env: dict[str, str]) -> str:
+    """The heap a process with this environment runs on: "hugepages" when its GLIBC_TUNABLES
+    asks for them (as `configure` re-executes with), else "glibc"."""
+    return "hugepages" if TUNABLE in env.get("GLIBC_TUNABLES", "").split(":") else "glibc"
+
+
 def child_env(choice: str, env: dict[str, str]) -> dict[str, str] | None:
     """The environment for processes a pipeline starts under its `config.heap` choice: `env` with
     R1JAX_HEAP=`choice` (their `configure` then re-executes them with the tunable), or None to
