@@ -160,3 +160,49 @@ def test_tree_order_groups_each_first_step_in_a_fixed_operation_order():
         cold_start.designed_countdown(
             exs[0], np.random.default_rng(0), dataclasses.replace(cfg, order="bfs")
         )
+
+
+def test_grouped_order_writes_each_first_step_once_with_every_completion_on_its_line():
+    """order="grouped": one line per first step (its completions in tree order, the line cut at the
+    value that hits), every step's arithmetic true, at most max_attempts lines, a hit's answer
+    correct, and the lines are the tree search's attempts, none repeated."""
+    cfg = cold_start.DesignConfig(intuition=0.45, max_attempts=4, order="grouped")
+    score = rewards.build(["countdown_accuracy"])[0]
+    exs = list(countdown.examples("train", 40))
+    texts = [
+        cold_start.designed_countdown(ex, np.random.default_rng(i), cfg) for i, ex in enumerate(exs)
+    ]
+    assert all(parsing.readable_format_ok(t) for t in texts)
+    hits = [(t, ex) for t, ex in zip(texts, exs) if not cold_start.gives_up(t)]
+    assert 20 <= len(hits) < len(exs)  # both kinds of search occur
+    assert score([t for t, _ in hits], [ex for _, ex in hits]).tolist() == [1.0] * len(hits)
+    ops = {"+": int.__add__, "-": int.__sub__, "*": int.__mul__, "/": int.__floordiv__}
+    for text, ex in zip(texts, exs):
+        target = ex["ground_truth"]["target"]
+        lines = [ln for ln in parsing.reasoning_text(text).splitlines() if "vs" in ln]
+        assert 1 <= len(lines) <= 4
+        firsts = [ln.split(",")[0] for ln in lines]
+        assert len(set(firsts)) == len(firsts)  # a first step is never written twice
+        for j, ln in enumerate(lines):
+            steps, verdict = ln.split(" vs ")
+            values = []
+            for step in steps.split(","):
+                lhs, res = step.split("=")
+                a, op, b = next((lhs.split(o)[0], o, lhs.split(o)[1]) for o in ops if o in lhs)
+                assert ops[op](int(a), int(b)) == int(res) and int(a) >= int(b)
+                values.append(int(res))
+            completions = values[1:]
+            assert len(completions) >= 1 and target not in completions[:-1]
+            assert verdict == f"{target} {'yes' if completions[-1] == target else 'no'}"
+            assert (verdict.endswith("yes")) == (j == len(lines) - 1 and text in dict(hits))
+    # the example of the docstring: 6*5=30 then 30 with 8 by + * - (30/8 is not an integer)
+    line = cold_start._render_line(
+        [
+            a
+            for a in countdown.tree_order([5, 6, 8], 7, np.random.default_rng(0), 0.45)
+            if a[0][0] == (6, "*", 5, 30)
+        ],
+        7,
+        "no",
+    )
+    assert line == "6*5=30,30+8=38,30*8=240,30-8=22 vs 7 no"

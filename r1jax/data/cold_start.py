@@ -97,12 +97,40 @@ class DesignConfig:
     give_up: bool = True
     # "intuition": each attempt drawn closer values first (countdown.search_order); "tree": first
     # steps drawn so, each followed by its completions in a fixed operation order
-    # (countdown.tree_order), so that the next line follows from the line above
+    # (countdown.tree_order), so that the next line follows from the line above; "grouped": the
+    # tree's order with each first step and all its completions on one line (one attempt line per
+    # first step, `max_attempts` then counts lines), so a search holds fewer lines to keep apart
     order: str = "intuition"
 
 
 # DesignConfig.order -> how a designed search orders its attempts
-SEARCH_ORDERS = {"intuition": countdown.search_order, "tree": countdown.tree_order}
+SEARCH_ORDERS = {
+    "intuition": countdown.search_order,
+    "tree": countdown.tree_order,
+    "grouped": countdown.tree_order,
+}
+
+
+def _lines(order: list[countdown.Attempt], grouped: bool) -> list[list[countdown.Attempt]]:
+    """The attempts of each reasoning line: one each, or (grouped) the run sharing a first step."""
+    if not grouped:
+        return [[a] for a in order]
+    out: list[list[countdown.Attempt]] = []
+    for a in order:
+        if out and out[-1][0][0][0] == a[0][0]:
+            out[-1].append(a)
+        else:
+            out.append([a])
+    return out
+
+
+def _render_line(group: list[countdown.Attempt], target: int, verdict: str) -> str:
+    """`7+5=12,12+3=15 vs 14 no` for one attempt; for a group the first step once, then each
+    completion (`7+5=12,12+3=15,12*3=36 vs 14 no`): every value of the line is checked."""
+    steps = [countdown.render_attempt(group[0])] + [
+        countdown.render_attempt(((a[0][-1],), a[1])) for a in group[1:]
+    ]
+    return f"{','.join(steps)} vs {target} {verdict}"
 
 
 def designed_countdown(
@@ -116,11 +144,13 @@ def designed_countdown(
         raise ValueError(f"designed.order={cfg.order!r}: use one of {sorted(SEARCH_ORDERS)}.")
     order = SEARCH_ORDERS[cfg.order](list(gt["numbers"]), target, rng, cfg.intuition)
     lines = []
-    for att in order[: cfg.max_attempts]:
-        hit = countdown.value(att) == target
-        verdict = toy_language.word("yes" if hit else "no", "en")
-        lines.append(f"{countdown.render_attempt(att)} vs {target} {verdict}")
-        if hit:
+    for group in _lines(order, cfg.order == "grouped")[: cfg.max_attempts]:
+        hits = [i for i, a in enumerate(group) if countdown.value(a) == target]
+        group = group[: hits[0] + 1] if hits else group  # a line stops at the value that hits
+        att = group[-1]
+        verdict = toy_language.word("yes" if hits else "no", "en")
+        lines.append(_render_line(group, target, verdict))
+        if hits:
             answer = countdown.strip_outer(att[1])
             return render(lines, summary_line(example, answer), answer)
     if not cfg.give_up:
