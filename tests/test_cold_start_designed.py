@@ -64,3 +64,24 @@ def test_impossible_shares_are_one_line_errors(designed, message):
 def test_a_share_the_problems_cannot_give_is_refused_not_shrunk():
     with pytest.raises(ConfigError, match="short of the share"):
         cold_start_data.designed(_config(intuition=0.2, give_up_share=0.15))
+
+
+def test_more_passes_fill_a_share_one_pass_cannot_and_keep_the_first_pass():
+    """designed.passes searches the pool again (new order, new draws) while give-ups are short:
+    the share is then met exactly, every search readable, and the first pass is what one pass
+    writes (passes=1 is the old stream, byte for byte)."""
+    one = _config(countdown=200, intuition=0.2, give_up_share=0.15)
+    with pytest.raises(ConfigError, match="designed.passes"):
+        cold_start_data.designed(one)
+    natural, _ = cold_start_data.designed(_config(countdown=200, intuition=0.2))
+    more, stats = cold_start_data.designed(
+        _config(countdown=200, intuition=0.2, give_up_share=0.15, passes=4)
+    )
+    assert stats["countdown"] == 200 and stats["countdown_give_up"] == 30 == _give_ups(more)
+    assert all(parsing.readable_format_ok(r["completion"]) for r in more)
+    hits = [r for r in more if not cold_start.gives_up(r["completion"])]
+    assert hits == [r for r in natural if not cold_start.gives_up(r["completion"])][:170]
+    prompts = [r["prompt"] for r in more if cold_start.gives_up(r["completion"])]
+    assert len(set(prompts)) > 15  # give-ups from many problems, not one problem redrawn
+    with pytest.raises(ConfigError, match="designed.passes=0 must be positive"):
+        cold_start_data.validate(_config(passes=0))

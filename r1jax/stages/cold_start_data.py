@@ -12,6 +12,8 @@ generated examples. Writes sft_data.jsonl, stats.json (counts at every step) and
 
 from __future__ import annotations
 
+import itertools
+
 import jax
 import ml_collections
 import numpy as np
@@ -29,7 +31,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
         value = config[key] if "." not in key else config.designed[key.split(".")[1]]
         if value < 0:
             raise config_check.ConfigError(f"config.{key}={value} must be >= 0.")
-    config_check.require_positive(config, "sampling.samples", "sampling.max_new_tokens")
+    config_check.require_positive(
+        config, "sampling.samples", "sampling.max_new_tokens", "designed.passes"
+    )
     if config.language not in toy_language.LANGS:
         raise config_check.ConfigError(
             f"config.language={config.language!r} is not one of {sorted(toy_language.LANGS)}."
@@ -123,7 +127,10 @@ def designed(config) -> tuple[list[dict], dict]:
         # give_up_share > 0: that share of the searches are ones that gave up (problems picked, no
         # search altered), so a sharp intuition that rarely fails still shows the model how to stop
         quota = _quota(d.countdown, d.give_up_share, d.give_up)
-        for ex in data_sampling.pick(pool, 0, config.seed + 1):
+        # passes > 1: the pool again, in a new order, with new searches, while the quota of
+        # give-ups is short (a sharp intuition gives up on too few of the problems to fill it)
+        passes = (data_sampling.pick(pool, 0, config.seed + 1 + 7919 * k) for k in range(d.passes))
+        for ex in itertools.chain.from_iterable(passes):
             text = cold_start.designed_countdown(ex, rng, dcfg)
             kind = None if text is None else cold_start.gives_up(text)
             if text is not None and (quota is None or quota[kind] > 0):
@@ -137,7 +144,8 @@ def designed(config) -> tuple[list[dict], dict]:
                 f"designed.give_up_share={d.give_up_share}: {len(pool)} Countdown train problems "
                 f"give {round(d.give_up_share * d.countdown) - quota[True]} searches "
                 "that give up, short of the share; lower the share, designed.countdown or "
-                "designed.max_attempts, or raise designed.intuition (wider searches give up more)."
+                "designed.max_attempts, or raise designed.intuition (wider searches give up more) "
+                "or designed.passes (more searches per problem)."
             )
     n_count = len(out)
     n_give_up = sum(cold_start.gives_up(r["completion"]) for r in out)

@@ -138,6 +138,7 @@ def cold_start_data() -> ml_collections.ConfigDict:
             give_up=True,
             order="intuition",
             give_up_share=0.0,  # > 0: that share of the searches are give-ups (problems picked)
+            passes=1,  # > 1: search the pool that many times over to fill the give-up share
         )
     )
     return c
