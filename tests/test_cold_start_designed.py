@@ -31,7 +31,13 @@ def _give_ups(records: list[dict]) -> int:
 
 def test_give_up_share_keeps_that_share_of_unaltered_searches():
     natural, stats = cold_start_data.designed(_config(countdown=200, intuition=0.45))
-    assert stats == {"countdown": 200, "countdown_give_up": _give_ups(natural), "arithmetic": 0}
+    near = sum(cold_start.near_misses(r["completion"]) > 0 for r in natural)
+    assert stats == {
+        "countdown": 200,
+        "countdown_give_up": _give_ups(natural),
+        "countdown_near_miss": near,
+        "arithmetic": 0,
+    }
     assert _give_ups(natural) < 24  # left alone, this intuition gives up less than 12 %
     shared, stats = cold_start_data.designed(
         _config(countdown=200, intuition=0.45, give_up_share=0.12)
@@ -54,6 +60,9 @@ def test_give_up_share_keeps_that_share_of_unaltered_searches():
         (dict(give_up_share=1.0), "share in \\[0, 1\\)"),
         (dict(give_up_share=-0.1), "share in \\[0, 1\\)"),
         (dict(give_up_share=0.1, give_up=False), "needs designed.give_up=True"),
+        (dict(near_miss_share=0.2), "needs designed.give_up_share > 0"),
+        (dict(near_miss_share=1.2, give_up_share=0.1), "share in \\[0, 1\\)"),
+        (dict(near_miss_share=0.6, give_up_share=0.5), "is over 1"),
     ],
 )
 def test_impossible_shares_are_one_line_errors(designed, message):
@@ -85,3 +94,22 @@ def test_more_passes_fill_a_share_one_pass_cannot_and_keep_the_first_pass():
     assert len(set(prompts)) > 15  # give-ups from many problems, not one problem redrawn
     with pytest.raises(ConfigError, match="designed.passes=0 must be positive"):
         cold_start_data.validate(_config(passes=0))
+
+
+def test_near_miss_share_picks_hits_after_a_no_to_the_targets_last_digit():
+    """near_miss_share: that share of the searches hit after saying `no` to a value that ends in
+    the target's last digit (the check the toy models fail); counted exactly, searches unaltered."""
+    assert cold_start.near_misses(" <think>\n8+3=11,11*8=88 vs 48 no\n</think>\nso 8 = 48\n") == 1
+    assert cold_start.near_misses(" <think>\n8+3=11,11*8=88 vs 48 yes\n</think>\n") == 0
+    assert cold_start.near_misses(" <think>\n8+3=11,11*8=88 vs 47 no\n</think>\n") == 0
+    recs, stats = cold_start_data.designed(
+        _config(countdown=200, intuition=0.45, give_up_share=0.12, near_miss_share=0.25, passes=3)
+    )
+    near = [r for r in recs if not cold_start.gives_up(r["completion"])]
+    near = [r for r in near if cold_start.near_misses(r["completion"])]
+    assert len(near) == 50 and stats["countdown_give_up"] == 24 == _give_ups(recs)
+    assert stats["countdown_near_miss"] >= 50  # give-ups may hold near misses too
+    for r in near:  # each such search says no to a value ending in the target's digit, then hits
+        assert parsing.readable_format_ok(r["completion"])
+        lines = parsing.reasoning_text(r["completion"]).splitlines()
+        assert lines[-1].endswith("yes")

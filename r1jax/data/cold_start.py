@@ -19,6 +19,7 @@ At toy scale (the pattern itself: `text.parsing.READABLE_RULES`):
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,6 +31,7 @@ from r1jax.text.parsing import attempt_key, extract_answer, reasoning_text
 
 _SO = {toy_language.word("so", lang) for lang in toy_language.LANGS}
 _YES = {toy_language.word("yes", lang) for lang in toy_language.LANGS}
+_NO = {toy_language.word("no", lang) for lang in toy_language.LANGS}
 
 
 def summary_line(example: Mapping[str, Any], answer: str, lang: str = "en") -> str:
@@ -41,6 +43,27 @@ def summary_line(example: Mapping[str, Any], answer: str, lang: str = "en") -> s
     if example.get("task") == "arithmetic" and {"a", "op", "b"} <= set(gt):
         return f"{so} {gt['a']} {gt['op']} {gt['b']} = {answer}"
     return f"{so} {answer}"
+
+
+_VERDICT_LINE = re.compile(r"=(\d{1,7}) vs (\d{1,7}) (\S+)$")
+
+
+def checked(line: str) -> tuple[str, str, str] | None:
+    """(value, target, verdict) of a Countdown attempt line (`11*8=88 vs 48 no` -> ("88", "48",
+    "no")), or None for any other line; the verdict is the toy word as written."""
+    m = _VERDICT_LINE.search(line.strip())
+    return (m[1], m[2], m[3]) if m else None
+
+
+def near_misses(completion: str) -> int:
+    """How many attempt lines say `no` to a final value that ends in the target's last digit but
+    is not the target (`11*8=88 vs 48 no`): the check the toy models fail (README, "False yes")."""
+    n = 0
+    for line in reasoning_text(completion).splitlines():
+        c = checked(line)
+        if c and c[2] in _NO and c[0] != c[1] and c[0][-1] == c[1][-1]:
+            n += 1
+    return n
 
 
 def give_up_line(lang: str = "en") -> str:

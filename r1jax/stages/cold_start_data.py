@@ -39,7 +39,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
             f"config.language={config.language!r} is not one of {sorted(toy_language.LANGS)}."
         )
     d = config.designed
-    _quota(d.countdown, d.give_up_share, d.give_up)  # raises on a share it cannot keep
+    _quota(d.countdown, d.give_up_share, d.give_up, d.near_miss_share)  # raises on bad shares
 
 
 def _record(ex: dict, completion: str, source: str, provenance: dict) -> dict:
@@ -98,21 +98,42 @@ def rewritten(config, workdir: str, mesh, rules) -> tuple[list[dict], dict]:
     return out, counts
 
 
-def _quota(n: int, give_up_share: float, give_up: bool) -> dict[bool, int] | None:
-    """{gave up: how many searches of that kind to keep}, or None to keep searches as they fall."""
-    if not 0.0 <= give_up_share < 1.0:
-        raise config_check.ConfigError(
-            f"designed.give_up_share={give_up_share}: use a share in [0, 1) (0 = as the searches "
-            "fall)."
-        )
+def _quota(
+    n: int, give_up_share: float, give_up: bool, near_miss_share: float = 0.0
+) -> dict[str, int] | None:
+    """{kind: how many searches of that kind to keep} (kinds: `_kind`), or None to keep searches
+    as they fall."""
+    for key, share in (("give_up_share", give_up_share), ("near_miss_share", near_miss_share)):
+        if not 0.0 <= share < 1.0:
+            raise config_check.ConfigError(
+                f"designed.{key}={share}: use a share in [0, 1) (0 = as the searches fall)."
+            )
     if not give_up_share:
+        if near_miss_share:
+            raise config_check.ConfigError(
+                "designed.near_miss_share > 0 needs designed.give_up_share > 0 (the shares are "
+                "kept by picking problems, so every kind of search needs its count)."
+            )
         return None
     if not give_up:
         raise config_check.ConfigError(
             "designed.give_up_share > 0 needs designed.give_up=True (searches that give up)."
         )
-    gave_up = round(give_up_share * n)
-    return {True: gave_up, False: n - gave_up}
+    gave_up, near = round(give_up_share * n), round(near_miss_share * n)
+    if gave_up + near > n:
+        raise config_check.ConfigError(
+            f"designed.give_up_share + designed.near_miss_share = {give_up_share + near_miss_share}"
+            " is over 1; lower one of them."
+        )
+    return {"give_up": gave_up, "near_miss": near, "hit": n - gave_up - near}
+
+
+def _kind(text: str, near_miss_share: float) -> str:
+    """give_up: the search gave up; near_miss (counted only when its share is set): it hit after
+    saying `no` to a value with the target's last digit; hit: any other search that hit."""
+    if cold_start.gives_up(text):
+        return "give_up"
+    return "near_miss" if near_miss_share and cold_start.near_misses(text) else "hit"
 
 
 def designed(config) -> tuple[list[dict], dict]:
@@ -125,27 +146,32 @@ def designed(config) -> tuple[list[dict], dict]:
         t = config.task if config.task.name == "countdown" else config_base.task("countdown")
         pool = tasks.load("countdown", "train", t.data_dir, **t.options.to_dict())
         # give_up_share > 0: that share of the searches are ones that gave up (problems picked, no
-        # search altered), so a sharp intuition that rarely fails still shows the model how to stop
-        quota = _quota(d.countdown, d.give_up_share, d.give_up)
-        # passes > 1: the pool again, in a new order, with new searches, while the quota of
-        # give-ups is short (a sharp intuition gives up on too few of the problems to fill it)
+        # search altered), so a sharp intuition that rarely fails still shows the model how to
+        # stop; near_miss_share > 0: that share are hits after a `no` to a value that ends in the
+        # target's digit (the toy models answer `yes` to most of those: README, "False yes")
+        quota = _quota(d.countdown, d.give_up_share, d.give_up, d.near_miss_share)
+        want = dict(quota or {})
+        # passes > 1: the pool again, in a new order, with new searches, while a quota is short
+        # (a sharp intuition gives up on too few of the problems to fill it)
         passes = (data_sampling.pick(pool, 0, config.seed + 1 + 7919 * k) for k in range(d.passes))
         for ex in itertools.chain.from_iterable(passes):
             text = cold_start.designed_countdown(ex, rng, dcfg)
-            kind = None if text is None else cold_start.gives_up(text)
+            kind = None if text is None else _kind(text, d.near_miss_share)
             if text is not None and (quota is None or quota[kind] > 0):
                 out.append(_record(ex, text, "hand_designed", prov))
                 if quota is not None:
                     quota[kind] -= 1
             if len(out) == d.countdown:
                 break
-        if quota is not None and quota[True] > 0:
+        short = [k for k in ("give_up", "near_miss") if quota is not None and quota[k] > 0]
+        if short:
+            k = short[0]
             raise config_check.ConfigError(
-                f"designed.give_up_share={d.give_up_share}: {len(pool)} Countdown train problems "
-                f"give {round(d.give_up_share * d.countdown) - quota[True]} searches "
-                "that give up, short of the share; lower the share, designed.countdown or "
-                "designed.max_attempts, or raise designed.intuition (wider searches give up more) "
-                "or designed.passes (more searches per problem)."
+                f"designed.{k}_share={d[k + '_share']}: {len(pool)} Countdown train problems "
+                f"give {want[k] - quota[k]} searches of that kind, short of the share; lower the "
+                "share, designed.countdown or designed.max_attempts, or raise "
+                "designed.intuition (wider searches give up more) or designed.passes (more "
+                "searches per problem)."
             )
     n_count = len(out)
     n_give_up = sum(cold_start.gives_up(r["completion"]) for r in out)
@@ -153,7 +179,13 @@ def designed(config) -> tuple[list[dict], dict]:
         pool = tasks.load("arithmetic", "train", "", n_train=max(4 * d.arithmetic, 2000))
         for ex in data_sampling.pick(pool, d.arithmetic, config.seed + 2):
             out.append(_record(ex, cold_start.designed_arithmetic(ex), "hand_designed", prov))
-    stats = {"countdown": n_count, "countdown_give_up": n_give_up, "arithmetic": len(out) - n_count}
+    n_near = sum(cold_start.near_misses(r["completion"]) > 0 for r in out[:n_count])
+    stats = {
+        "countdown": n_count,
+        "countdown_give_up": n_give_up,
+        "countdown_near_miss": n_near,
+        "arithmetic": len(out) - n_count,
+    }
     return out, stats
 
 

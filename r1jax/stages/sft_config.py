@@ -139,6 +139,8 @@ def cold_start_data() -> ml_collections.ConfigDict:
             order="intuition",
             give_up_share=0.0,  # > 0: that share of the searches are give-ups (problems picked)
             passes=1,  # > 1: search the pool that many times over to fill the give-up share
+            near_miss_share=0.0,  # > 0: that share are hits after a `no` to a value ending in
+            # the target's last digit (problems picked; needs give_up_share > 0)
         )
     )
     return c

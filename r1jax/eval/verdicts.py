@@ -1,0 +1,106 @@
+"""How Countdown answers fail, and whether the model's `yes` checks the whole number.
+
+The readable rate says how answers are written; this says why the unsolved ones are wrong, from
+an evaluation's own samples (each record's `samples` and `correct`):
+
+    python -m r1jax.eval.verdicts --evals=<run>/report/records/reasoning_rl.json
+
+prints one JSON object per file: `outcomes`, the share of samples that are correct, gave up
+(`give up` in the reasoning), stopped at a false `yes` (their last `yes` line's value is not its
+target), ran out of tokens (no closed answer) or failed otherwise; and `verdict_lines`, over every
+attempt line whose value is not its target: how many say `yes`, the share of those whose value
+ends in the target's last digit, and the share of `yes` among the lines whose value does
+(`yes_given_same_last_digit`) and among those whose value does not (`yes_given_other_last_digit`).
+A model that compares whole numbers says `no` to both; one that compares the last digit says `yes`
+to the first kind (README, "False yes").
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+
+from absl import app, flags
+
+from r1jax.data import cold_start
+from r1jax.text import toy_language
+from r1jax.text.parsing import ANSWER_CLOSE, reasoning_text
+
+_YES = {toy_language.word("yes", lang) for lang in toy_language.LANGS}
+OUTCOMES = ("correct", "gave_up", "false_yes", "truncated", "other")
+
+
+def outcome(sample: str, correct: bool) -> str:
+    """The first of OUTCOMES that describes one sample (see the module docstring)."""
+    if correct:
+        return "correct"
+    if ANSWER_CLOSE not in sample:
+        return "truncated"
+    if cold_start.gives_up(sample):
+        return "gave_up"
+    said_yes = [c for c in map(cold_start.checked, reasoning_text(sample).splitlines()) if c]
+    said_yes = [c for c in said_yes if c[2] in _YES]
+    if said_yes and said_yes[-1][0] != said_yes[-1][1]:
+        return "false_yes"
+    return "other"
+
+
+def breakdown(samples: Sequence[str], correct: Sequence[bool]) -> dict:
+    """Outcome shares and verdict-line counts of a set of Countdown samples."""
+    if not samples or len(samples) != len(correct):
+        raise ValueError(f"{len(samples)} samples against {len(correct)} correctness flags")
+    counts = dict.fromkeys(OUTCOMES, 0)
+    # (value ends in the target's last digit, said yes) -> lines whose value is not the target
+    lines = {(same, yes): 0 for same in (True, False) for yes in (True, False)}
+    for text, ok in zip(samples, correct):
+        counts[outcome(text, bool(ok))] += 1
+        for c in map(cold_start.checked, reasoning_text(text).splitlines()):
+            if c and c[0] != c[1]:
+                lines[(c[0][-1] == c[1][-1], c[2] in _YES)] += 1
+    n_yes = lines[(True, True)] + lines[(False, True)]
+    share = lambda a, b: a / b if b else float("nan")  # noqa: E731
+    return {
+        "samples": len(samples),
+        "outcomes": {k: v / len(samples) for k, v in counts.items()},
+        "verdict_lines": {
+            "lines_value_not_target": sum(lines.values()),
+            "false_yes_lines": n_yes,
+            "false_yes_same_last_digit": share(lines[(True, True)], n_yes),
+            "yes_given_same_last_digit": share(
+                lines[(True, True)], lines[(True, True)] + lines[(True, False)]
+            ),
+            "yes_given_other_last_digit": share(
+                lines[(False, True)], lines[(False, True)] + lines[(False, False)]
+            ),
+        },
+    }
+
+
+def countdown_records(data: Mapping) -> list[Mapping]:
+    """The Countdown records of an evaluation file (`records`: a list, or one list per task)."""
+    records = data.get("records")
+    if isinstance(records, Mapping):
+        records = records.get("countdown")
+    if not isinstance(records, list) or not all("correct" in r for r in records):
+        raise ValueError("no Countdown `records` with `correct` flags: is it an evaluation's JSON?")
+    return records
+
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("evals", [], "evaluation JSON files (report/records/<stage>.json, eval_*.json)")
+
+
+def main(argv: Sequence[str]) -> None:
+    del argv
+    if not FLAGS.evals:
+        raise app.UsageError("--evals=<eval json>[,<eval json>...] is required")
+    for path in FLAGS.evals:
+        with open(path) as f:
+            records = countdown_records(json.load(f))
+        samples = [s for r in records for s in r["samples"]]
+        correct = [c for r in records for c in r["correct"]]
+        print(json.dumps({"file": path, **breakdown(samples, correct)}))
+
+
+if __name__ == "__main__":
+    app.run(main)
