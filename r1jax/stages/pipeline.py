@@ -36,7 +36,7 @@ import jax
 import ml_collections
 
 from r1jax import config_base, config_check
-from r1jax.stages import common, compile_cache, inputs, pipeline_workers, preflight
+from r1jax.stages import common, compile_cache, inputs, neutral_keys, pipeline_workers, preflight
 from r1jax.stages.resume_guard import flat_keys
 from r1jax.train import heap_policy
 
@@ -85,7 +85,8 @@ class Plan:
             self.configs[name], self.needs[name] = sub, needs
         self.fingerprint = {}
         for name in self.order:
-            h = hashlib.sha256(json.dumps(_json(self.configs[name]), sort_keys=True).encode())
+            flat = neutral_keys.hashed(_json(self.configs[name]))
+            h = hashlib.sha256(json.dumps(flat, sort_keys=True).encode())
             for n in self.needs[name]:
                 h.update(self.fingerprint[n].encode())
             self.fingerprint[name] = h.hexdigest()[:16]

@@ -1,0 +1,39 @@
+"""Config keys added after runs finished, left out of a stage's fingerprint at their neutral value.
+
+A stage's fingerprint (stages/pipeline.py) hashes its whole config, so adding a key to a stage's
+defaults would make every finished stage of that kind stale - and every stage after it - although
+at a value that reproduces the old behaviour the key changes nothing the stage writes. Such keys
+are listed here, by stage runner, with that value: at it they are left out of the hash (finished
+runs stay valid); at any other value they are hashed as usual, so setting one still invalidates
+exactly that stage and those that read it. A key belongs here only when its neutral value leaves
+the stage's output unchanged by construction (tests/test_cold_start_designed.py checks these).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+# stage runner -> {dotted key: the value at which the stage behaves as before the key existed}
+NEUTRAL: dict[str, dict[str, Any]] = {
+    # 2026-12-05: more passes over the Countdown pool, and the near-miss share of the searches
+    "cold_start_data": {"designed.passes": 1, "designed.near_miss_share": 0.0},
+}
+
+
+def hashed(config: Any) -> Any:
+    """The stage config (as JSON) that its fingerprint hashes: in it and in every config nested in
+    it (a `build` of a missing input is one), neutral keys at their neutral value removed."""
+    if isinstance(config, list):
+        return [hashed(v) for v in config]
+    if not isinstance(config, Mapping):
+        return config
+    out = {k: hashed(v) for k, v in config.items()}
+    for key, neutral in NEUTRAL.get(str(out.get("stage", "")), {}).items():
+        *parents, leaf = key.split(".")
+        node = out
+        for p in parents:
+            node = node.get(p) if isinstance(node.get(p), dict) else {}
+        if leaf in node and node[leaf] == neutral:
+            del node[leaf]
+    return out

@@ -1,0 +1,61 @@
+"""Keys added to a stage's defaults at a value that changes nothing keep finished runs valid
+(stages/neutral_keys.py): the fingerprint is the one the config had before the key existed, in
+the stage itself and in every stage that nests its config (`build`), and any other value
+invalidates exactly that stage and those after it."""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import ml_collections
+import sft_runs
+
+from r1jax import config_base
+from r1jax.stages import neutral_keys, pipeline
+
+PIPELINE = config_base.sibling(
+    os.path.join(sft_runs.ROOT, "experiments", "r1_pipeline.py"), "r1_pipeline"
+)
+KEYS = neutral_keys.NEUTRAL["cold_start_data"]
+
+
+def _drop_neutral_keys(node) -> None:
+    """The config as it was before the keys existed: removed wherever a cold_start_data sits."""
+    if isinstance(node, dict):
+        if node.get("stage") == "cold_start_data":
+            for key in KEYS:
+                node["designed"].pop(key.split(".")[1], None)
+        for v in node.values():
+            _drop_neutral_keys(v)
+
+
+def _fingerprints(config) -> dict[str, str]:
+    return dict(pipeline.Plan(config).fingerprint)
+
+
+def test_hashed_drops_only_neutral_values_and_leaves_its_input_alone():
+    config = {"stage": "cold_start_data", "designed": {"passes": 1, "near_miss_share": 0.2, "x": 1}}
+    nested = {"stage": "sft", "data": {"build": copy.deepcopy(config)}}
+    assert neutral_keys.hashed(config) == {
+        "stage": "cold_start_data",
+        "designed": {"near_miss_share": 0.2, "x": 1},
+    }
+    assert neutral_keys.hashed(nested)["data"]["build"] == neutral_keys.hashed(config)
+    assert config["designed"]["passes"] == 1  # the input is not modified
+    other = {"stage": "sft", "designed": {"passes": 1}}  # another runner: hashed as it is
+    assert neutral_keys.hashed(other) == other
+
+
+def test_neutral_keys_keep_the_fingerprints_and_other_values_invalidate_downstream():
+    config = PIPELINE.get_config()
+    before = copy.deepcopy(config.to_dict())
+    _drop_neutral_keys(before)
+    old = pipeline.Plan(config).fingerprint
+    # the fingerprints of the same pipeline before the keys were added: equal stage by stage
+    assert _fingerprints(ml_collections.ConfigDict(before)) == old
+    config.stages.cold_start_data.designed.passes = 2
+    new = _fingerprints(config)
+    changed = {n for n in old if new[n] != old[n]}
+    assert "cold_start_data" in changed and "cold_start_sft" in changed
+    assert "base" not in changed and "r1_zero" not in changed
