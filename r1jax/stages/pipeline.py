@@ -17,7 +17,8 @@
 
 Resume at stage granularity: a finished stage leaves `DONE.json` (its config, the fingerprints of
 its inputs, its wall time). Rerunning skips it when its fingerprint - a hash of its own config and of
-its inputs' fingerprints - is unchanged; an interrupted stage (no marker) runs again and resumes from
+its inputs' fingerprints, less keys added later at a value that changes nothing (neutral_keys.py) -
+is unchanged; an interrupted stage (no marker) runs again and resumes from
 its own checkpoint. A finished stage whose own config or whose inputs changed is stale: the run stops
 with one line naming the stage and the changed key, or, with `rerun_stale=True`, moves the stale
 folders aside (`<name>.stale-<n>`) and reruns them - exactly the changed stage and those after it
