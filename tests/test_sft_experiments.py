@@ -16,7 +16,7 @@ import pytest
 import sft_runs
 
 from r1jax import rewards
-from r1jax.data import sft_format
+from r1jax.data import cold_start, sft_format
 
 pytestmark = pytest.mark.slow
 
@@ -58,7 +58,14 @@ def test_cold_start_sft(root):
     stats = _json(os.path.join(root, "cold_start_data", "stats.json"))
     records = sft_format.read(os.path.join(root, "cold_start_data"))
     give_ups = sum("give up" in r["completion"] for r in records if r["source"] == "hand_designed")
-    assert stats["designed"] == {"countdown": 16, "countdown_give_up": give_ups, "arithmetic": 4}
+    designed = [r for r in records if r["source"] == "hand_designed"]
+    near = sum(cold_start.near_misses(r["completion"]) > 0 for r in designed)
+    assert stats["designed"] == {
+        "countdown": 16,
+        "countdown_give_up": give_ups,
+        "countdown_near_miss": near,
+        "arithmetic": 4,
+    }
     assert stats["r1_zero"]["samples"] == 8  # 4 prompts x 2 samples from the tiny R1-Zero
     rows = sft_runs.rows(wd)
     _finite(rows)

@@ -86,15 +86,12 @@ def countdown_records(data: Mapping) -> list[Mapping]:
     return records
 
 
-FLAGS = flags.FLAGS
-flags.DEFINE_list("evals", [], "evaluation JSON files (report/records/<stage>.json, eval_*.json)")
-
-
 def main(argv: Sequence[str]) -> None:
     del argv
-    if not FLAGS.evals:
+    evals = flags.FLAGS.evals
+    if not evals:
         raise app.UsageError("--evals=<eval json>[,<eval json>...] is required")
-    for path in FLAGS.evals:
+    for path in evals:
         with open(path) as f:
             records = countdown_records(json.load(f))
         samples = [s for r in records for s in r["samples"]]
@@ -103,4 +100,9 @@ def main(argv: Sequence[str]) -> None:
 
 
 if __name__ == "__main__":
+    # defined here, not at import: eval/readability.py defines a flag of the same name, and both
+    # modules are imported into one process by the tests
+    flags.DEFINE_list(
+        "evals", [], "evaluation JSON files (report/records/<stage>.json, eval_*.json)"
+    )
     app.run(main)
