@@ -129,6 +129,20 @@ def test_general_reference_responses_are_readable_and_exact():
     assert all(parsing.summary_text(t) == "so " + ex["answer"] for t, ex in zip(texts, exs))
 
 
+def _designed_searches(cfg: cold_start.DesignConfig, n: int) -> tuple[list, list, list]:
+    """n train problems' designed searches (problem i drawn with seed i): every one readable and
+    every hit's answer correct; returns (examples, texts, [(text, example) of the hits])."""
+    score = rewards.build(["countdown_accuracy"])[0]
+    exs = list(countdown.examples("train", n))
+    texts = [
+        cold_start.designed_countdown(ex, np.random.default_rng(i), cfg) for i, ex in enumerate(exs)
+    ]
+    assert all(parsing.readable_format_ok(t) for t in texts)
+    hits = [(t, ex) for t, ex in zip(texts, exs) if not cold_start.gives_up(t)]
+    assert score([t for t, _ in hits], [ex for _, ex in hits]).tolist() == [1.0] * len(hits)
+    return exs, texts, hits
+
+
 def test_tree_order_groups_each_first_step_in_a_fixed_operation_order():
     """tree_order visits every attempt once; the attempts of one first step are adjacent, in
     `attempts`' + * - / order, so a designed "tree" search's next line follows from the line above
@@ -147,15 +161,8 @@ def test_tree_order_groups_each_first_step_in_a_fixed_operation_order():
                 "+*-/".index(a[0][1][1]) for a in block
             )
     cfg = cold_start.DesignConfig(order="tree")
-    score = rewards.build(["countdown_accuracy"])[0]
-    exs = list(countdown.examples("train", 30))
-    texts = [
-        cold_start.designed_countdown(ex, np.random.default_rng(i), cfg) for i, ex in enumerate(exs)
-    ]
-    assert all(parsing.readable_format_ok(t) for t in texts)
-    hits = [(t, ex) for t, ex in zip(texts, exs) if not cold_start.gives_up(t)]
+    exs, _, hits = _designed_searches(cfg, 30)
     assert len(hits) >= 15
-    assert score([t for t, _ in hits], [ex for _, ex in hits]).tolist() == [1.0] * len(hits)
     with pytest.raises(ValueError, match="designed.order"):
         cold_start.designed_countdown(
             exs[0], np.random.default_rng(0), dataclasses.replace(cfg, order="bfs")
@@ -167,15 +174,8 @@ def test_grouped_order_writes_each_first_step_once_with_every_completion_on_its_
     value that hits), every step's arithmetic true, at most max_attempts lines, a hit's answer
     correct, and the lines are the tree search's attempts, none repeated."""
     cfg = cold_start.DesignConfig(intuition=0.45, max_attempts=4, order="grouped")
-    score = rewards.build(["countdown_accuracy"])[0]
-    exs = list(countdown.examples("train", 40))
-    texts = [
-        cold_start.designed_countdown(ex, np.random.default_rng(i), cfg) for i, ex in enumerate(exs)
-    ]
-    assert all(parsing.readable_format_ok(t) for t in texts)
-    hits = [(t, ex) for t, ex in zip(texts, exs) if not cold_start.gives_up(t)]
+    exs, texts, hits = _designed_searches(cfg, 40)
     assert 20 <= len(hits) < len(exs)  # both kinds of search occur
-    assert score([t for t, _ in hits], [ex for _, ex in hits]).tolist() == [1.0] * len(hits)
     ops = {"+": int.__add__, "-": int.__sub__, "*": int.__mul__, "/": int.__floordiv__}
     for text, ex in zip(texts, exs):
         target = ex["ground_truth"]["target"]
