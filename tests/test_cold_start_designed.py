@@ -113,3 +113,34 @@ def test_near_miss_share_picks_hits_after_a_no_to_the_targets_last_digit():
         assert parsing.readable_format_ok(r["completion"])
         lines = parsing.reasoning_text(r["completion"]).splitlines()
         assert lines[-1].endswith("yes")
+
+
+def test_prefix_check_writes_the_same_searches_with_the_matching_digits():
+    """designed.check='prefix': the same problems, draws and verdicts as the whole-number check,
+    each line's `vs <target>` cut to the target digits that equal the value's; readable."""
+    whole, stats_w = cold_start_data.designed(_config(countdown=60, intuition=0.45))
+    prefix, stats_p = cold_start_data.designed(
+        _config(countdown=60, intuition=0.45, check="prefix")
+    )
+    assert stats_p == stats_w  # near misses counted against the record's target, not the line's
+    assert [r["prompt"] for r in prefix] == [r["prompt"] for r in whole]
+    for w, p in zip(whole, prefix):
+        assert parsing.readable_format_ok(p["completion"]), p["completion"]
+        target = int(w["ground_truth"]["target"])
+        w_lines = parsing.reasoning_text(w["completion"]).splitlines()
+        p_lines = parsing.reasoning_text(p["completion"]).splitlines()
+        assert len(w_lines) == len(p_lines)
+        for wl, pl in zip(w_lines, p_lines):
+            c = cold_start.checked(wl)
+            if c is None:
+                assert pl == wl  # `give up`
+                continue
+            head = wl[: wl.rindex(" vs ")]
+            assert pl == f"{head} {cold_start.check_text(int(c[0]), target, c[2], 'prefix')}"
+            assert (c[2] == "yes") == (c[0] == str(target)) and (
+                pl.endswith(f"vs {target} yes")
+            ) == (c[2] == "yes")
+    with pytest.raises(ConfigError, match="designed.check='digits'"):
+        cold_start_data.validate(_config(check="digits"))
+    with pytest.raises(ConfigError, match="other than grouped"):
+        cold_start_data.validate(_config(check="prefix", order="grouped"))

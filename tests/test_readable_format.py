@@ -72,6 +72,10 @@ def test_rewrite_makes_r1_zero_traces_readable_and_keeps_the_answer():
     assert new == GOOD
     score = rewards.build(["countdown_accuracy"])[0]
     assert score([zero, new], [CD, CD]).tolist() == [1.0, 1.0]
+    # designed.check="prefix" rewrites the checks too: 17 against 18 shares the digit 1
+    prefix = cold_start.rewrite(zero, CD, check="prefix")
+    assert prefix == GOOD.replace("17 vs 18 no", "17 vs 1 no")
+    assert parsing.readable_format_ok(prefix)
 
 
 def test_designed_examples_are_readable_and_correct():

@@ -56,3 +56,35 @@ def test_files_without_countdown_records_are_refused(tmp_path):
     path = tmp_path / "r.json"
     path.write_text(json.dumps({"records": {"countdown": [{"samples": [HIT], "correct": [True]}]}}))
     assert len(verdicts.countdown_records(json.loads(path.read_text()))) == 1
+
+
+def test_prefix_check_writes_the_target_digits_that_match():
+    # the digits of the target as far as they equal the value's, then the verdict
+    check = lambda v, t: cold_start.check_text(v, t, "yes" if v == t else "no", "prefix")  # noqa: E731
+    assert check(88, 48) == "vs no"  # the first digits differ
+    assert check(43, 48) == "vs 4 no"
+    assert check(48, 48) == "vs 48 yes"
+    assert check(480, 48) == "vs 48 no"  # every target digit matches; the value is longer
+    assert check(8, 18) == "vs no"
+    assert cold_start.check_text(88, 48, "no") == "vs 48 no"  # "whole", the corpus's
+    with pytest.raises(ValueError, match="designed.check='digits'"):
+        cold_start.check_text(1, 1, "yes", "digits")
+    assert cold_start.checked("8+3=11,11*8=88 vs no") == ("88", "", "no")
+    assert cold_start.checked("8+3=11,11*8=43 vs 4 no") == ("43", "4", "no")
+
+
+def test_prefix_check_lines_are_counted_against_the_record_target():
+    # the same two searches as HIT and FALSE_YES with prefix checks: the lines' own targets are
+    # partial, so the breakdown takes each sample's target
+    hit = HIT.replace("88 vs 48 no", "88 vs no")
+    false_yes = FALSE_YES.replace("15 vs 44 no", "15 vs no")
+    got = verdicts.breakdown([hit, false_yes], [True, False], [48, 48])
+    assert got["outcomes"]["correct"] == 0.5 and got["outcomes"]["false_yes"] == 0.5
+    # 88 vs 48 (no, same digit), 15 vs 48 (no, other digit), 88 vs 48 (yes, same digit)
+    assert got["verdict_lines"]["lines_value_not_target"] == 3
+    assert got["verdict_lines"]["yes_given_same_last_digit"] == 0.5
+    assert cold_start.near_misses(hit) == 0 and cold_start.near_misses(hit, 48) == 1
+    record = {"question": "Using the numbers [2, 8, 9], create an equation that equals 15. Use"}
+    assert verdicts.record_target(record) == 15 and verdicts.record_target({}) is None
+    with pytest.raises(ValueError, match="1 targets against 2 samples"):
+        verdicts.breakdown([hit, false_yes], [True, False], [48])

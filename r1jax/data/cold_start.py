@@ -45,23 +45,46 @@ def summary_line(example: Mapping[str, Any], answer: str, lang: str = "en") -> s
     return f"{so} {answer}"
 
 
-_VERDICT_LINE = re.compile(r"=(\d{1,7}) vs (\d{1,7}) (\S+)$")
+_VERDICT_LINE = re.compile(r"=(\d{1,7}) vs (?:(\d{1,7}) )?(\S+)$")
+
+# DesignConfig.check: how an attempt line compares its value with the target before its verdict
+CHECKS = ("whole", "prefix")
+
+
+def check_text(value: int, target: int, verdict: str, check: str = "whole") -> str:
+    """The end of an attempt line: `vs 48 no` (whole: the target, then the verdict), or (prefix)
+    the target's digits only as far as they equal the value's, then the verdict: `=43 vs 4 no`,
+    `=88 vs no`, `=48 vs 48 yes`. Under `prefix` each next token compares one digit of the value
+    with the target's, one at a time, where `whole` asks the verdict to compare every digit at
+    once (the toy models compare the last: README, "False yes")."""
+    if check not in CHECKS:
+        raise ValueError(f"designed.check={check!r}: use one of {list(CHECKS)}.")
+    t, v = str(target), str(value)
+    if check == "whole":
+        return f"vs {t} {verdict}"
+    k = 0
+    while k < min(len(t), len(v)) and t[k] == v[k]:
+        k += 1
+    return f"vs {t[:k]} {verdict}" if k else f"vs {verdict}"
 
 
 def checked(line: str) -> tuple[str, str, str] | None:
-    """(value, target, verdict) of a Countdown attempt line (`11*8=88 vs 48 no` -> ("88", "48",
-    "no")), or None for any other line; the verdict is the toy word as written."""
+    """(value, target as written, verdict) of a Countdown attempt line (`11*8=88 vs 48 no` ->
+    ("88", "48", "no"); a prefix check `=88 vs no` -> ("88", "", "no")), or None for any other
+    line; the verdict is the toy word as written."""
     m = _VERDICT_LINE.search(line.strip())
-    return (m[1], m[2], m[3]) if m else None
+    return (m[1], m[2] or "", m[3]) if m else None
 
 
-def near_misses(completion: str) -> int:
+def near_misses(completion: str, target: int | None = None) -> int:
     """How many attempt lines say `no` to a final value that ends in the target's last digit but
-    is not the target (`11*8=88 vs 48 no`): the check the toy models fail (README, "False yes")."""
+    is not the target (`11*8=88 vs 48 no`): the check the toy models fail (README, "False yes").
+    The target is the one each line writes unless given (a prefix check writes part of it)."""
     n = 0
     for line in reasoning_text(completion).splitlines():
         c = checked(line)
-        if c and c[2] in _NO and c[0] != c[1] and c[0][-1] == c[1][-1]:
+        t = str(target) if target is not None else c[1] if c else ""
+        if c and t and c[2] in _NO and c[0] != t and c[0][-1] == t[-1]:
             n += 1
     return n
 
@@ -82,8 +105,11 @@ def render(lines: list[str], summary: str, answer: str) -> str:
     return f" <think>\n{body}</think>\n{summary}\n<answer>{answer}</answer>"
 
 
-def rewrite(completion: str, example: Mapping[str, Any], lang: str = "en") -> str | None:
-    """A correct R1-Zero completion in the readable pattern, or None when it has no answer."""
+def rewrite(
+    completion: str, example: Mapping[str, Any], lang: str = "en", check: str = "whole"
+) -> str | None:
+    """A correct R1-Zero completion in the readable pattern, or None when it has no answer; its
+    attempt lines end in the given check (`check_text`) with their verdicts as written."""
     answer = extract_answer(completion)
     if not answer or "\n" in answer:
         return None
@@ -97,6 +123,11 @@ def rewrite(completion: str, example: Mapping[str, Any], lang: str = "en") -> st
             continue
         if line == give_up_line(lang):
             continue
+        c = checked(line)
+        if c and c[1] and check != "whole":  # against the problem's target, as a designed line
+            target = int((example.get("ground_truth") or {}).get("target", c[1]))
+            head = line[: line.rindex(" vs ")]
+            line = f"{head} {check_text(int(c[0]), target, c[2], check)}"
         key = attempt_key(line)
         if key is not None:
             if key in seen:
@@ -124,6 +155,9 @@ class DesignConfig:
     # tree's order with each first step and all its completions on one line (one attempt line per
     # first step, `max_attempts` then counts lines), so a search holds fewer lines to keep apart
     order: str = "intuition"
+    # how a line compares its value with the target before the verdict (`check_text`):
+    # "whole" (`vs 48 no`, the corpus's) or "prefix" (`vs 4 no`: the digits that match)
+    check: str = "whole"
 
 
 # DesignConfig.order -> how a designed search orders its attempts
@@ -147,13 +181,15 @@ def _lines(order: list[countdown.Attempt], grouped: bool) -> list[list[countdown
     return out
 
 
-def _render_line(group: list[countdown.Attempt], target: int, verdict: str) -> str:
+def _render_line(
+    group: list[countdown.Attempt], target: int, verdict: str, check: str = "whole"
+) -> str:
     """`7+5=12,12+3=15 vs 14 no` for one attempt; for a group the first step once, then each
     completion (`7+5=12,12+3=15,12*3=36 vs 14 no`): every value of the line is checked."""
     steps = [countdown.render_attempt(group[0])] + [
         countdown.render_attempt(((a[0][-1],), a[1])) for a in group[1:]
     ]
-    return f"{','.join(steps)} vs {target} {verdict}"
+    return f"{','.join(steps)} {check_text(countdown.value(group[-1]), target, verdict, check)}"
 
 
 def designed_countdown(
@@ -165,6 +201,11 @@ def designed_countdown(
     target = int(gt["target"])
     if cfg.order not in SEARCH_ORDERS:
         raise ValueError(f"designed.order={cfg.order!r}: use one of {sorted(SEARCH_ORDERS)}.")
+    if cfg.check != "whole" and cfg.order == "grouped":
+        raise ValueError(
+            f"designed.check={cfg.check!r} checks one value a line; use designed.order other "
+            "than 'grouped' (whose lines hold several) or designed.check='whole'."
+        )
     order = SEARCH_ORDERS[cfg.order](list(gt["numbers"]), target, rng, cfg.intuition)
     lines = []
     for group in _lines(order, cfg.order == "grouped")[: cfg.max_attempts]:
@@ -172,7 +213,7 @@ def designed_countdown(
         group = group[: hits[0] + 1] if hits else group  # a line stops at the value that hits
         att = group[-1]
         verdict = toy_language.word("yes" if hits else "no", "en")
-        lines.append(_render_line(group, target, verdict))
+        lines.append(_render_line(group, target, verdict, cfg.check))
         if hits:
             answer = countdown.strip_outer(att[1])
             return render(lines, summary_line(example, answer), answer)

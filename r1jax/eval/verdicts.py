@@ -18,6 +18,7 @@ to the first kind (README, "False yes").
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 
 from absl import app, flags
@@ -30,8 +31,9 @@ _YES = {toy_language.word("yes", lang) for lang in toy_language.LANGS}
 OUTCOMES = ("correct", "gave_up", "false_yes", "truncated", "other")
 
 
-def outcome(sample: str, correct: bool) -> str:
-    """The first of OUTCOMES that describes one sample (see the module docstring)."""
+def outcome(sample: str, correct: bool, target: int | None = None) -> str:
+    """The first of OUTCOMES that describes one sample (see the module docstring); a line's value
+    is compared with `target` where given, else with the target the line writes."""
     if correct:
         return "correct"
     if ANSWER_CLOSE not in sample:
@@ -40,23 +42,31 @@ def outcome(sample: str, correct: bool) -> str:
         return "gave_up"
     said_yes = [c for c in map(cold_start.checked, reasoning_text(sample).splitlines()) if c]
     said_yes = [c for c in said_yes if c[2] in _YES]
-    if said_yes and said_yes[-1][0] != said_yes[-1][1]:
+    if said_yes and said_yes[-1][0] != (str(target) if target is not None else said_yes[-1][1]):
         return "false_yes"
     return "other"
 
 
-def breakdown(samples: Sequence[str], correct: Sequence[bool]) -> dict:
-    """Outcome shares and verdict-line counts of a set of Countdown samples."""
+def breakdown(
+    samples: Sequence[str], correct: Sequence[bool], targets: Sequence[int] | None = None
+) -> dict:
+    """Outcome shares and verdict-line counts of a set of Countdown samples; with `targets` (one
+    per sample) lines are compared with them, else with the target each line writes (a prefix
+    check, `=88 vs no`, writes only the digits that match: pass the targets)."""
     if not samples or len(samples) != len(correct):
         raise ValueError(f"{len(samples)} samples against {len(correct)} correctness flags")
+    if targets is not None and len(targets) != len(samples):
+        raise ValueError(f"{len(targets)} targets against {len(samples)} samples")
     counts = dict.fromkeys(OUTCOMES, 0)
     # (value ends in the target's last digit, said yes) -> lines whose value is not the target
     lines = {(same, yes): 0 for same in (True, False) for yes in (True, False)}
-    for text, ok in zip(samples, correct):
-        counts[outcome(text, bool(ok))] += 1
+    for i, (text, ok) in enumerate(zip(samples, correct)):
+        target = None if targets is None else int(targets[i])
+        counts[outcome(text, bool(ok), target)] += 1
         for c in map(cold_start.checked, reasoning_text(text).splitlines()):
-            if c and c[0] != c[1]:
-                lines[(c[0][-1] == c[1][-1], c[2] in _YES)] += 1
+            t = c[1] if c and target is None else str(target)
+            if c and t and c[0] != t:
+                lines[(c[0][-1] == t[-1], c[2] in _YES)] += 1
     n_yes = lines[(True, True)] + lines[(False, True)]
     share = lambda a, b: a / b if b else float("nan")  # noqa: E731
     return {
@@ -86,6 +96,15 @@ def countdown_records(data: Mapping) -> list[Mapping]:
     return records
 
 
+_TARGET = re.compile(r"equals (\d+)")
+
+
+def record_target(record: Mapping) -> int | None:
+    """The target of a Countdown record, read from its question (`... that equals 15. ...`)."""
+    m = _TARGET.search(str(record.get("question", "")))
+    return int(m[1]) if m else None
+
+
 def main(argv: Sequence[str]) -> None:
     del argv
     evals = flags.FLAGS.evals
@@ -96,7 +115,9 @@ def main(argv: Sequence[str]) -> None:
             records = countdown_records(json.load(f))
         samples = [s for r in records for s in r["samples"]]
         correct = [c for r in records for c in r["correct"]]
-        print(json.dumps({"file": path, **breakdown(samples, correct)}))
+        targets = [record_target(r) for r in records for _ in r["samples"]]
+        whole = None if None in targets else targets
+        print(json.dumps({"file": path, **breakdown(samples, correct, whole)}))
 
 
 if __name__ == "__main__":

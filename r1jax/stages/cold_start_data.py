@@ -40,6 +40,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
         )
     d = config.designed
     _quota(d.countdown, d.give_up_share, d.give_up, d.near_miss_share)  # raises on bad shares
+    try:  # before R1-Zero is sampled: a bad check or order would only fail after it
+        cold_start.DesignConfig(order=d.order, check=d.check)
+        cold_start.check_text(1, 1, "yes", d.check)
+        if d.check != "whole" and d.order == "grouped":
+            raise ValueError(f"designed.check={d.check!r} needs designed.order other than grouped")
+    except ValueError as e:
+        raise config_check.ConfigError(str(e)) from None
 
 
 def _record(ex: dict, completion: str, source: str, provenance: dict) -> dict:
@@ -83,7 +90,7 @@ def rewritten(config, workdir: str, mesh, rules) -> tuple[list[dict], dict]:
             if not (right and strict_format_ok(text)):
                 continue
             counts["strict_format"] += 1
-            new = cold_start.rewrite(text, ex, config.language)
+            new = cold_start.rewrite(text, ex, config.language, config.designed.check)
             if new is None or not readable_format_ok(new) or accuracy([new], [ex])[0] < 1.0:
                 continue
             counts["readable"] += 1
@@ -128,18 +135,18 @@ def _quota(
     return {"give_up": gave_up, "near_miss": near, "hit": n - gave_up - near}
 
 
-def _kind(text: str, near_miss_share: float) -> str:
+def _kind(text: str, near_miss_share: float, target: int) -> str:
     """give_up: the search gave up; near_miss (counted only when its share is set): it hit after
     saying `no` to a value with the target's last digit; hit: any other search that hit."""
     if cold_start.gives_up(text):
         return "give_up"
-    return "near_miss" if near_miss_share and cold_start.near_misses(text) else "hit"
+    return "near_miss" if near_miss_share and cold_start.near_misses(text, target) else "hit"
 
 
 def designed(config) -> tuple[list[dict], dict]:
     """Hand-designed examples of the corpus generator, in the readable pattern."""
     d, out = config.designed, []
-    dcfg = cold_start.DesignConfig(d.intuition, d.max_attempts, d.give_up, d.order)
+    dcfg = cold_start.DesignConfig(d.intuition, d.max_attempts, d.give_up, d.order, d.check)
     rng = np.random.default_rng([config.seed, 31])
     prov = {"generator": "data/cold_start.py", "seed": config.seed}
     if d.countdown:
@@ -156,7 +163,8 @@ def designed(config) -> tuple[list[dict], dict]:
         passes = (data_sampling.pick(pool, 0, config.seed + 1 + 7919 * k) for k in range(d.passes))
         for ex in itertools.chain.from_iterable(passes):
             text = cold_start.designed_countdown(ex, rng, dcfg)
-            kind = None if text is None else _kind(text, d.near_miss_share)
+            target = int(ex["ground_truth"]["target"])
+            kind = None if text is None else _kind(text, d.near_miss_share, target)
             if text is not None and (quota is None or quota[kind] > 0):
                 out.append(_record(ex, text, "hand_designed", prov))
                 if quota is not None:
@@ -179,7 +187,10 @@ def designed(config) -> tuple[list[dict], dict]:
         pool = tasks.load("arithmetic", "train", "", n_train=max(4 * d.arithmetic, 2000))
         for ex in data_sampling.pick(pool, d.arithmetic, config.seed + 2):
             out.append(_record(ex, cold_start.designed_arithmetic(ex), "hand_designed", prov))
-    n_near = sum(cold_start.near_misses(r["completion"]) > 0 for r in out[:n_count])
+    n_near = sum(
+        cold_start.near_misses(r["completion"], int(r["ground_truth"]["target"])) > 0
+        for r in out[:n_count]
+    )
     stats = {
         "countdown": n_count,
         "countdown_give_up": n_give_up,

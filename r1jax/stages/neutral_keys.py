@@ -17,7 +17,12 @@ from typing import Any
 # stage runner -> {dotted key: the value at which the stage behaves as before the key existed}
 NEUTRAL: dict[str, dict[str, Any]] = {
     # 2026-12-05: more passes over the Countdown pool, and the near-miss share of the searches
-    "cold_start_data": {"designed.passes": 1, "designed.near_miss_share": 0.0},
+    # (later that day) how an attempt line checks its value against the target
+    "cold_start_data": {
+        "designed.passes": 1,
+        "designed.near_miss_share": 0.0,
+        "designed.check": "whole",
+    },
 }
 
 

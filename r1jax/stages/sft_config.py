@@ -141,6 +141,8 @@ def cold_start_data() -> ml_collections.ConfigDict:
             passes=1,  # > 1: search the pool that many times over to fill the give-up share
             near_miss_share=0.0,  # > 0: that share are hits after a `no` to a value ending in
             # the target's last digit (problems picked; needs give_up_share > 0)
+            check="whole",  # "prefix": a line writes the target's digits only as far as they
+            # equal its value's (`=43 vs 4 no`, `=88 vs no`); also applied to the R1-Zero rewrites
         )
     )
     return c
