@@ -67,3 +67,31 @@ def test_table_means_spreads_and_claims(tmp_path):
 def test_a_run_without_a_report_names_the_fix(tmp_path):
     with pytest.raises(FileNotFoundError, match="finish that run's report stage"):
         pipeline_seeds.load(str(tmp_path / "nothing"))
+
+
+def test_pattern_rate_is_counted_from_the_records_of_older_reports(tmp_path):
+    """A report made before the `pattern rate` column gets it from its Countdown records: the
+    share of samples in the pattern's form (tags, one summary line with the answer, one language)
+    whether or not an attempt repeats; the claims read it."""
+    good = " <think>\n6-4=2,2*2=4 vs 4 yes\n</think>\nso 2*(6-4) = 4\n<answer>2*(6-4)</answer>"
+    repeated = good.replace("<think>\n", "<think>\n6+4=10 vs 4 no\n6+4=10 vs 4 no\n")
+    no_summary = good.replace("so 2*(6-4) = 4\n", "")
+    run = _write(tmp_path, "s0", _rows(0.40, 0.62, 0.10, 0.25))
+    os.makedirs(os.path.join(run, "report", "records"))
+    for stage, samples in (
+        ("cold_start_sft", [good, repeated, repeated, no_summary]),  # 3 of 4 in form
+        ("reasoning_rl", [good, good, repeated, good]),  # 4 of 4
+    ):
+        recs = {"records": {"countdown": [{"samples": samples[:2]}, {"samples": samples[2:]}]}}
+        with open(os.path.join(run, "report", "records", f"{stage}.json"), "w") as f:
+            json.dump(recs, f)
+    rows = pipeline_seeds.load(run)
+    assert rows["cold_start_sft"]["pattern rate"] == 0.75
+    assert rows["reasoning_rl"]["pattern rate"] == 1.0
+    assert "pattern rate" not in rows["base"]  # no records: left out, not invented
+    md = pipeline_seeds.markdown([rows], ["s0"])
+    claims = {line.split(" | ")[0][2:]: line for line in md.splitlines() if line.startswith("| ")}
+    key = "cold start makes the pattern's form ~100 % (repeats allowed, >= 0.95, cold-start SFT)"
+    assert claims[key].endswith("| 0.750 | 0.750 | no |")
+    key = "the pattern's form kept through RL (repeats allowed, >= 0.95, reasoning RL)"
+    assert claims[key].endswith("| 1.000 | 1.000 | yes |")

@@ -124,6 +124,7 @@ def score(
         f"cons@{cfg.samples}": float(np.mean([r["vote_correct"] for r in records])),
         "format_rate": eval_metrics.format_rate(flat),
         "readable_rate": eval_metrics.readable_rate(flat),
+        "pattern_rate": eval_metrics.pattern_rate(flat),
         "language_mixing_rate": eval_metrics.language_mixing_rate(flat),
         "truncated_rate": float(np.mean([t for g in truncs for t in g])),
     }

@@ -19,7 +19,12 @@ import numpy as np
 
 from r1jax.rewards.math_answer import normalize as normalize_answer
 from r1jax.text import toy_language
-from r1jax.text.parsing import readable_format_ok, reasoning_text, strict_format_ok
+from r1jax.text.parsing import (
+    readable_format_ok,
+    readable_violation,
+    reasoning_text,
+    strict_format_ok,
+)
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -104,6 +109,16 @@ def readable_rate(texts: Sequence[str]) -> float:
     if not texts:
         raise ValueError("no completions")
     return float(np.mean([readable_format_ok(t) for t in texts]))
+
+
+def pattern_rate(texts: Sequence[str]) -> float:
+    """Share of completions in the readable pattern's form - the tags, one summary line holding the
+    answer, one toy language - whatever their attempts: `readable_violation` is None or only
+    "repeated". The pattern the paper and issue 16 name is reasoning + summary; `readable_rate`
+    also forbids an attempt written twice, which the toy models break on long searches."""
+    if not texts:
+        raise ValueError("no completions")
+    return float(np.mean([readable_violation(t) in (None, "repeated") for t in texts]))
 
 
 def language_mixing_rate(texts: Sequence[str], langs: Sequence[str] = ("en", "zl")) -> float:

@@ -22,6 +22,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("arithmetic", "pass@k", "arithmetic pass@k"),
     ("countdown", "format_rate", "format rate"),
     ("countdown", "readable_rate", "readable rate"),
+    ("countdown", "pattern_rate", "pattern rate"),  # readable with repeated attempts allowed
     ("countdown", "language_mixing_rate", "language mixing"),
     ("general", "pass@1", "general pass@1"),
     ("general", "oracle_helpfulness", "helpfulness (oracle)"),
