@@ -21,11 +21,15 @@ KEYS = neutral_keys.NEUTRAL["cold_start_data"]
 
 
 def _drop_neutral_keys(node) -> None:
-    """The config as it was before the keys existed: removed wherever a cold_start_data sits."""
+    """The config as it was before the keys existed: removed wherever a cold_start_data sits and
+    they hold their neutral value (a default that sets another value, as `designed.passes=3`
+    does since 2026-12-05, is part of the config and hashed)."""
     if isinstance(node, dict):
         if node.get("stage") == "cold_start_data":
-            for key in KEYS:
-                node["designed"].pop(key.split(".")[1], None)
+            for key, neutral in KEYS.items():
+                leaf = key.split(".")[1]
+                if node["designed"].get(leaf) == neutral:
+                    node["designed"].pop(leaf)
         for v in node.values():
             _drop_neutral_keys(v)
 
@@ -54,7 +58,7 @@ def test_neutral_keys_keep_the_fingerprints_and_other_values_invalidate_downstre
     old = pipeline.Plan(config).fingerprint
     # the fingerprints of the same pipeline before the keys were added: equal stage by stage
     assert _fingerprints(ml_collections.ConfigDict(before)) == old
-    config.stages.cold_start_data.designed.passes = 2
+    config.stages.cold_start_data.designed.passes = 2  # the default's 3, or the neutral 1
     new = _fingerprints(config)
     changed = {n for n in old if new[n] != old[n]}
     assert "cold_start_data" in changed and "cold_start_sft" in changed
