@@ -81,10 +81,9 @@ def near_misses(completion: str, target: int | None = None) -> int:
     is not the target (`11*8=88 vs 48 no`): the check the toy models fail (README, "False yes").
     The target is the one each line writes unless given (a prefix check writes part of it)."""
     n = 0
-    for line in reasoning_text(completion).splitlines():
-        c = checked(line)
-        t = str(target) if target is not None else c[1] if c else ""
-        if c and t and c[2] in _NO and c[0] != t and c[0][-1] == t[-1]:
+    for c in filter(None, map(checked, reasoning_text(completion).splitlines())):
+        t = c[1] if target is None else str(target)
+        if t and c[2] in _NO and c[0] != t and c[0][-1] == t[-1]:
             n += 1
     return n
 
@@ -159,6 +158,19 @@ class DesignConfig:
     # "whole" (`vs 48 no`, the corpus's) or "prefix" (`vs 4 no`: the digits that match)
     check: str = "whole"
 
+    def __post_init__(self) -> None:
+        """Refuses an unknown order or check, or a combination that cannot be written, at
+        construction: the data stage builds one in `validate`, before R1-Zero is sampled."""
+        if self.order not in SEARCH_ORDERS:
+            raise ValueError(f"designed.order={self.order!r}: use one of {sorted(SEARCH_ORDERS)}.")
+        if self.check not in CHECKS:
+            raise ValueError(f"designed.check={self.check!r}: use one of {list(CHECKS)}.")
+        if self.check != "whole" and self.order == "grouped":
+            raise ValueError(
+                f"designed.check={self.check!r} checks one value a line: use designed.order "
+                "other than grouped (whose lines hold several) or designed.check='whole'."
+            )
+
 
 # DesignConfig.order -> how a designed search orders its attempts
 SEARCH_ORDERS = {
@@ -199,13 +211,6 @@ def designed_countdown(
     summary; without a hit, `give up` and the last attempt (or None when cfg.give_up is off)."""
     gt = example["ground_truth"]
     target = int(gt["target"])
-    if cfg.order not in SEARCH_ORDERS:
-        raise ValueError(f"designed.order={cfg.order!r}: use one of {sorted(SEARCH_ORDERS)}.")
-    if cfg.check != "whole" and cfg.order == "grouped":
-        raise ValueError(
-            f"designed.check={cfg.check!r} checks one value a line; use designed.order other "
-            "than 'grouped' (whose lines hold several) or designed.check='whole'."
-        )
     order = SEARCH_ORDERS[cfg.order](list(gt["numbers"]), target, rng, cfg.intuition)
     lines = []
     for group in _lines(order, cfg.order == "grouped")[: cfg.max_attempts]:

@@ -63,9 +63,9 @@ def breakdown(
     for i, (text, ok) in enumerate(zip(samples, correct)):
         target = None if targets is None else int(targets[i])
         counts[outcome(text, bool(ok), target)] += 1
-        for c in map(cold_start.checked, reasoning_text(text).splitlines()):
-            t = c[1] if c and target is None else str(target)
-            if c and t and c[0] != t:
+        for c in filter(None, map(cold_start.checked, reasoning_text(text).splitlines())):
+            t = c[1] if target is None else str(target)
+            if t and c[0] != t:
                 lines[(c[0][-1] == t[-1], c[2] in _YES)] += 1
     n_yes = lines[(True, True)] + lines[(False, True)]
     share = lambda a, b: a / b if b else float("nan")  # noqa: E731
