@@ -17,19 +17,20 @@ from r1jax.stages import neutral_keys, pipeline
 PIPELINE = config_base.sibling(
     os.path.join(sft_runs.ROOT, "experiments", "r1_pipeline.py"), "r1_pipeline"
 )
-KEYS = neutral_keys.NEUTRAL["cold_start_data"]
 
 
 def _drop_neutral_keys(node) -> None:
-    """The config as it was before the keys existed: removed wherever a cold_start_data sits and
-    they hold their neutral value (a default that sets another value, as `designed.passes=3`
+    """The config as it was before the keys existed: removed wherever a stage of their runner sits
+    and they hold their neutral value (a default that sets another value, as `designed.passes=3`
     does since 2026-12-05, is part of the config and hashed)."""
     if isinstance(node, dict):
-        if node.get("stage") == "cold_start_data":
-            for key, neutral in KEYS.items():
-                leaf = key.split(".")[1]
-                if node["designed"].get(leaf) == neutral:
-                    node["designed"].pop(leaf)
+        for key, neutral in neutral_keys.NEUTRAL.get(node.get("stage"), {}).items():
+            *parents, leaf = key.split(".")
+            parent = node
+            for p in parents:
+                parent = parent[p]
+            if parent.get(leaf) == neutral:
+                parent.pop(leaf)
         for v in node.values():
             _drop_neutral_keys(v)
 

@@ -106,3 +106,30 @@ def test_give_ups_from_a_cold_start_data_set(tmp_path):
     config.give_ups_from = "missing"
     with pytest.raises(ConfigError, match="give_ups_from: .*missing does not exist"):
         rejection_sampling.give_up_records(config, workdir)
+
+
+def test_per_task_overrides_one_tasks_prompts_and_sampling():
+    """`per_task` gives one task its own prompt count and sampling; the others keep the stage's,
+    and an empty `per_task` (its neutral value) plans every task exactly as before it existed."""
+    from r1jax.config_check import ConfigError
+    from r1jax.stages import rejection_sampling, sft_config
+
+    config = sft_config.rejection_sampling()
+    config.tasks = ("countdown", "arithmetic")
+    config.num_prompts, config.sampling.samples = 100, 8
+    assert rejection_sampling.task_plan(config, "arithmetic") == (100, config.sampling)
+    config.per_task = {"arithmetic": {"num_prompts": 300, "samples": 2, "batch_prompts": 64}}
+    rejection_sampling.validate(config)
+    n, s = rejection_sampling.task_plan(config, "arithmetic")
+    assert (n, s.samples, s.batch_prompts, s.temperature) == (300, 2, 64, 0.6)
+    assert rejection_sampling.task_plan(config, "countdown") == (100, config.sampling)
+    assert config.sampling.samples == 8 and config.per_task.arithmetic.num_prompts == 300
+    config.per_task = {"arithmetic": {"sample": 2}}
+    with pytest.raises(ConfigError, match=r"per_task.arithmetic: unknown key\(s\) \['sample'\]"):
+        rejection_sampling.validate(config)
+    config.per_task = {"code": {"samples": 2}}
+    with pytest.raises(ConfigError, match="per_task: 'code' is not one of config.tasks"):
+        rejection_sampling.validate(config)
+    config.per_task = {"arithmetic": {"num_prompts": 0}}
+    with pytest.raises(ConfigError, match="per_task.arithmetic: num_prompts, samples"):
+        rejection_sampling.validate(config)

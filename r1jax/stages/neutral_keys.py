@@ -23,6 +23,8 @@ NEUTRAL: dict[str, dict[str, Any]] = {
         "designed.near_miss_share": 0.0,
         "designed.check": "whole",
     },
+    # 2026-12-05 (evening): one task's own prompt count and sampling (empty: every task the stage's)
+    "rejection_sampling": {"per_task": {}},
 }
 
 

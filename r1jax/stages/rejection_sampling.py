@@ -47,8 +47,41 @@ def filter_config(config: ml_collections.ConfigDict) -> rejection_filters.Filter
         raise config_check.ConfigError(f"config.{e}") from None
 
 
+def task_plan(
+    config: ml_collections.ConfigDict, name: str
+) -> tuple[int, ml_collections.ConfigDict]:
+    """(number of prompts, sampling settings) of one task: the stage's, with `per_task[name]`'s
+    overrides.
+
+    Why: deduplication keeps one copy of a sample, so where a model answers a task the same way
+    every time (arithmetic after reasoning RL: 3,049 of 4,096 samples removed as duplicates at seed
+    0, 2026-12-05) k samples per prompt buy one kept sample; the same sampling budget spread over
+    more prompts with fewer samples each buys more distinct ones."""
+    override = dict((config.get("per_task") or {}).get(name, {}) or {})
+    n = int(override.pop("num_prompts", config.num_prompts))
+    unknown = sorted(set(override) - set(config.sampling))
+    if unknown:
+        raise config_check.ConfigError(
+            f"config.per_task.{name}: unknown key(s) {unknown}; use num_prompts or a key of "
+            f"config.sampling ({sorted(config.sampling)})."
+        )
+    sampling = ml_collections.ConfigDict(config.sampling.to_dict())
+    sampling.update(override)
+    return n, sampling
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
     filter_config(config)
+    for name in config.get("per_task") or {}:
+        if name not in config.tasks:
+            raise config_check.ConfigError(
+                f"config.per_task: {name!r} is not one of config.tasks {tuple(config.tasks)}."
+            )
+        n, s = task_plan(config, name)
+        if n < 1 or s.samples < 1 or s.batch_prompts < 1:
+            raise config_check.ConfigError(
+                f"config.per_task.{name}: num_prompts, samples and batch_prompts must be >= 1."
+            )
     config_check.require_positive(config, "num_prompts", "sampling.samples")
     for name in config.tasks:
         if name not in tasks.names():
@@ -126,10 +159,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     for t, name in enumerate(config.tasks):
         options = dict(config.task_options.get(name, {}) or {})
         pool = tasks.load(name, "train", "", **options)
-        prompts = data_sampling.pick(pool, config.num_prompts, config.seed + 17 * t)
+        n_prompts, sampling = task_plan(config, name)
+        prompts = data_sampling.pick(pool, n_prompts, config.seed + 17 * t)
         key = jax.random.fold_in(jax.random.key(config.seed), t)
         texts, lengths, truncs, secs = data_sampling.sample(
-            graphdef, params, tok, prompts, config.sampling, mesh, rules, key
+            graphdef, params, tok, prompts, sampling, mesh, rules, key
         )
         seconds += secs
         accuracy = rewards.build([tasks.accuracy_reward(name)])[0]

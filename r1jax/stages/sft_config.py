@@ -157,6 +157,10 @@ def rejection_sampling() -> ml_collections.ConfigDict:
     c.task_options = ml_collections.ConfigDict({})  # {task name: builder options}
     c.num_prompts = 256  # per task
     c.sampling = sample_settings(samples=8)  # k
+    # {task name: {"num_prompts": n, <any key of sampling>: value}}: one task's own prompt count and
+    # sampling (stages/rejection_sampling.py task_plan), e.g. more prompts with fewer samples each
+    # for a task whose correct samples repeat (deduplication keeps one of them)
+    c.per_task = ml_collections.ConfigDict({})
     c.keep_per_prompt = 2  # m
     c.filters = ml_collections.ConfigDict(
         dict(
