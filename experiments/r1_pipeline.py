@@ -176,6 +176,8 @@ def one_hour(s: dict[str, ml_collections.ConfigDict]) -> None:
     for name in ("reasoning_rl", "all_scenario_rl"):
         s[name].rl.grad_accum = 4
     s["rejection_sampling"].num_prompts = 512
+    if "arithmetic" in s["rejection_sampling"].per_task:
+        s["rejection_sampling"].per_task.arithmetic.num_prompts = 3 * 512
     for name, steps in (("rm_helpfulness", 100), ("rm_harmlessness", 60)):
         s[name].steps = steps
         s[name].eval.every_steps = 25

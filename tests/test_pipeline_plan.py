@@ -140,6 +140,7 @@ def test_the_one_hour_default_cuts_amounts_not_the_method():
     hour, full = r1_pipeline.get_config(), r1_pipeline.get_config("full")
     assert hour.order == full.order and hour.needs == full.needs
     amounts = {"steps", "num_prompts", "eval.every_steps", "eval.final", "checkpoint.every_steps"}
+    amounts.add("per_task.arithmetic.num_prompts")
     amounts.add("rl.grad_accum")
     changed = {}
     for name in full.order:
@@ -149,7 +150,10 @@ def test_the_one_hour_default_cuts_amounts_not_the_method():
         assert keys <= amounts, (name, keys - amounts)
         changed[name] = {k: (a[k], b[k]) for k in keys}
     assert not changed["base"] and not changed["student_base"]  # shared by seeds and `:full`
-    assert changed["rejection_sampling"] == {"num_prompts": (512, 1024)}
+    assert changed["rejection_sampling"] == {
+        "num_prompts": (512, 1024),
+        "per_task.arithmetic.num_prompts": (1536, 3072),
+    }
     for name in ("r1_zero", "reasoning_rl", "all_scenario_rl", "distill_rl", "rm_helpfulness"):
         assert changed[name]["steps"][0] < changed[name]["steps"][1], name
     assert not changed["cold_start_sft"] and not changed["report"]
