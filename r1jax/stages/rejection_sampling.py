@@ -4,9 +4,9 @@ general data into one SFT data set (R1's ~600k reasoning + ~200k non-reasoning s
     python -m r1jax.main --config=experiments/rejection_sampling.py --workdir=/tmp/r1jax/rejection_sampling
 
 For each task in `tasks`: `num_prompts` train prompts, k = `sampling.samples` samples each at the
-paper's settings (temperature 0.6, top-p 0.95; `per_task` sets a task's own count and sampling) from
-`source` (a stage workdir, by default the sibling
-"reasoning_rl"); a sample is kept when the task's rule verifier accepts it and it passes the filters
+paper's settings (temperature 0.6, top-p 0.95; `per_task` sets a task's own count and sampling)
+from `source` (a stage workdir, by default the sibling "reasoning_rl"); a sample is kept when the
+task's rule verifier accepts it and it passes the filters
 (data/rejection_filters.py: length, language mixing, repeated attempts, format, dedup, at most m =
 `keep_per_prompt` per prompt). General data from the general task's train split (its reference
 outputs, in the readable pattern, play R1's reused SFT set) is added by count: `general.ratio`
