@@ -6,8 +6,9 @@ Command (needs the sibling "reasoning_rl" model; experiments/reasoning_rl.py mak
 
 1024 train Countdown prompts with k = 8 samples each and 3072 arithmetic prompts with k = 2 (the
 same rows per batch, fewer samples in all), at temperature 0.6 / top-p 0.95; kept: correct by
-the rule verifier, not truncated, no mixed languages, no repeated attempt, in the readable pattern, deduplicated, at most m = 4 per prompt; then one general-task example (its
-reference response) per 3 kept reasoning samples. stats.json and plots/rejection_sampling.png hold
+the rule verifier, not truncated, no mixed languages, no repeated attempt, in the readable
+pattern, deduplicated, at most m = 4 per prompt; then one general-task example (its reference
+response) per 3 kept reasoning samples. stats.json and plots/rejection_sampling.png hold
 the acceptance rate by task and difficulty and what each filter removed. The model's top-8
 next-token log-probs of every kept sample are recorded too (`:topk=0` skips them), so the same
 data set serves multi-domain SFT and logit distillation (experiments/distill_student.py).
