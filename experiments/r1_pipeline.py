@@ -175,9 +175,11 @@ def one_hour(s: dict[str, ml_collections.ConfigDict]) -> None:
     # 16 prompts / 4 leaves 4 per micro-batch, which 8 data-parallel devices cannot split.
     for name in ("reasoning_rl", "all_scenario_rl"):
         s[name].rl.grad_accum = 4
-    s["rejection_sampling"].num_prompts = 512
-    if "arithmetic" in s["rejection_sampling"].per_task:
-        s["rejection_sampling"].per_task.arithmetic.num_prompts = 3 * 512
+    rs = s["rejection_sampling"]  # every task's prompts cut by the same factor (1024 -> 512)
+    for plan in rs.per_task.values():
+        if "num_prompts" in plan:
+            plan.num_prompts = plan.num_prompts * 512 // rs.num_prompts
+    rs.num_prompts = 512
     for name, steps in (("rm_helpfulness", 100), ("rm_harmlessness", 60)):
         s[name].steps = steps
         s[name].eval.every_steps = 25
