@@ -15,10 +15,10 @@
     config.heap             the stage processes' C heap ("hugepages" or "" = glibc's own;
                             train/heap_policy.py); recorded per stage in its DONE.json
 
-Resume at stage granularity: a finished stage leaves `DONE.json` (its config, the fingerprints of
-its inputs, its wall time). Rerunning skips it when its fingerprint - a hash of its own config and of
-its inputs' fingerprints, less keys added later at a value that changes nothing (neutral_keys.py) -
-is unchanged; an interrupted stage (no marker) runs again and resumes from
+Resume at stage granularity: a finished stage leaves `DONE.json` (its config, its fingerprint and
+its inputs', its wall time). Rerunning skips it while it is fresh (freshness.py): its own config
+hashes as before - less keys added later at a value that changes nothing (neutral_keys.py) and the
+`build` of an input that this pipeline makes - and its inputs are fresh; an interrupted stage (no marker) runs again and resumes from
 its own checkpoint. A finished stage whose own config or whose inputs changed is stale: the run stops
 with one line naming the stage and the changed key, or, with `rerun_stale=True`, moves the stale
 folders aside (`<name>.stale-<n>`) and reruns them - exactly the changed stage and those after it
@@ -27,7 +27,6 @@ that read its artifacts, never an unrelated branch. Nothing is deleted.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -37,8 +36,7 @@ import jax
 import ml_collections
 
 from r1jax import config_base, config_check
-from r1jax.stages import common, compile_cache, inputs, neutral_keys, pipeline_workers, preflight
-from r1jax.stages.resume_guard import flat_keys
+from r1jax.stages import common, compile_cache, freshness, inputs, pipeline_workers, preflight
 from r1jax.train import heap_policy
 
 MARKER = "DONE.json"
@@ -84,13 +82,8 @@ class Plan:
                         "in config.order."
                     )
             self.configs[name], self.needs[name] = sub, needs
-        self.fingerprint = {}
-        for name in self.order:
-            flat = neutral_keys.hashed(_json(self.configs[name]))
-            h = hashlib.sha256(json.dumps(flat, sort_keys=True).encode())
-            for n in self.needs[name]:
-                h.update(self.fingerprint[n].encode())
-            self.fingerprint[name] = h.hexdigest()[:16]
+        self.json = {name: _json(c) for name, c in self.configs.items()}
+        self.fingerprint = freshness.chain(self.order, self.json, self.needs)
 
     def select(self, only: str, until: str) -> list[str]:
         names = [n.strip() for n in only.split(",") if n.strip()]
@@ -104,35 +97,24 @@ class Plan:
             chosen = [n for n in chosen if self.order.index(n) <= self.order.index(until)]
         return chosen
 
-    def why_stale(self, name: str, marker: dict) -> str:
-        """The changed key of a stale stage (its own), or which input changed."""
-        own = flat_keys(_json(self.configs[name]))
-        old = flat_keys(marker.get("config", {}))
-        changed = sorted(
-            k for k in set(own) | set(old) if own.get(k, "<absent>") != old.get(k, "<absent>")
+    def stale(self, workdir: str) -> dict[str, str | None]:
+        """{stage: None if finished in `workdir` under this plan, else why not} (freshness.py)."""
+        return freshness.stale_reasons(
+            self.order,
+            self.json,
+            self.needs,
+            self.fingerprint,
+            lambda n: read_marker(os.path.join(workdir, n)),
         )
-        if changed:
-            k = changed[0]
-            more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
-            return f"config.stages.{name}.{k} {old.get(k, '<absent>')!r} -> {own.get(k, '<absent>')!r}{more}"
-        inputs_ = [
-            n for n in self.needs[name] if marker.get("inputs", {}).get(n) != self.fingerprint[n]
-        ]
-        return f"its input stage {inputs_[0] if inputs_ else '?'} changed"
 
 
 def status(plan: Plan, workdir: str) -> dict[str, str]:
     """{stage: "done" | "missing" | "stale: <why>"} for every stage of the plan in `workdir`."""
-    out = {}
-    for name in plan.order:
-        marker = read_marker(os.path.join(workdir, name))
-        if marker is None:
-            out[name] = "missing"
-        elif marker.get("fingerprint") == plan.fingerprint[name]:
-            out[name] = "done"
-        else:
-            out[name] = "stale: " + plan.why_stale(name, marker)
-    return out
+    reasons = plan.stale(workdir)
+    return {
+        n: "done" if r is None else r if r == "missing" else f"stale: {r}"
+        for n, r in reasons.items()
+    }
 
 
 def read_marker(path: str) -> dict | None:
@@ -167,15 +149,16 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         print(f"r1jax: pipeline: compiled programs are cached in {cache}", flush=True)
     _preflight(plan, workdir, chosen)
     walls, todo = {}, []
+    reasons = plan.stale(workdir)
     for name in chosen:
         path = os.path.join(workdir, name)
         marker = read_marker(path)
         if marker is not None:
-            if marker.get("fingerprint") == plan.fingerprint[name]:
+            why = reasons[name]
+            if why is None:
                 print(f"r1jax: pipeline: {name} already finished in {path}; skipped", flush=True)
                 walls[name] = marker.get("wall_s")
                 continue
-            why = plan.why_stale(name, marker)
             if not config.rerun_stale:
                 raise config_check.ConfigError(
                     f"stage {name} in {path} finished under another config: {why}; its artifacts "
@@ -212,11 +195,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
 def _preflight(plan: Plan, workdir: str, chosen: Sequence[str]) -> None:
     """Every stage still to run checked for its batch and mesh arithmetic (preflight.py)."""
-    pending = [
-        n
-        for n in chosen
-        if (read_marker(os.path.join(workdir, n)) or {}).get("fingerprint") != plan.fingerprint[n]
-    ]
+    reasons = plan.stale(workdir)
+    pending = [n for n in chosen if reasons[n] is not None]
     n_devices = preflight.device_count([plan.configs[n] for n in pending])
     if n_devices is None:
         print("r1jax: pipeline: batch arithmetic is checked by each stage (jax.distributed)")
@@ -244,9 +224,9 @@ def _check_workers(workers: int) -> int:
 
 def _check_needs(plan: Plan, workdir: str, name: str, made_here: Sequence[str] = ()) -> None:
     """Every stage `name` reads is finished under this config (or is made earlier in this run)."""
+    reasons = plan.stale(workdir)
     for n in plan.needs[name]:
-        m = read_marker(os.path.join(workdir, n))
-        if n not in made_here and (m is None or m.get("fingerprint") != plan.fingerprint[n]):
+        if n not in made_here and reasons[n] is not None:
             raise config_check.ConfigError(
                 f"stage {name} needs the artifacts of stage {n} ({os.path.join(workdir, n)}), "
                 f"which is not finished under this config; run --config.until={n} first (or "
@@ -265,7 +245,7 @@ def _write_marker(
         "stage": name,
         "fingerprint": plan.fingerprint[name],
         "inputs": {n: plan.fingerprint[n] for n in plan.needs[name]},
-        "config": _json(plan.configs[name]),
+        "config": plan.json[name],
         "wall_s": wall_s,
         "peak_rss_mib": process.get("peak_rss_mib"),
         "heap": process.get("heap"),
@@ -280,12 +260,12 @@ def _link_reused(plan: Plan, config: ml_collections.ConfigDict, workdir: str) ->
         raise config_check.ConfigError(
             "config.reuse names stages but config.reuse_from is empty; give the run to link from."
         )
+    reasons = plan.stale(config.reuse_from) if config.reuse else {}
     for name in config.reuse:
         if name not in plan.order:
             raise config_check.ConfigError(f"config.reuse: no stage {name!r} in config.order.")
         src = os.path.join(config.reuse_from, name)
-        m = read_marker(src)
-        if m is None or m.get("fingerprint") != plan.fingerprint[name]:
+        if reasons[name] is not None:
             raise config_check.ConfigError(
                 f"config.reuse: {src!r} is not a finished {name} stage with this config (its "
                 "DONE.json is missing or its fingerprint differs); finish it there first or drop "
