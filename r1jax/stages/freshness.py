@@ -63,9 +63,13 @@ def hashed(config: Any, needs: Sequence[str]) -> Any:
     return neutral_keys.hashed(without_stage_builds(config, needs))
 
 
+def _hasher(config: Any, needs: Sequence[str]) -> Any:
+    return hashlib.sha256(json.dumps(hashed(config, needs), sort_keys=True).encode())
+
+
 def own_hash(config: Any, needs: Sequence[str]) -> str:
     """The hash of a stage's own config (as JSON), inputs not included."""
-    return hashlib.sha256(json.dumps(hashed(config, needs), sort_keys=True).encode()).hexdigest()
+    return _hasher(config, needs).hexdigest()
 
 
 def chain(
@@ -74,7 +78,7 @@ def chain(
     """{stage: fingerprint}: its own hash and its inputs' fingerprints, hashed (16 hex digits)."""
     out: dict[str, str] = {}
     for name in order:
-        h = hashlib.sha256(json.dumps(hashed(configs[name], needs[name]), sort_keys=True).encode())
+        h = _hasher(configs[name], needs[name])
         for n in needs[name]:
             h.update(out[n].encode())
         out[name] = h.hexdigest()[:16]
