@@ -5,8 +5,8 @@ the fingerprints of the stages it read. It is **fresh** - skipped on a rerun, us
 linkable by `reuse` - when
 
 1. its saved config hashes as the plan's config for it does (`own_hash`), and
-2. every stage it read is fresh and is still the very run it read: that stage's DONE.json carries
-   the fingerprint this one recorded for it (a rerun upstream stage writes a new one).
+2. every stage it read is fresh and its DONE.json carries the fingerprint this one recorded for
+   it (an upstream stage rerun under another config writes another one).
 
 What the hash leaves out: keys added later at their neutral value (neutral_keys.py), and the
 `build` of an input that is a stage of the same pipeline. Such a build (the stage config that
@@ -115,9 +115,10 @@ def stale_reasons(
     plan's fingerprint for it or the fingerprint in that input's own DONE.json, the input itself
     fresh. Inputs come earlier in `order`, so one pass settles every stage.
     """
+    markers = {name: read(name) for name in order}
     out: dict[str, str | None] = {}
     for name in order:
-        marker = read(name)
+        marker = markers[name]
         if marker is None:
             out[name] = "missing"
             continue
@@ -131,7 +132,7 @@ def stale_reasons(
             continue
         for n in needs[name]:
             recorded = marker.get("inputs", {}).get(n)
-            upstream = read(n) if out[n] is None else None
+            upstream = markers[n] if out[n] is None else None
             if recorded != fingerprint[n] and (upstream or {}).get("fingerprint") != recorded:
                 out[name] = f"its input stage {n} changed"
                 break

@@ -18,8 +18,8 @@
 Resume at stage granularity: a finished stage leaves `DONE.json` (its config, its fingerprint and
 its inputs', its wall time). Rerunning skips it while it is fresh (freshness.py): its own config
 hashes as before - less keys added later at a value that changes nothing (neutral_keys.py) and the
-`build` of an input that this pipeline makes - and its inputs are fresh; an interrupted stage (no marker) runs again and resumes from
-its own checkpoint. A finished stage whose own config or whose inputs changed is stale: the run stops
+`build` of an input that this pipeline makes - and its inputs are fresh; an interrupted stage (no
+marker) runs again and resumes from its own checkpoint. A finished stage whose own config or whose inputs changed is stale: the run stops
 with one line naming the stage and the changed key, or, with `rerun_stale=True`, moves the stale
 folders aside (`<name>.stale-<n>`) and reruns them - exactly the changed stage and those after it
 that read its artifacts, never an unrelated branch. Nothing is deleted.
@@ -147,9 +147,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     cache = compile_cache.use(config.compile_cache, workdir)
     if cache:
         print(f"r1jax: pipeline: compiled programs are cached in {cache}", flush=True)
-    _preflight(plan, workdir, chosen)
-    walls, todo = {}, []
     reasons = plan.stale(workdir)
+    _preflight(plan, chosen, reasons)
+    walls, todo = {}, []
     for name in chosen:
         path = os.path.join(workdir, name)
         marker = read_marker(path)
@@ -174,8 +174,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         _write_marker(os.path.join(workdir, name), plan, name, wall, info)
 
     if workers > 1:
-        for name in todo:
-            _check_needs(plan, workdir, name, made_here=todo[: todo.index(name)])
+        for name in todo:  # stages outside `todo` are as `reasons` found them
+            _check_needs(plan, workdir, name, todo[: todo.index(name)], reasons)
         if env is not None:
             print(f"r1jax: pipeline: stage processes run with R1JAX_HEAP={config.heap}", flush=True)
         walls.update(
@@ -193,9 +193,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     return {"stages": chosen, "wall_s": walls}
 
 
-def _preflight(plan: Plan, workdir: str, chosen: Sequence[str]) -> None:
+def _preflight(plan: Plan, chosen: Sequence[str], reasons: dict[str, str | None]) -> None:
     """Every stage still to run checked for its batch and mesh arithmetic (preflight.py)."""
-    reasons = plan.stale(workdir)
     pending = [n for n in chosen if reasons[n] is not None]
     n_devices = preflight.device_count([plan.configs[n] for n in pending])
     if n_devices is None:
@@ -222,9 +221,16 @@ def _check_workers(workers: int) -> int:
     return workers
 
 
-def _check_needs(plan: Plan, workdir: str, name: str, made_here: Sequence[str] = ()) -> None:
-    """Every stage `name` reads is finished under this config (or is made earlier in this run)."""
-    reasons = plan.stale(workdir)
+def _check_needs(
+    plan: Plan,
+    workdir: str,
+    name: str,
+    made_here: Sequence[str] = (),
+    reasons: dict[str, str | None] | None = None,
+) -> None:
+    """Every stage `name` reads is finished under this config (or is made earlier in this run);
+    `reasons`: `plan.stale(workdir)` when the caller has it and no stage finished since."""
+    reasons = reasons if reasons is not None else plan.stale(workdir)
     for n in plan.needs[name]:
         if n not in made_here and reasons[n] is not None:
             raise config_check.ConfigError(
