@@ -69,6 +69,13 @@ ap.add_argument(
     "train on one; N CPU devices come from XLA_FLAGS=--xla_force_host_platform_device_count=N",
 )
 ap.add_argument(
+    "--sampler-threads",
+    type=int,
+    default=1,
+    help="K > 1: sample K parts of the prompts at once from K host threads "
+    "(rl/sampler_threads.py; the same tokens)",
+)
+ap.add_argument(
     "--cache-pieces",
     type=int,
     default=0,
@@ -158,8 +165,9 @@ def main():
         sm = sampler_mesh.make(shape, mesh, rules, pshard, C.PROMPTS_PER_STEP)
     with jax.set_mesh(mesh):
         fns = rollout.build(
-            graphdef, tx, scfg, ucfg, [reward], None, sshard, batch_sh, args.fused, sm
-        )
+            graphdef, tx, scfg, ucfg, [reward], None, sshard, batch_sh, args.fused, sm,
+            args.sampler_threads,
+        )  # fmt: skip
     tok = PeerTokenizer()
     ctx = step_lib.StepContext(
         fns, args.fused, [reward], tok, mesh, rules, C.NUM_GENERATIONS,
@@ -196,6 +204,7 @@ def main():
             scan_layers=bool(args.scan_layers),
             grad_accum=args.grad_accum,
             sampler_devices=args.sampler_data or 1,
+            sampler_threads=args.sampler_threads,
             cache_pieces=sampling.num_pieces(scfg),
             peak_rss_mib_before_and_after_each_step=rss,
         ),

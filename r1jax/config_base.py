@@ -173,6 +173,8 @@ def rl(**overrides: Any) -> ml_collections.ConfigDict:
             # their own (rl/sampler_mesh.py; the split step). On a CPU host: XLA_FLAGS=
             # --xla_force_host_platform_device_count=<cores>, mesh.shape=(1,1,1), this (<cores>,1,1)
             sampler_mesh=(),
+            # K > 1: the sampler as K parts run at once from K threads (rl/sampler_threads.py)
+            sampler_threads=1,
         )
     )
     c.update(overrides)

@@ -60,11 +60,17 @@ def _jax_reward(tokens, mask, targets, vt):  # range: [0, 1]
 
 
 def tiny_step(
-    cfg: ModelConfig, mesh, fused: bool, prompts: int, sampler_shape: tuple | None = None
+    cfg: ModelConfig,
+    mesh,
+    fused: bool,
+    prompts: int,
+    sampler_shape: tuple | None = None,
+    sampler_threads: int = 1,
 ) -> tuple[step_lib.StepContext, dict]:
     """A tiny GRPO step (G 4, T 8, beta 0.04, host or jittable length reward) and its train
     state on `mesh`; decoded on a sampler mesh of `sampler_shape` when given (shared with
-    tests/test_sampler_mesh.py)."""
+    tests/test_sampler_mesh.py), or in `sampler_threads` threaded parts
+    (tests/test_sampler_threads.py)."""
     rules = sharding.DEFAULT_RULES
     graphdef, params, pshard = api.create(cfg, 0, mesh, rules)
     tx = optax.adamw(1e-3)
@@ -80,7 +86,9 @@ def tiny_step(
     if sampler_shape is not None:
         sm = sampler_mesh.make(sampler_shape, mesh, rules, pshard, prompts)
     with jax.set_mesh(mesh):
-        fns = rollout.build(graphdef, tx, scfg, ucfg, [reward], None, sshard, batch_sh, fused, sm)
+        fns = rollout.build(
+            graphdef, tx, scfg, ucfg, [reward], None, sshard, batch_sh, fused, sm, sampler_threads
+        )
     return step_lib.StepContext(fns, fused, [reward], Tok(), mesh, rules, G), state
 
 

@@ -81,17 +81,24 @@ def test_bad_sampler_mesh_is_one_line(shape, prompts, match):
 
 
 @pytest.mark.slow
-def test_countdown_decoded_on_a_sampler_mesh_matches_one_device(tmp_path_factory):
+@pytest.mark.parametrize("placement", ["sampler_mesh", "sampler_threads"])
+def test_countdown_decoded_on_a_sampler_mesh_matches_one_device(tmp_path_factory, placement):
     """The tiny Countdown run trained on one CPU device and decoded on 2 (`rl.sampler_mesh`, as
-    the README suggests for a CPU host) logs what the one-device run logs: the same tokens make
-    the same rewards and lengths, and the loss agrees to float32 rounding."""
+    the README suggests for a CPU host), or in 2 threaded parts on its one device
+    (`rl.sampler_threads`), logs what the one-device run logs: the same tokens make the same
+    rewards and lengths, and the loss agrees to float32 rounding."""
     root = tmp_path_factory.getbasetemp() / "r1_zero_runs"
     one = str(root / "r1_zero_countdown")
     if not os.path.exists(os.path.join(one, "metrics.jsonl")):
         _run_experiment("experiments/r1_zero_countdown.py:tiny", one)
-    two = str(root / "r1_zero_countdown_sampler_mesh")
-    flags = ("--config.mesh.shape=(1,1,1)", "--config.rl.sampler_mesh=(2,1,1)")
-    _run_experiment("experiments/r1_zero_countdown.py:tiny", two, *flags, devices=2)
+    two = str(root / f"r1_zero_countdown_{placement}")
+    if placement == "sampler_mesh":
+        flags = ("--config.mesh.shape=(1,1,1)", "--config.rl.sampler_mesh=(2,1,1)")
+        _run_experiment("experiments/r1_zero_countdown.py:tiny", two, *flags, devices=2)
+    else:
+        _run_experiment(
+            "experiments/r1_zero_countdown.py:tiny", two, "--config.rl.sampler_threads=2"
+        )
     rows = {}
     for name, w in (("one", one), ("two", two)):
         with open(os.path.join(w, "metrics.jsonl")) as f:

@@ -181,12 +181,15 @@ def decode(
     cfg: SamplingConfig,
     fast: bool | None = None,
     fuse: bool | None = None,
+    uniforms_TxN: jax.Array | None = None,
 ) -> DecodeState:
     """Prefill + decode; returns the final loop state (`sample` wraps it into a SampleOutput).
 
     `fast` picks `sampling_decode.decode_step` (None: whenever it supports the model) over the
     model's own cached call, which is the slower but always-correct fallback. `fuse` runs that
     step with `decode.fuse_weights` (None: unless the weights are split over a tensor axis).
+    `uniforms_TxN` replaces the draws from `key` (a part of the rows draws its columns of the
+    whole batch's `draw_uniforms`: `rl/sampler_threads.py`).
     """
     b, p = prompt_BxP.shape
     g, t = num_samples, cfg.max_new_tokens
@@ -225,7 +228,8 @@ def decode(
         logp_NxT=zeros(jnp.float32),
         entropy_NxT=zeros(jnp.float32) if cfg.return_entropy else None,
     )
-    u_TxN = None if cfg.greedy else constrain(draw_uniforms(key, t, n), (None, "batch"))
+    u_TxN = uniforms_TxN if uniforms_TxN is not None else draw_uniforms(key, t, n)
+    u_TxN = None if cfg.greedy else constrain(u_TxN, (None, "batch"))
     state = _record(state, logits_NxV, u_TxN, cfg)
 
     # (3) Decode: feed token step - 1, sample token step; stop when all rows are done or at T.
@@ -266,12 +270,15 @@ def sample(
     key: jax.Array,
     num_samples: int,
     cfg: SamplingConfig,
+    uniforms_TxN: jax.Array | None = None,
 ) -> SampleOutput:
     """G = num_samples completions of each left-padded prompt (each needs >= 1 real token).
 
-    Pure and traceable: no jit inside, no host logic, the key is the only randomness.
+    Pure and traceable: no jit inside, no host logic, the key (or `uniforms_TxN`) the only
+    randomness.
     """
-    state = decode(graphdef, params, prompt_BxP, prompt_valid_BxP, key, num_samples, cfg)
+    args = (graphdef, params, prompt_BxP, prompt_valid_BxP, key, num_samples, cfg)
+    state = decode(*args, uniforms_TxN=uniforms_TxN)
     t = state.tokens_NxT.shape[1]
     return SampleOutput(
         tokens_NxT=state.tokens_NxT,

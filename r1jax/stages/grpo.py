@@ -156,7 +156,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         shape = tuple(config.rl.sampler_mesh)
         sm = sampler_mesh.make(shape, mesh, rules, pshard, s.prompts_per_step)
     with jax.set_mesh(mesh):
-        fns = rollout.build(graphdef, tx, scfg, ucfg, reward_fns, vt, sshard, batch_sh, fused, sm)
+        fns = rollout.build(
+            graphdef, tx, scfg, ucfg, reward_fns, vt, sshard, batch_sh, fused, sm,
+            config.rl.get("sampler_threads", 1),
+        )  # fmt: skip
     ctx = step_lib.StepContext(
         fns, fused, reward_fns, tok, mesh, rules, ucfg.group_size, config.rl.length_bucket,
         mix.routing if mix else None,

@@ -121,6 +121,29 @@ def validate(
                 "fused='auto' or 'off' (the split step), or leave rl.sampler_mesh empty."
             )
         sampler_mesh.make(tuple(r.sampler_mesh), mesh, rules, {}, r.prompts_per_step)
+    _check_sampler_threads(r, mesh, rules)
+
+
+def _check_sampler_threads(r: ml_collections.ConfigDict, mesh: Any, rules: Any) -> None:
+    """rl.sampler_threads K: the split step on the training mesh, the prompts in K equal parts."""
+    k = r.get("sampler_threads", 1)
+    if not isinstance(k, int) or k < 1:
+        raise config_check.ConfigError(f"config.rl.sampler_threads={k!r} must be an int >= 1.")
+    if k == 1:
+        return
+    if r.fused == "on" or r.sampler_mesh or jax.process_count() > 1:
+        raise config_check.ConfigError(
+            f"config.rl.sampler_threads={k} runs the split step's sampler in threads of one "
+            "process on the training mesh: set rl.fused='auto' or 'off', leave rl.sampler_mesh "
+            "empty and run one process, or set rl.sampler_threads=1."
+        )
+    dp = sharding.data_parallel_size(mesh, rules)
+    if r.prompts_per_step % k or (r.prompts_per_step // k) % dp:
+        raise config_check.ConfigError(
+            f"config.rl.prompts_per_step={r.prompts_per_step} does not split into "
+            f"rl.sampler_threads={k} parts of a multiple of the mesh's {dp} data-parallel rows; "
+            "pick a divisor."
+        )
 
 
 def loss_options(config: ml_collections.ConfigDict) -> grpo_loss.LossOptions:
@@ -200,7 +223,7 @@ def use_fused(
     tags_single = tok is None or all(tok.tag_id(t) is not None for t in R1_TAGS)
     problems = [p for p in (f.fuse_problem(tok) for f in reward_fns) if p]
     jittable = not problems and not config.rl.dynamic_sampling
-    if config.rl.sampler_mesh:  # its own devices: a program of its own (the split step)
+    if config.rl.sampler_mesh or config.rl.get("sampler_threads", 1) > 1:  # the split step
         return False
     if config.rl.fused == "on" and not tags_single:
         raise config_check.ConfigError(

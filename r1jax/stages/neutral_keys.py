@@ -25,6 +25,8 @@ NEUTRAL: dict[str, dict[str, Any]] = {
     },
     # 2026-12-05 (evening): one task's own prompt count and sampling (empty: every task the stage's)
     "rejection_sampling": {"per_task": {}},
+    # 2026-12-05 (night): the sampler in threads (1: one call, as before)
+    "grpo": {"rl.sampler_threads": 1},
 }
 
 
