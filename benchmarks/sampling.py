@@ -1,6 +1,6 @@
 """Sampler throughput on the shared tiny config; prints one JSON object.
 
-    python benchmarks/sampling.py [--rounds 3] [--reps 5] [--hf] [--skip-naive]
+    python benchmarks/sampling.py [--rounds 3] [--reps 5] [--hf] [--skip-naive] [--sampler-threads 2]
 
 Model: vocab 512, d_model 256, 4 layers, 4 heads, 2 kv heads, mlp 688, qkv bias, untied, float32.
 Work: 8 prompts of 7 tokens x G = 8 samples, 64 new tokens, temperature 1.0, no EOS (every row
@@ -21,6 +21,9 @@ block_until_ready), so all variants see the same machine load; values are median
   `sampling_decode.decode_step` (the fallback path);
 - `naive_*`: sampling without a KV cache (full forward over the [N, P + T] buffer every step, one
   jitted fori_loop);
+- `sample_one_call_s` / `sample_threads_s` (with --sampler-threads K): `sampling.sample` in one
+  call, and as K parts of the prompts run at once from K host threads (`rl/sampler_threads.py`,
+  what `rl.sampler_threads=K` runs; the same tokens);
 - `hf_*` (with --hf, needs torch + transformers): PyTorch + Hugging Face `generate` on a random
   Qwen2 of the same shape, the peers' baseline.
 The 2-core machine is shared: compare the `speedup_*` ratios of one run, not absolute numbers
@@ -45,7 +48,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from r1jax.model import ModelConfig, api  # noqa: E402
 from r1jax.parallel import sharding
-from r1jax.rl import sampler_mesh  # noqa: E402
+from r1jax.rl import sampler_mesh, sampler_threads  # noqa: E402
 from r1jax.sampling import sample as sample_mod  # noqa: E402
 from r1jax.sampling.filters import choose_tokens, draw_uniforms  # noqa: E402
 from r1jax.sampling.sample import SamplingConfig, decode  # noqa: E402
@@ -155,6 +158,13 @@ def main() -> None:
         "--hf", action="store_true", help="also time PyTorch + HF generate (needs torch)"
     )
     ap.add_argument(
+        "--sampler-threads",
+        type=int,
+        default=0,
+        help="K > 1: also time `sample` in one call and as K parts from K host threads "
+        "(rl.sampler_threads, rl/sampler_threads.py)",
+    )
+    ap.add_argument(
         "--sampler-devices",
         type=int,
         default=0,
@@ -198,6 +208,14 @@ def main() -> None:
         sm = sampler_mesh.make(shape, mesh, sharding.DEFAULT_RULES, pshard, B)
         p_m, x_m, v_m, k_m = sm.to_sampler(params, prompt_BxP, valid_BxP, key)
         fns["generate_mesh"] = lambda: run(graphdef, p_m, x_m, v_m, k_m, G, cfg, True).tokens_NxT
+    if args.sampler_threads > 1:  # what rl.sampler_threads=K runs (the split step's sampler)
+        whole = jax.jit(sample_mod.sample, static_argnums=(0, 5, 6))
+        part = jax.jit(lambda p, x, v, k, u: sample_mod.sample(graphdef, p, x, v, k, G, cfg, u))
+        threaded = sampler_threads.ThreadedSampler(
+            part, whole, args.sampler_threads, G, t, cfg.greedy, mesh
+        )
+        fns["sample_one_call"] = lambda: whole(graphdef, params, prompt_BxP, valid_BxP, key, G, cfg)
+        fns["sample_threads"] = lambda: threaded(params, prompt_BxP, valid_BxP, key)
     if not args.skip_naive:
         naive_fn = jax.jit(naive_sample, static_argnums=(0, 4, 5))
         fns["naive"] = lambda: naive_fn(graphdef, params, prompt_BxP, key, G, cfg)
@@ -205,7 +223,7 @@ def main() -> None:
         fns["hf_generate"] = hf_generate_fn(os.cpu_count() or 1)
     timed = ("prefill", "generate", "generate_unfused", "generate_one_piece", "generic_cached")
     timed += ("generate_pieces", "hf_generate")
-    timed += ("generate_mesh",)
+    timed += ("generate_mesh", "sample_one_call", "sample_threads")
     reps = {k: args.reps for k in timed}
     got = measure(fns, args.rounds, reps)
     med = {k: statistics.median(w) for k, (w, _, _) in got.items()}
@@ -247,6 +265,13 @@ def main() -> None:
         res["speedup_mesh_vs_one_device"] = med["generate"] / med["generate_mesh"]
         if "hf_generate" in med:
             res["speedup_mesh_vs_hf_generate"] = med["hf_generate"] / med["generate_mesh"]
+    if "sample_threads" in med:
+        res["sampler_threads"] = args.sampler_threads
+        res["sample_one_call_s"] = med["sample_one_call"]
+        res["sample_threads_s"] = med["sample_threads"]
+        res["speedup_threads_vs_one_call"] = med["sample_one_call"] / med["sample_threads"]
+        if "hf_generate" in med:
+            res["speedup_threads_vs_hf_generate"] = med["hf_generate"] / med["sample_threads"]
     if "naive" in med:
         res["naive_s"] = med["naive"]
         res["naive_tok_s"] = n_tok / med["naive"]
