@@ -33,8 +33,8 @@ class ThreadedSampler:
     SampleOutput` (the key is used only when greedy, where no uniforms are drawn);
     `whole` the one-call jitted sampler, kept for `jitted` (the step takes the rollouts' abstract
     shapes from it: `jax.eval_shape`, nothing runs). `mesh` is entered on each thread (jax's mesh
-    context is per thread). The first call runs the parts one after another, so the part's program
-    compiles once, not once per thread.
+    context is per thread). The part's program compiles once before the threads start (a plain
+    jitted `part`: the first call runs the parts one after another instead).
     """
 
     def __init__(
@@ -75,9 +75,12 @@ class ThreadedSampler:
             cols = slice(i * rows * self.group, (i + 1) * rows * self.group)
             u_part = None if u_TxN is None else u_TxN[:, cols]
             parts.append((params, prompt_BxP[cut], valid_BxP[cut], key, u_part))
-        if self._warm:
+        compile_first = getattr(self.part, "ensure_compiled", None)  # host_memory.CompileFirst
+        if compile_first is not None:
+            compile_first(*parts[0])  # one compile for all parts, before the threads start
+        if self._warm or compile_first is not None:
             outs = list(self._pool.map(self._run, parts))
-        else:
+        else:  # a plain jitted part: its first call compiles, so run the parts in turn once
             outs = [self._run(p) for p in parts]
             self._warm = True
         return jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=0), *outs)

@@ -89,7 +89,10 @@ class CompileFirst:
         thread.start()
         return True
 
-    def __call__(self, *args: Any) -> Any:
+    def ensure_compiled(self, *args: Any) -> None:
+        """What a call does before running: compiles for `args`' signature unless done (waiting
+        for a background compile of it), then releases the freed heap. Lets callers that run
+        the function from several threads at once compile it once first."""
         key = _signature(args)
         if key not in self._seen:
             pending = self._pending.pop(key, None)
@@ -99,6 +102,9 @@ class CompileFirst:
                 self.jitted.lower(*args).compile()
             release_freed_heap()
             self._seen.add(key)
+
+    def __call__(self, *args: Any) -> Any:
+        self.ensure_compiled(*args)
         return self.jitted(*args)
 
     def __getattr__(self, name: str) -> Any:
