@@ -22,14 +22,19 @@ from r1jax.config_check import ConfigError
 from r1jax.parallel import sharding
 from r1jax.rl import sampler_mesh
 from r1jax.rl import step as step_lib
+from r1jax.rl.sampler_threads import ThreadedSampler
 
 B, P = 4, 6  # 4 prompts split over 2 sampler devices (the model, G and T: test_compile_count)
 RULES = sharding.DEFAULT_RULES
 
 
-def _run(sampler_shape: tuple | None, steps: int = 2) -> list:
+def run_steps(sampler_shape: tuple | None, steps: int = 2, threads: int = 1) -> list:
+    """(tokens, old log-probs, loss) of `steps` tiny split GRPO steps on one training device,
+    decoded on a sampler mesh of `sampler_shape`, or in `threads` threaded parts (shared with
+    tests/test_sampler_threads.py)."""
     mesh = sharding.make_mesh((1, 1, 1), jax.devices()[:1])
-    ctx, state = tiny_step(CFG, mesh, False, B, sampler_shape)
+    ctx, state = tiny_step(CFG, mesh, False, B, sampler_shape, threads)
+    assert isinstance(ctx.fns.sample, ThreadedSampler) == (threads > 1)
     sm = ctx.fns.sampler_mesh
     if sampler_shape is not None:
         assert sm.mesh.size == np.prod(sampler_shape) and sm.out.mesh == sm.mesh
@@ -54,12 +59,12 @@ def _run(sampler_shape: tuple | None, steps: int = 2) -> list:
 
 @pytest.fixture(scope="module")
 def one_mesh():
-    return _run(None)
+    return run_steps(None)
 
 
 @pytest.mark.parametrize("shape", [(2, 1, 1), (2, 1, 2)], ids=["data2", "data2_tensor2"])
 def test_sampler_mesh_gives_the_one_mesh_rollouts_and_update(one_mesh, shape):
-    for (tok_a, logp_a, loss_a), (tok_b, logp_b, loss_b) in zip(one_mesh, _run(shape)):
+    for (tok_a, logp_a, loss_a), (tok_b, logp_b, loss_b) in zip(one_mesh, run_steps(shape)):
         np.testing.assert_array_equal(tok_b, tok_a)
         np.testing.assert_allclose(logp_b, logp_a, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(loss_b, loss_a, rtol=1e-5, atol=1e-7)

@@ -8,47 +8,28 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from test_compile_count import CFG, G, P, tiny_step
+from test_compile_count import CFG, G, P
+from test_sampler_mesh import B, run_steps
 
 from r1jax import config_base
 from r1jax.config_check import ConfigError
 from r1jax.model import api
 from r1jax.parallel import sharding
-from r1jax.rl import step as step_lib
 from r1jax.rl.sampler_threads import ThreadedSampler
 from r1jax.sampling import sample as sampling
 from r1jax.stages import grpo_config
 
-B = 4  # prompts per step: 2 per thread with 2 threads, 1 with 4
-
-
-def _run(threads: int, steps: int = 2) -> list:
-    mesh = sharding.make_mesh((1, 1, 1), jax.devices()[:1])
-    ctx, state = tiny_step(CFG, mesh, False, B, sampler_threads=threads)
-    assert isinstance(ctx.fns.sample, ThreadedSampler) == (threads > 1)
-    rng = np.random.default_rng(0)
-    results = []
-    for step in range(steps):
-        ids = rng.integers(6, 64, (B, P)).astype(np.int32)
-        valid = np.arange(P)[None, :] >= rng.integers(0, P - 1, (B, 1))
-        prompts = step_lib.Prompts(jnp.asarray(ids), jnp.asarray(valid), [{}] * B)
-        res = step_lib.run(ctx, state, prompts, jax.random.key(step))
-        state = res.state
-        out = res.rollouts
-        results.append(
-            (np.asarray(out.tokens_NxT), np.asarray(out.batch["old_logp_NxT"]), res.metrics["loss"])
-        )
-    return results
-
 
 @pytest.fixture(scope="module")
 def one_call():
-    return _run(1)
+    return run_steps(None)
 
 
 @pytest.mark.parametrize("threads", [2, 4])
 def test_threads_give_the_one_call_rollouts_and_update(one_call, threads):
-    for (tok_a, logp_a, loss_a), (tok_b, logp_b, loss_b) in zip(one_call, _run(threads)):
+    for (tok_a, logp_a, loss_a), (tok_b, logp_b, loss_b) in zip(
+        one_call, run_steps(None, threads=threads)
+    ):
         np.testing.assert_array_equal(tok_b, tok_a)
         np.testing.assert_allclose(logp_b, logp_a, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(loss_b, loss_a, rtol=1e-5, atol=1e-7)
