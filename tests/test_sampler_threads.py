@@ -66,12 +66,16 @@ def test_greedy_parts_and_bad_splits():
         (dict(sampler_threads=2, fused="on"), "set rl.fused='auto' or 'off'"),
         (dict(sampler_threads=2, sampler_mesh=(2, 1, 1)), "leave rl.sampler_mesh"),
         (dict(sampler_threads=3), "prompts_per_step=8 does not split into rl.sampler_threads=3"),
+        (dict(sampler_threads=2, devices=2), "one-device training mesh; this one has 2 devices"),
     ],
 )
 def test_bad_sampler_threads_are_one_line(overrides, match):
+    overrides = dict(overrides)
+    devices = overrides.pop("devices", 1)
     rl = config_base.rl(**{"prompts_per_step": 8, "fused": "auto", **overrides})
-    mesh = sharding.make_mesh((1, 1, 1), jax.devices()[:1])
+    mesh = sharding.make_mesh((devices, 1, 1), jax.devices()[:devices])
     with pytest.raises(ConfigError, match=match):
-        grpo_config._check_sampler_threads(rl, mesh, sharding.DEFAULT_RULES)
+        grpo_config._check_sampler_threads(rl, mesh)
     rl.sampler_threads, rl.fused, rl.sampler_mesh = 2, "auto", ()
-    grpo_config._check_sampler_threads(rl, mesh, sharding.DEFAULT_RULES)  # 8 = 2 x 4: fine
+    one = sharding.make_mesh((1, 1, 1), jax.devices()[:1])
+    grpo_config._check_sampler_threads(rl, one)  # 8 = 2 x 4 on one device: fine

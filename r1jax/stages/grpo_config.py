@@ -121,11 +121,11 @@ def validate(
                 "fused='auto' or 'off' (the split step), or leave rl.sampler_mesh empty."
             )
         sampler_mesh.make(tuple(r.sampler_mesh), mesh, rules, {}, r.prompts_per_step)
-    _check_sampler_threads(r, mesh, rules)
+    _check_sampler_threads(r, mesh)
 
 
-def _check_sampler_threads(r: ml_collections.ConfigDict, mesh: Any, rules: Any) -> None:
-    """rl.sampler_threads K: the split step on the training mesh, the prompts in K equal parts."""
+def _check_sampler_threads(r: ml_collections.ConfigDict, mesh: Any) -> None:
+    """rl.sampler_threads K: the split step on a one-device mesh, the prompts in K equal parts."""
     k = r.get("sampler_threads", 1)
     if not isinstance(k, int) or k < 1:
         raise config_check.ConfigError(f"config.rl.sampler_threads={k!r} must be an int >= 1.")
@@ -137,12 +137,15 @@ def _check_sampler_threads(r: ml_collections.ConfigDict, mesh: Any, rules: Any) 
             "process on the training mesh: set rl.fused='auto' or 'off', leave rl.sampler_mesh "
             "empty and run one process, or set rl.sampler_threads=1."
         )
-    dp = sharding.data_parallel_size(mesh, rules)
-    if r.prompts_per_step % k or (r.prompts_per_step // k) % dp:
+    if mesh.size > 1:  # what it is for, and what is tested: a CPU host's one device
+        raise config_check.ConfigError(
+            f"config.rl.sampler_threads={k} runs on a one-device training mesh; this one has "
+            f"{mesh.size} devices: set mesh.shape=(1,1,1) or rl.sampler_threads=1."
+        )
+    if r.prompts_per_step % k:
         raise config_check.ConfigError(
             f"config.rl.prompts_per_step={r.prompts_per_step} does not split into "
-            f"rl.sampler_threads={k} parts of a multiple of the mesh's {dp} data-parallel rows; "
-            "pick a divisor."
+            f"rl.sampler_threads={k} equal parts; pick a divisor."
         )
 
 
