@@ -49,7 +49,7 @@ def test_greedy_parts_and_bad_splits():
     ids = jnp.asarray(np.random.default_rng(1).integers(6, 64, (B, P)), jnp.int32)
     valid = jnp.ones((B, P), bool)
     want = whole(params, ids, valid, jax.random.key(0))
-    for _ in range(2):  # the first call runs the parts in turn, the second on the threads
+    for _ in range(2):  # the first call compiles the part once; both run the parts on threads
         got = threaded(params, ids, valid, jax.random.key(0))
         np.testing.assert_array_equal(np.asarray(got.tokens_NxT), np.asarray(want.tokens_NxT))
         np.testing.assert_array_equal(np.asarray(got.lengths_N), np.asarray(want.lengths_N))

@@ -179,6 +179,6 @@ def build(
         part_jit = jax.jit(part_fn, in_shardings=part_in, out_shardings=sample_out)
         mesh = batch_sharding(2).mesh
         sample_step = sampler_threads_lib.ThreadedSampler(
-            wrap(part_jit), sample_jit, sampler_threads, g, scfg.max_new_tokens, scfg.greedy, mesh
+            part_jit, sample_jit, sampler_threads, g, scfg.max_new_tokens, scfg.greedy, mesh
         )
     return StepFns(sample_step, wrap(update_jit), fused_step, sampler_mesh)

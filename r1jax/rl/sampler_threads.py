@@ -24,6 +24,7 @@ import jax.numpy as jnp
 
 from r1jax.sampling.filters import draw_uniforms
 from r1jax.sampling.sample import SampleOutput
+from r1jax.train.host_memory import CompileFirst
 
 
 class ThreadedSampler:
@@ -33,8 +34,8 @@ class ThreadedSampler:
     SampleOutput` (the key is used only when greedy, where no uniforms are drawn);
     `whole` the one-call jitted sampler, kept for `jitted` (the step takes the rollouts' abstract
     shapes from it: `jax.eval_shape`, nothing runs). `mesh` is entered on each thread (jax's mesh
-    context is per thread). The part's program compiles once before the threads start (a plain
-    jitted `part`: the first call runs the parts one after another instead).
+    context is per thread). The part's program compiles once, before the threads start
+    (`host_memory.CompileFirst`), and the threads run the compiled function itself.
     """
 
     def __init__(
@@ -49,15 +50,15 @@ class ThreadedSampler:
     ):
         if threads < 2:
             raise ValueError(f"ThreadedSampler needs >= 2 threads, got {threads}")
-        self.part, self.jitted, self.threads = part, whole, threads
+        self.part = part if isinstance(part, CompileFirst) else CompileFirst(part)
+        self.jitted, self.threads = whole, threads
         self.group, self.new_tokens, self.greedy, self.mesh = group, new_tokens, greedy, mesh
         self._draw = jax.jit(draw_uniforms, static_argnums=(1, 2))
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="r1jax-sampler")
-        self._warm = False
 
     def _run(self, args: tuple) -> SampleOutput:
         with jax.set_mesh(self.mesh):
-            out = self.part(*args)
+            out = self.part.jitted(*args)  # compiled in __call__, before the threads start
             jax.block_until_ready(out.tokens_NxT)  # this thread executes it, not a later one
             return out
 
@@ -75,12 +76,6 @@ class ThreadedSampler:
             cols = slice(i * rows * self.group, (i + 1) * rows * self.group)
             u_part = None if u_TxN is None else u_TxN[:, cols]
             parts.append((params, prompt_BxP[cut], valid_BxP[cut], key, u_part))
-        compile_first = getattr(self.part, "ensure_compiled", None)  # host_memory.CompileFirst
-        if compile_first is not None:
-            compile_first(*parts[0])  # one compile for all parts, before the threads start
-        if self._warm or compile_first is not None:
-            outs = list(self._pool.map(self._run, parts))
-        else:  # a plain jitted part: its first call compiles, so run the parts in turn once
-            outs = [self._run(p) for p in parts]
-            self._warm = True
+        self.part.ensure_compiled(*parts[0])  # the parts share one signature: one compile
+        outs = list(self._pool.map(self._run, parts))
         return jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=0), *outs)
