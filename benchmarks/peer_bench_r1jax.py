@@ -42,6 +42,7 @@ from r1jax.rewards.registry import Reward  # noqa: E402
 from r1jax.rl import grpo_loss, rollout, sampler_mesh, train_step  # noqa: E402
 from r1jax.rl import step as step_lib  # noqa: E402
 from r1jax.sampling import sample as sampling  # noqa: E402
+from r1jax.sampling import threads as sampling_threads  # noqa: E402
 from r1jax.train import lm_step, optim  # noqa: E402
 
 ap = argparse.ArgumentParser()
@@ -71,9 +72,9 @@ ap.add_argument(
 ap.add_argument(
     "--sampler-threads",
     type=int,
-    default=1,
+    default=0,
     help="K > 1: sample K parts of the prompts at once from K host threads "
-    "(rl/sampler_threads.py; the same tokens)",
+    "(sampling/threads.py; the same tokens); 1: one call; 0: auto, as the GRPO stage (2 here)",
 )
 ap.add_argument(
     "--cache-pieces",
@@ -163,10 +164,12 @@ def main():
     if args.sampler_data:
         shape = (args.sampler_data, 1, 1)
         sm = sampler_mesh.make(shape, mesh, rules, pshard, C.PROMPTS_PER_STEP)
+    threads = 1
+    if not args.fused and sm is None:  # as the GRPO stage picks it (stages/grpo.py)
+        threads = sampling_threads.resolve(args.sampler_threads, C.PROMPTS_PER_STEP, mesh)
     with jax.set_mesh(mesh):
         fns = rollout.build(
-            graphdef, tx, scfg, ucfg, [reward], None, sshard, batch_sh, args.fused, sm,
-            args.sampler_threads,
+            graphdef, tx, scfg, ucfg, [reward], None, sshard, batch_sh, args.fused, sm, threads
         )  # fmt: skip
     tok = PeerTokenizer()
     ctx = step_lib.StepContext(
@@ -204,7 +207,7 @@ def main():
             scan_layers=bool(args.scan_layers),
             grad_accum=args.grad_accum,
             sampler_devices=args.sampler_data or 1,
-            sampler_threads=args.sampler_threads,
+            sampler_threads=threads,
             cache_pieces=sampling.num_pieces(scfg),
             peak_rss_mib_before_and_after_each_step=rss,
         ),

@@ -48,8 +48,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from r1jax.model import ModelConfig, api  # noqa: E402
 from r1jax.parallel import sharding
-from r1jax.rl import sampler_mesh, sampler_threads  # noqa: E402
+from r1jax.rl import sampler_mesh  # noqa: E402
 from r1jax.sampling import sample as sample_mod  # noqa: E402
+from r1jax.sampling import threads as sampling_threads  # noqa: E402
 from r1jax.sampling.filters import choose_tokens, draw_uniforms  # noqa: E402
 from r1jax.sampling.sample import SamplingConfig, decode  # noqa: E402
 from r1jax.train import heap_policy  # noqa: E402
@@ -211,7 +212,7 @@ def main() -> None:
     if args.sampler_threads > 1:  # what rl.sampler_threads=K runs (the split step's sampler)
         whole = jax.jit(sample_mod.sample, static_argnums=(0, 5, 6))
         part = jax.jit(lambda p, x, v, k, u: sample_mod.sample(graphdef, p, x, v, k, G, cfg, u))
-        threaded = sampler_threads.ThreadedSampler(
+        threaded = sampling_threads.ThreadedSampler(
             part, whole, args.sampler_threads, G, t, cfg.greedy, mesh
         )
         fns["sample_one_call"] = lambda: whole(graphdef, params, prompt_BxP, valid_BxP, key, G, cfg)

@@ -170,11 +170,11 @@ def rl(**overrides: Any) -> ml_collections.ConfigDict:
             vocab_chunk=8192,  # log-probs of a larger vocabulary in chunks (no [N, T, V] logits)
             entropy=True,  # log the policy entropy (a diagnostic; costs a pass over the logits)
             # () samples on the training mesh; (data, fsdp, tensor) decodes on that many devices of
-            # their own (rl/sampler_mesh.py; the split step). On a CPU host: XLA_FLAGS=
-            # --xla_force_host_platform_device_count=<cores>, mesh.shape=(1,1,1), this (<cores>,1,1)
+            # their own (rl/sampler_mesh.py, the split step; on a CPU host with XLA_FLAGS=
+            # --xla_force_host_platform_device_count=<cores>, mesh.shape=(1,1,1), (<cores>,1,1))
             sampler_mesh=(),
-            # K > 1: the sampler as K parts run at once from K threads (rl/sampler_threads.py)
-            sampler_threads=1,
+            # K > 1: the sampler as K parts at once from K threads; 0: auto (rl/sampler_threads.py)
+            sampler_threads=0,
         )
     )
     c.update(overrides)

@@ -30,7 +30,7 @@ ALLOWED = {
     "stages": {"rl", "eval", "sampling", "rewards", "data", *LOW},
     "rl": {"sampling", "rewards", "data", *LOW},
     "eval": {"sampling", "rewards", "data", *LOW},
-    "sampling": {"model", "parallel"},
+    "sampling": {"model", "parallel", "train"},  # train.host_memory: compile before threads run
     "rewards": {"data", *LOW},
     "data": {"tokenizers", "text"},
     "train": {"model", "parallel"},

@@ -29,7 +29,7 @@ def _drop_neutral_keys(node) -> None:
             parent = node
             for p in parents:
                 parent = parent[p]
-            if parent.get(leaf) == neutral:
+            if leaf in parent and (neutral is neutral_keys.ANY or parent[leaf] == neutral):
                 parent.pop(leaf)
         for v in node.values():
             _drop_neutral_keys(v)
@@ -64,3 +64,18 @@ def test_neutral_keys_keep_the_fingerprints_and_other_values_invalidate_downstre
     changed = {n for n in old if new[n] != old[n]}
     assert "cold_start_data" in changed and "cold_start_sft" in changed
     assert "base" not in changed and "r1_zero" not in changed
+
+
+def test_a_key_neutral_at_any_value_stales_nothing_at_any_value():
+    """rl.sampler_threads schedules the same sampling (the same draws per row): finished GRPO
+    stages stay fresh whatever it is set to, its old explicit 1 and its auto default 0 alike."""
+    config = PIPELINE.get_config()
+    old = _fingerprints(config)
+    grpo = [n for n in config.order if config.stages[n].stage == "grpo"]
+    assert grpo and all(config.stages[n].rl.sampler_threads == 0 for n in grpo)
+    for k in (1, 2, 4):
+        for n in grpo:
+            config.stages[n].rl.sampler_threads = k
+        assert _fingerprints(config) == old, k
+    config.stages[grpo[0]].rl.beta = 0.5  # a key that changes what is computed still stales
+    assert _fingerprints(config)[grpo[0]] != old[grpo[0]]

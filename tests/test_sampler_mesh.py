@@ -22,7 +22,7 @@ from r1jax.config_check import ConfigError
 from r1jax.parallel import sharding
 from r1jax.rl import sampler_mesh
 from r1jax.rl import step as step_lib
-from r1jax.rl.sampler_threads import ThreadedSampler
+from r1jax.sampling.threads import ThreadedSampler
 
 B, P = 4, 6  # 4 prompts split over 2 sampler devices (the model, G and T: test_compile_count)
 RULES = sharding.DEFAULT_RULES

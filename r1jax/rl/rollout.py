@@ -24,9 +24,9 @@ from flax import nnx
 
 from r1jax.rewards.registry import Reward
 from r1jax.rewards.token_tables import VocabTables
-from r1jax.rl import sampler_threads as sampler_threads_lib
 from r1jax.rl import train_step
 from r1jax.sampling import sample as sampling
+from r1jax.sampling import threads as sampling_threads
 from r1jax.train import host_memory
 
 
@@ -131,7 +131,7 @@ def build(
     `sampler_mesh.SamplerMesh` the sampler is compiled for that mesh (`step.sample` moves its
     arguments there and its rollouts back); the fused step has one program, so not with it. With
     `sampler_threads` K > 1 the split step samples K parts of the prompts at once from K threads
-    (`sampler_threads.ThreadedSampler`: the same tokens, faster on a CPU host)."""
+    (`sampling.threads.ThreadedSampler`: the same tokens, faster on a CPU host)."""
     g = ucfg.group_size
     repl = batch_sharding(0)
     if sampler_mesh is not None and fused:
@@ -178,7 +178,7 @@ def build(
         part_in = (*sample_in, repl)  # the part's columns of the whole batch's uniforms
         part_jit = jax.jit(part_fn, in_shardings=part_in, out_shardings=sample_out)
         mesh = batch_sharding(2).mesh
-        sample_step = sampler_threads_lib.ThreadedSampler(
+        sample_step = sampling_threads.ThreadedSampler(
             part_jit, sample_jit, sampler_threads, g, scfg.max_new_tokens, scfg.greedy, mesh
         )
     return StepFns(sample_step, wrap(update_jit), fused_step, sampler_mesh)

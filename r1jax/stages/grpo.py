@@ -29,6 +29,7 @@ from r1jax.rewards.token_tables import build as build_tables
 from r1jax.rl import rollout, sampler_mesh, train_step
 from r1jax.rl import step as step_lib
 from r1jax.rl.dynamic import DynamicSampler
+from r1jax.sampling import threads as sampling_threads
 from r1jax.stages import (
     common,
     grpo_config,
@@ -155,10 +156,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     if config.rl.sampler_mesh:
         shape = tuple(config.rl.sampler_mesh)
         sm = sampler_mesh.make(shape, mesh, rules, pshard, s.prompts_per_step)
+    threads = 1
+    if not fused and sm is None:  # 0 (auto): 2 on a CPU host's one device, else 1
+        threads = sampling_threads.resolve(config.rl.sampler_threads, s.prompts_per_step, mesh)
     with jax.set_mesh(mesh):
         fns = rollout.build(
-            graphdef, tx, scfg, ucfg, reward_fns, vt, sshard, batch_sh, fused, sm,
-            config.rl.get("sampler_threads", 1),
+            graphdef, tx, scfg, ucfg, reward_fns, vt, sshard, batch_sh, fused, sm, threads
         )  # fmt: skip
     ctx = step_lib.StepContext(
         fns, fused, reward_fns, tok, mesh, rules, ucfg.group_size, config.rl.length_bucket,
@@ -180,7 +183,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     hooks = rm_watch.hooks(config, stage, mix, replay)  # None on the single-task path
     print(
         f"r1jax: GRPO on {config.task.name} from {source}: {mcfg.num_params() / 1e6:.2f}M params, "
-        f"{'fused' if fused else 'split'} step, mesh {dict(mesh.shape)}",
+        f"{'fused' if fused else 'split'} step"
+        f"{f' (sampler in {threads} threads)' if threads > 1 else ''}, mesh {dict(mesh.shape)}",
         flush=True,
     )
     state = loop.run(

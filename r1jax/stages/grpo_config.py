@@ -125,11 +125,14 @@ def validate(
 
 
 def _check_sampler_threads(r: ml_collections.ConfigDict, mesh: Any) -> None:
-    """rl.sampler_threads K: the split step on a one-device mesh, the prompts in K equal parts."""
+    """rl.sampler_threads K: the split step on a one-device mesh, the prompts in K equal parts
+    (0, auto, picks 1 wherever those do not hold: sampling/threads.py resolve)."""
     k = r.get("sampler_threads", 1)
-    if not isinstance(k, int) or k < 1:
-        raise config_check.ConfigError(f"config.rl.sampler_threads={k!r} must be an int >= 1.")
-    if k == 1:
+    if not isinstance(k, int) or k < 0:
+        raise config_check.ConfigError(
+            f"config.rl.sampler_threads={k!r} must be an int >= 1, or 0 (auto)."
+        )
+    if k <= 1:
         return
     if r.fused == "on" or r.sampler_mesh or jax.process_count() > 1:
         raise config_check.ConfigError(

@@ -7,12 +7,19 @@ are listed here, by stage runner, with that value: at it they are left out of th
 runs stay valid); at any other value they are hashed as usual, so setting one still invalidates
 exactly that stage and those that read it. A key belongs here only when its neutral value leaves
 the stage's output unchanged by construction (tests/test_cold_start_designed.py checks these).
+
+A key whose every value computes the same thing, only scheduled differently, is neutral at ANY
+value: the sampler's host threads give every row the draws of one call, so the tokens are the
+one call's and the log-probs agree to float32 rounding (tests/test_sampler_threads.py) - the
+rounding a different CPU gives too. Changing such a key, or its default, stales nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+
+ANY = object()  # neutral at every value: how the work is scheduled, not what it computes
 
 # stage runner -> {dotted key: the value at which the stage behaves as before the key existed}
 NEUTRAL: dict[str, dict[str, Any]] = {
@@ -25,8 +32,8 @@ NEUTRAL: dict[str, dict[str, Any]] = {
     },
     # 2026-12-05 (evening): one task's own prompt count and sampling (empty: every task the stage's)
     "rejection_sampling": {"per_task": {}},
-    # 2026-12-05 (night): the sampler in threads (1: one call, as before)
-    "grpo": {"rl.sampler_threads": 1},
+    # 2026-12-05 (night): the sampler in threads; 2026-12-06: auto (0) by default, so any value
+    "grpo": {"rl.sampler_threads": ANY},
 }
 
 
@@ -43,6 +50,6 @@ def hashed(config: Any) -> Any:
         node = out
         for p in parents:
             node = node.get(p) if isinstance(node.get(p), dict) else {}
-        if leaf in node and node[leaf] == neutral:
+        if leaf in node and (neutral is ANY or node[leaf] == neutral):
             del node[leaf]
     return out
