@@ -173,7 +173,7 @@ def rl(**overrides: Any) -> ml_collections.ConfigDict:
             # their own (rl/sampler_mesh.py, the split step; on a CPU host with XLA_FLAGS=
             # --xla_force_host_platform_device_count=<cores>, mesh.shape=(1,1,1), (<cores>,1,1))
             sampler_mesh=(),
-            # K > 1: the sampler as K parts at once from K threads; 0: auto (rl/sampler_threads.py)
+            # K > 1: the sampler as K parts at once from K threads; 0: auto (sampling/threads.py)
             sampler_threads=0,
         )
     )

@@ -31,7 +31,7 @@ from r1jax.sampling.sample import SampleOutput
 from r1jax.train.host_memory import CompileFirst
 
 # what `0` ("auto") means on a CPU host: the one count measured to pay (README, 2-core VMs: 2
-# threads 1.24-1.5x over one call, 4 threads 1.11x); more cores were never measured
+# threads 1.24-1.56x over one call, 4 threads 1.11x); more cores were never measured
 AUTO_THREADS = 2
 
 
