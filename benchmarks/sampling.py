@@ -22,7 +22,7 @@ block_until_ready), so all variants see the same machine load; values are median
 - `naive_*`: sampling without a KV cache (full forward over the [N, P + T] buffer every step, one
   jitted fori_loop);
 - `sample_one_call_s` / `sample_threads_s` (with --sampler-threads K): `sampling.sample` in one
-  call, and as K parts of the prompts run at once from K host threads (`rl/sampler_threads.py`,
+  call, and as K parts of the prompts run at once from K host threads (`sampling/threads.py`,
   what `rl.sampler_threads=K` runs; the same tokens);
 - `hf_*` (with --hf, needs torch + transformers): PyTorch + Hugging Face `generate` on a random
   Qwen2 of the same shape, the peers' baseline.
@@ -163,7 +163,7 @@ def main() -> None:
         type=int,
         default=0,
         help="K > 1: also time `sample` in one call and as K parts from K host threads "
-        "(rl.sampler_threads, rl/sampler_threads.py)",
+        "(rl.sampler_threads, sampling/threads.py)",
     )
     ap.add_argument(
         "--sampler-devices",

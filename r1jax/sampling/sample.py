@@ -189,7 +189,7 @@ def decode(
     model's own cached call, which is the slower but always-correct fallback. `fuse` runs that
     step with `decode.fuse_weights` (None: unless the weights are split over a tensor axis).
     `uniforms_TxN` replaces the draws from `key` (a part of the rows draws its columns of the
-    whole batch's `draw_uniforms`: `rl/sampler_threads.py`).
+    whole batch's `draw_uniforms`: `sampling/threads.py`).
     """
     b, p = prompt_BxP.shape
     g, t = num_samples, cfg.max_new_tokens

@@ -47,7 +47,7 @@ class Sampler:
         self.mesh = mesh
         self.rules = tuple(rules)
         self.param_shardings = param_shardings
-        self.threads = threads_lib.resolve(threads, threads_lib.AUTO_THREADS, mesh)
+        self.threads = threads_lib.resolve(threads, None, mesh)  # batches split in __call__
         self.num_compilations = 0  # incremented at trace time: one trace per compiled program
         self._fns: dict[tuple[int, SamplingConfig], Any] = {}
 

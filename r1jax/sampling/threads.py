@@ -35,16 +35,17 @@ from r1jax.train.host_memory import CompileFirst
 AUTO_THREADS = 2
 
 
-def resolve(requested: int, prompts: int, mesh: jax.sharding.Mesh) -> int:
+def resolve(requested: int, prompts: int | None, mesh: jax.sharding.Mesh) -> int:
     """The thread count to run: `requested` when it is > 0; for 0 ("auto") AUTO_THREADS on a CPU
-    host's one device in one process with that many cores, when the prompts split evenly, else 1
-    (an accelerator's sampler is not limited by per-op synchronisation on a few cores)."""
+    host's one device in one process with that many cores, when the prompts split evenly (None:
+    a caller that checks each batch itself), else 1 (an accelerator's sampler is not limited by
+    per-op synchronisation on a few cores)."""
     if requested > 0:
         return requested
     one_device = jax.process_count() == 1 and mesh.size == 1
     cpu_host = one_device and mesh.devices.flat[0].platform == "cpu"
     k = AUTO_THREADS
-    if not cpu_host or _cores() < k or prompts % k:
+    if not cpu_host or _cores() < k or (prompts is not None and prompts % k):
         return 1
     return k
 
